@@ -1,0 +1,1 @@
+//! Status LEDs behind a small trait (placeholder until its issue lands).

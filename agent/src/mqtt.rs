@@ -1,0 +1,1 @@
+//! The MQTT link: birth/Last Will, reconnect with backoff, store-and-forward (placeholder until its issue lands).

@@ -1,0 +1,11 @@
+//! rackpong's controller: plays chaos monkey on a rack (local stand-in or
+//! k3s), measures detection and recovery to the millisecond from watch events
+//! and MQTT messages, and writes journals and reports. `main.rs` only parses
+//! flags and calls [`cli::run`].
+
+pub mod cli;
+pub mod cluster;
+pub mod journal;
+
+/// The controller's version, recorded in every run.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
