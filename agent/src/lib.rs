@@ -3,6 +3,8 @@
 //! node-chaos commands when enabled); `worker` is the ping-pong pod that
 //! catches and forwards balls. `main.rs` only parses flags and calls [`run`].
 
+#[cfg(feature = "broker")]
+pub mod broker;
 pub mod chaos;
 pub mod cli;
 pub mod health;

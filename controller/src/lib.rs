@@ -5,7 +5,17 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod dashboard;
+pub mod demo;
+pub mod engine;
+pub mod factory;
 pub mod journal;
+pub mod nodecmd;
+pub mod operator;
+pub mod plan;
+pub mod report;
+pub mod safety;
+pub mod timing;
 
 /// The controller's version, recorded in every run.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -3,6 +3,9 @@
 //! through it. Events carry the monotonic instant at which the backend
 //! observed them (watch event or process exit), never a polling loop's time.
 
+pub mod k3s;
+pub mod local;
+
 use std::future::Future;
 use std::time::Duration;
 

@@ -1,0 +1,1 @@
+//! (local rack: placeholder until its issue lands)

@@ -1,0 +1,1 @@
+//! (dashboard: placeholder until its issue lands)

@@ -1,0 +1,1 @@
+//! (factory: placeholder until its issue lands)

@@ -1,0 +1,1 @@
+//! (signed node commands sent over MQTT: placeholder until its issue lands)

@@ -1,0 +1,1 @@
+//! (operator: placeholder until its issue lands)

@@ -1,0 +1,1 @@
+//! (safety: placeholder until its issue lands)

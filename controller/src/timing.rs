@@ -1,0 +1,1 @@
+//! (timing: placeholder until its issue lands)
