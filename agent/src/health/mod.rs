@@ -90,7 +90,7 @@ impl Sampler {
         s.refresh_cpu_usage();
         s.refresh_memory();
         let cpu = s.global_cpu_usage();
-        let cpu = (cpu.is_finite() && s.cpus().len() > 0).then_some(cpu.clamp(0.0, 100.0));
+        let cpu = (cpu.is_finite() && !s.cpus().is_empty()).then_some(cpu.clamp(0.0, 100.0));
         let usage = |used, total| {
             (total > 0).then_some(Usage {
                 used_bytes: used,
