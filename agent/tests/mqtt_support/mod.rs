@@ -195,3 +195,5 @@ impl Proxy {
             .unwrap();
     }
 }
+
+pub mod agent;
