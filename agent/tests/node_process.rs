@@ -354,4 +354,16 @@ async fn bad_flags_exit_non_zero_with_one_clear_line() {
             "{args:?}: first line {first:?} of {stderr}"
         );
     }
+    // The password comes from the environment, and needs a username.
+    let out = tokio::process::Command::new(BIN)
+        .args(["node", "--broker", "mqtt://127.0.0.1:1"])
+        .env("RACKPONG_MQTT_PASSWORD", "pw")
+        .env_remove("RACKPONG_MQTT_USERNAME")
+        .output();
+    let out = tokio::time::timeout(WAIT, out)
+        .await
+        .expect("exits at once")
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs --mqtt-username"));
 }
