@@ -28,6 +28,11 @@ pub use listener::{AckSink, ChaosHandle, ChaosStats, spawn_with};
 pub use runner::{DryRunRunner, Recorded, RecordingRunner, Runner, Step, SystemRunner};
 pub use secret::{Secret, SecretError};
 
+use tokio_util::sync::CancellationToken;
+
+use crate::mqtt::MqttLink;
+use crate::proto::Topics;
+
 /// Why chaos could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ChaosError {
@@ -118,6 +123,39 @@ impl ChaosArgs {
         };
         Ok(Some(ChaosSetup { config, runner }))
     }
+}
+
+impl AckSink for MqttLink {
+    fn publish_ack(&self, topic: String, payload: Vec<u8>) {
+        // Through the store-and-forward queue: an ack raced by a net-drop
+        // still arrives once the link is back.
+        self.publish(topic, payload, false);
+    }
+}
+
+/// Starts the chaos listener of `node` on the node role's MQTT link:
+/// subscribes to `nodes/<node>/cmd` (re-subscribed after every reconnect) and
+/// acks on `nodes/<node>/cmd/ack`. Call it only when [`ChaosArgs::build`]
+/// returned a setup; on `cancel` it restores any fault in force, then ends
+/// (await the handle's task before shutting the link down).
+pub fn spawn(
+    link: &MqttLink,
+    topics: &Topics,
+    node: &str,
+    setup: ChaosSetup,
+    cancel: CancellationToken,
+) -> ChaosHandle {
+    let commands = link.subscribe(topics.node_cmd(node));
+    let acks = Arc::new(link.clone());
+    spawn_with(
+        commands,
+        acks,
+        topics,
+        node,
+        setup.config,
+        setup.runner,
+        cancel,
+    )
 }
 
 /// The listener's configuration.
