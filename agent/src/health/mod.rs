@@ -23,6 +23,7 @@ pub struct Sampler {
     disks: Option<Disks>,
     networks: Option<Networks>,
     last_net: Instant,
+    last_cpu: Instant,
     next_seq: u64,
 }
 
@@ -55,6 +56,7 @@ impl Sampler {
             disks,
             networks,
             last_net: Instant::now(),
+            last_cpu: Instant::now(),
             next_seq: 0,
         }
     }
@@ -87,10 +89,16 @@ impl Sampler {
         let Some(s) = self.system.as_mut() else {
             return (None, None, None);
         };
-        s.refresh_cpu_usage();
+        // CPU % compares two readings; too close together it is noise.
+        let cpu = if self.last_cpu.elapsed() >= sysinfo::MINIMUM_CPU_UPDATE_INTERVAL {
+            s.refresh_cpu_usage();
+            self.last_cpu = Instant::now();
+            let cpu = s.global_cpu_usage();
+            (cpu.is_finite() && !s.cpus().is_empty()).then_some(cpu.clamp(0.0, 100.0))
+        } else {
+            None
+        };
         s.refresh_memory();
-        let cpu = s.global_cpu_usage();
-        let cpu = (cpu.is_finite() && !s.cpus().is_empty()).then_some(cpu.clamp(0.0, 100.0));
         let usage = |used, total| {
             (total > 0).then_some(Usage {
                 used_bytes: used,

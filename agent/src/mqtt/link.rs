@@ -45,6 +45,8 @@ pub struct LinkCounters {
     pub connection_failures: u64,
     /// Incoming messages dropped because a subscriber's queue was full.
     pub inbound_dropped: u64,
+    /// Messages the broker acknowledged (birth and `offline` not included).
+    pub published: u64,
 }
 
 struct Inner {
@@ -59,6 +61,7 @@ struct Inner {
     connects: AtomicU64,
     failures: AtomicU64,
     inbound_dropped: AtomicU64,
+    published: AtomicU64,
 }
 
 struct State {
@@ -93,6 +96,7 @@ impl MqttLink {
             connects: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             inbound_dropped: AtomicU64::new(0),
+            published: AtomicU64::new(0),
         });
         let handle = tokio::spawn(run(inner.clone()));
         *lock(&inner.task) = Some(handle);
@@ -160,6 +164,7 @@ impl MqttLink {
             connects: self.inner.connects.load(Ordering::Relaxed),
             connection_failures: self.inner.failures.load(Ordering::Relaxed),
             inbound_dropped: self.inner.inbound_dropped.load(Ordering::Relaxed),
+            published: self.inner.published.load(Ordering::Relaxed),
         }
     }
 
@@ -286,11 +291,15 @@ impl Inner {
 
     fn on_puback(&self) {
         let mut st = lock(&self.state);
-        if let Some(e) = st.outbox.acked()
-            && e.topic == self.cfg.status_topic
-            && e.payload == STATUS_OFFLINE.as_bytes()
-        {
-            st.offline_acked = true;
+        match st.outbox.acked() {
+            Some(e) if e.session_only => {
+                // The birth or the shutdown's `offline`.
+                st.offline_acked |= e.payload == STATUS_OFFLINE.as_bytes();
+            }
+            Some(_) => {
+                self.published.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {}
         }
         fill(&mut st);
         drop(st);
