@@ -158,6 +158,17 @@ pub fn spawn(
     )
 }
 
+/// The chaos listener as an extra task of the node role (`None` when chaos
+/// is disabled: then nothing subscribes to the command topic).
+pub fn node_task(args: &ChaosArgs) -> Result<Option<crate::node::NodeTask>, ChaosError> {
+    let Some(setup) = args.build()? else {
+        return Ok(None);
+    };
+    Ok(Some(Box::new(move |ctx: crate::node::NodeContext| {
+        spawn(&ctx.link, &ctx.topics, &ctx.node, setup, ctx.cancel).task
+    })))
+}
+
 /// The listener's configuration.
 #[derive(Debug, Clone)]
 pub struct ChaosConfig {
