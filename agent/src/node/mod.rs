@@ -71,6 +71,9 @@ pub struct NodeArgs {
     /// Once the HTTP server is bound, write its address `ip:port` to this file (atomically).
     #[arg(long, env = "RACKPONG_ANNOUNCE_FILE")]
     pub announce_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub chaos: crate::chaos::ChaosArgs,
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
@@ -100,6 +103,8 @@ pub enum NodeError {
     },
     #[error("HTTP server: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Chaos(#[from] crate::chaos::ChaosError),
 }
 
 /// What an extra node task (e.g. the chaos command handler) gets.
@@ -118,7 +123,9 @@ pub type NodeTask = Box<dyn FnOnce(NodeContext) -> JoinHandle<()> + Send>;
 
 /// Runs the `node` role until `cancel` fires.
 pub async fn run(args: NodeArgs, cancel: CancellationToken) -> Result<(), NodeError> {
-    run_with(args, cancel, Vec::new()).await
+    // Built before connecting, so a bad chaos secret file stops the agent at once.
+    let tasks = crate::chaos::node_task(&args.chaos)?.into_iter().collect();
+    run_with(args, cancel, tasks).await
 }
 
 /// Runs the `node` role with extra tasks sharing its MQTT link.
