@@ -182,8 +182,10 @@ impl MqttLink {
         self.publish(self.status_topic.clone(), STATUS_OFFLINE, true);
         let sent = self.sent.load(Ordering::Relaxed);
         let mut acked = self.acked.clone();
-        let flushed = tokio::time::timeout(timeout, acked.wait_for(|n| *n >= sent)).await;
-        if flushed.is_err() {
+        let timed_out = tokio::time::timeout(timeout, acked.wait_for(|n| *n >= sent))
+            .await
+            .is_err();
+        if timed_out {
             tracing::warn!(?timeout, "MQTT flush timed out at shutdown");
         }
         let _ = self.client.disconnect().await;
