@@ -62,7 +62,7 @@ pub struct WorkerArgs {
     #[arg(long, env = "RACKPONG_FORWARD_ATTEMPTS", default_value_t = 3)]
     pub forward_attempts: u32,
     /// Time limit of one forward attempt.
-    #[arg(long, env = "RACKPONG_FORWARD_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "RACKPONG_FORWARD_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub forward_timeout: Duration,
     /// Balls held at once; beyond it a ball is dropped as overloaded.
     #[arg(long, env = "RACKPONG_MAX_IN_FLIGHT", default_value_t = 10_000)]
@@ -204,8 +204,9 @@ impl Worker {
             },
             self_name: id.name.clone(),
             client: client.clone(),
-            probe_timeout: (args.peer_refresh / 2)
-                .clamp(Duration::from_millis(50), Duration::from_secs(1)),
+            probe_timeout: args
+                .peer_refresh
+                .clamp(Duration::from_millis(500), Duration::from_secs(2)),
         };
         let game = Arc::new(Game {
             id,

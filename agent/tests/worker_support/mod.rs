@@ -35,7 +35,7 @@ pub fn args(name: &str, broker: &EmbeddedBroker, rack: &str, peers_file: &Path) 
         max_hops: 256,
         max_body_bytes: 64 * 1024,
         forward_attempts: 3,
-        forward_timeout: Duration::from_secs(2),
+        forward_timeout: Duration::from_secs(10),
         max_in_flight: 10_000,
         announce_file: None,
         start_delay: Duration::ZERO,
