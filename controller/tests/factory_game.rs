@@ -22,7 +22,8 @@ fn config(prefix: &str, rate: f64, n: u64) -> FactoryConfig {
     FactoryConfig {
         rate_per_s: rate,
         ttl: 64,
-        timeout: Duration::from_secs(10),
+        // Generous: this asserts accounting, not speed, and CI shares 2 cores.
+        timeout: Duration::from_secs(60),
         window: Duration::from_secs(60),
         seed: 7,
         id_prefix: prefix.into(),
@@ -50,7 +51,7 @@ async fn thousand_balls_each_accounted_for_once() {
 
     let cancel = CancellationToken::new();
     let factory = BallFactory::start(
-        config("run1", 500.0, 1000),
+        config("run1", 400.0, 1000),
         targets,
         &link,
         &topics,
@@ -69,7 +70,7 @@ async fn thousand_balls_each_accounted_for_once() {
         }
         all
     });
-    tokio::time::timeout(Duration::from_secs(60), factory.settled())
+    tokio::time::timeout(Duration::from_secs(120), factory.settled())
         .await
         .expect("all balls settled");
     let all = tokio::time::timeout(WAIT, collect).await.unwrap().unwrap();

@@ -16,9 +16,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::ball::Limits;
-use super::link::MqttLink;
 use super::metrics::Metrics;
 use super::peers::PeerSet;
+use crate::mqtt::MqttLink;
 use crate::proto::{Ball, BallCaught, BallDropped, DropReason, Hop, PROTO_VERSION};
 
 /// Who this worker is.

@@ -7,7 +7,6 @@
 pub mod ball;
 pub mod game;
 pub mod http;
-pub mod link;
 pub mod metrics;
 pub mod peers;
 
@@ -20,9 +19,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::proto::Topics;
+use crate::mqtt::{MqttArgs, MqttError, MqttLink};
 use game::{Game, Identity};
-use link::{LinkConfig, MqttLink};
 use peers::{PeerSet, PeerSources, Refresher};
 
 /// Flags of the `worker` role.
@@ -77,23 +75,6 @@ pub struct WorkerArgs {
     pub mqtt: MqttArgs,
 }
 
-/// MQTT flags (interim, until the shared `mqtt::MqttArgs` lands).
-#[derive(Debug, Clone, clap::Args)]
-pub struct MqttArgs {
-    /// MQTT broker URL.
-    #[arg(long, env = "RACKPONG_BROKER", default_value = "mqtt://127.0.0.1:1883")]
-    pub broker: String,
-    /// Rack name: topics live under rackpong/<rack>/.
-    #[arg(long, env = "RACKPONG_RACK", default_value = "rack")]
-    pub rack: String,
-    /// MQTT keepalive (the Last Will fires after ~1.5x this).
-    #[arg(long, env = "RACKPONG_MQTT_KEEPALIVE", default_value = "5s", value_parser = humantime::parse_duration)]
-    pub mqtt_keepalive: Duration,
-    /// Bound of the MQTT publish queue (messages).
-    #[arg(long, env = "RACKPONG_MQTT_BUFFER", default_value_t = 10_000)]
-    pub mqtt_buffer: usize,
-}
-
 /// Why the `worker` role failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -109,8 +90,8 @@ pub enum WorkerError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error(transparent)]
-    Broker(#[from] link::BrokerUrlError),
+    #[error("MQTT: {0}")]
+    Mqtt(#[from] MqttError),
     #[error("HTTP client: {0}")]
     Client(#[from] reqwest::Error),
     #[error("HTTP server: {0}")]
@@ -171,16 +152,12 @@ impl Worker {
             .pool_max_idle_per_host(256)
             .connect_timeout(args.forward_timeout)
             .build()?;
-        let topics = Topics::new(&args.mqtt.rack);
-        let (host, port) = link::parse_broker(&args.mqtt.broker)?;
-        let link = MqttLink::start(LinkConfig {
-            host,
-            port,
-            client_id: format!("rackpong-worker-{}", id.name),
-            keepalive: args.mqtt.mqtt_keepalive,
-            status_topic: topics.worker_status(&id.name),
-            buffer_capacity: args.mqtt.mqtt_buffer,
-        });
+        let topics = args.mqtt.topics();
+        let link_cfg = args.mqtt.link_config(
+            &format!("rackpong-worker-{}", id.name),
+            topics.worker_status(&id.name),
+        )?;
+        let link = MqttLink::start(link_cfg);
         let listener =
             TcpListener::bind(args.listen)
                 .await
