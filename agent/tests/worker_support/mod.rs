@@ -100,9 +100,15 @@ pub fn write_peers(path: &Path, urls: &[&str]) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
+/// An HTTP client (installs the ring TLS provider reqwest needs).
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 /// Waits (bounded) until `GET /readyz` answers 200.
 pub async fn wait_ready(url: &str) {
-    let client = reqwest::Client::new();
+    let client = http();
     tokio::time::timeout(WAIT, async {
         loop {
             if let Ok(r) = client.get(format!("{url}/readyz")).send().await
