@@ -156,14 +156,14 @@ async fn graceful_shutdown_answers_for_every_ball_and_goes_offline() {
     assert_eq!(&next(&mut status).await.payload[..], b"online");
 
     // Many balls addressed to nobody keep bouncing; stop w1 in the middle.
-    let n = 200;
+    let n = 120;
     let client = reqwest::Client::new();
     let mut accepted = 0;
     for i in 0..n {
         let url = &rack[i % 3].url;
         let r = client
             .post(format!("{url}/v1/balls"))
-            .json(&ball(&format!("s{i}"), "nobody", 20))
+            .json(&ball(&format!("s{i}"), "nobody", 8))
             .send()
             .await;
         if r.is_ok_and(|r| r.status() == StatusCode::ACCEPTED) {
@@ -204,4 +204,31 @@ async fn graceful_shutdown_answers_for_every_ball_and_goes_offline() {
             .await
             .is_err()
     );
+}
+
+#[tokio::test]
+async fn peers_from_dns_and_a_static_list() {
+    let broker = broker();
+    let dir = tempdir();
+    let none = path(&dir, "absent-peers-file");
+    let w2 = spawn_worker(args("w2", &broker, "g4", &none)).await;
+    let w3 = spawn_worker(args("w3", &broker, "g4", &none)).await;
+    let mut a = args("w1", &broker, "g4", &none);
+    // The A record of localhost stands in for a headless Service.
+    a.peers_dns = Some(format!("localhost:{}", w2.addr.port()));
+    a.peers = vec![w3.url.clone()];
+    let w1 = spawn_worker(a).await;
+    wait_ready(&w1.url).await;
+    let peers: serde_json::Value = http()
+        .get(format!("{}/v1/peers", w1.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let live: Vec<String> = serde_json::from_value(peers["live"].clone()).unwrap();
+    let w2_v4 = format!("http://127.0.0.1:{}", w2.addr.port());
+    assert!(live.contains(&w2_v4), "{live:?}");
+    assert!(live.contains(&w3.url), "{live:?}");
 }
