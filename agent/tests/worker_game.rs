@@ -186,13 +186,14 @@ async fn graceful_shutdown_answers_for_every_ball_and_goes_offline() {
     assert!(seen.values().all(|&c| c == 1), "a ball ended twice");
     assert!(accepted > n / 2, "w2/w3 kept accepting: {accepted}");
     // w1 stopped cleanly and said so.
-    let w1 = tokio::time::timeout(WAIT, async { (&mut status).recv().await })
+    let w1 = tokio::time::timeout(WAIT, status.recv())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(&w1.payload[..], b"offline");
+    let w1_task = rack.into_iter().next().unwrap().task;
     assert!(
-        tokio::time::timeout(WAIT, &mut { rack }.remove(0).task)
+        tokio::time::timeout(WAIT, w1_task)
             .await
             .unwrap()
             .unwrap()
