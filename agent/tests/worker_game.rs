@@ -233,3 +233,21 @@ async fn peers_from_dns_and_a_static_list() {
     assert!(live.contains(&w2_v4), "{live:?}");
     assert!(live.contains(&w3.url), "{live:?}");
 }
+
+#[tokio::test]
+async fn beyond_the_in_flight_limit_balls_are_dropped_as_overloaded() {
+    let broker = broker();
+    let dir = tempdir();
+    let mut a = args("w1", &broker, "g5", &path(&dir, "peers"));
+    a.max_in_flight = 0;
+    let w = spawn_worker(a).await;
+    let (_s, mut rx) = subscriber(&broker, "g5", &["rackpong/g5/balls/#".into()]).await;
+    let mut rx = rx.remove(0);
+    throw(&w.url, &ball("heavy", "w2", 3)).await;
+    let d = next_dropped(&mut rx).await;
+    assert_eq!(
+        (d.ball.id.as_str(), d.reason),
+        ("heavy", DropReason::Overloaded)
+    );
+    assert_eq!(d.ball.hops.len(), 1);
+}

@@ -5,12 +5,18 @@
 //! (receipt to the next peer's `202` or the outcome queued for MQTT).
 //!
 //! `cargo bench -p rackpong-controller --bench worker_hops [-- RATE SECONDS WORKERS]`
+//!
+//! With `WORKER_BIN=/path/to/rackpong-agent` the workers are separate
+//! processes of that binary instead (to compare builds, e.g. the static musl
+//! binary's allocator against glibc's).
 
 #[path = "../../agent/tests/worker_support/mod.rs"]
 #[allow(dead_code, clippy::all)]
 mod worker_support;
 
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rackpong_agent::proto::Topics;
@@ -59,6 +65,71 @@ async fn buckets(urls: &[String]) -> BTreeMap<u64, f64> {
         }
     }
     out
+}
+
+/// `n` worker processes of `bin`, with a peers file listing all of them.
+async fn spawn_procs(
+    bin: &str,
+    n: usize,
+    broker: &str,
+    dir: &Path,
+) -> (Vec<tokio::process::Child>, Vec<WorkerEndpoint>) {
+    let mut children = Vec::new();
+    let mut endpoints = Vec::new();
+    for i in 1..=n {
+        let name = format!("w{i}");
+        let announce = dir.join(format!("{name}.addr"));
+        let child = tokio::process::Command::new(bin)
+            .args([
+                "worker",
+                "--name",
+                &name,
+                "--listen",
+                "127.0.0.1:0",
+                "--broker",
+                broker,
+            ])
+            .args([
+                "--rack",
+                "bench",
+                "--peer-refresh",
+                "1s",
+                "--mqtt-buffer",
+                "100000",
+            ])
+            .arg("--announce-file")
+            .arg(&announce)
+            .arg("--peers-file")
+            .arg(dir.join("peers"))
+            .env("RACKPONG_LOG", "warn")
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn worker");
+        let addr = tokio::time::timeout(WAIT, async {
+            loop {
+                if let Ok(s) = tokio::fs::read_to_string(&announce).await
+                    && s.ends_with('\n')
+                {
+                    return s.trim().to_string();
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("announce file");
+        children.push(child);
+        endpoints.push(WorkerEndpoint {
+            name,
+            url: Some(format!("http://{addr}")),
+        });
+    }
+    let urls: Vec<&str> = endpoints.iter().filter_map(|e| e.url.as_deref()).collect();
+    write_peers(&dir.join("peers"), &urls);
+    for u in &urls {
+        wait_ready(u).await;
+    }
+    (children, endpoints)
 }
 
 fn quantile(b: &BTreeMap<u64, f64>, q: f64) -> String {
@@ -130,7 +201,8 @@ fn main() {
                 .collect();
             let t = factory.totals();
             let level = factory.service_level();
-            println!("workers={n} rate={rate}/s balls={balls} elapsed={elapsed:.2}s");
+            let mode = std::env::var("WORKER_BIN").unwrap_or_else(|_| "in-process".into());
+            println!("workers={n} ({mode}) rate={rate}/s balls={balls} elapsed={elapsed:.2}s");
             println!(
                 "forwarded hops: {forwarded} ({:.0}/s); handled hops: {received} ({:.0}/s)",
                 forwarded / elapsed,
