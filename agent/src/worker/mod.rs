@@ -158,33 +158,12 @@ impl Worker {
             topics.worker_status(&id.name),
         )?;
         let link = MqttLink::start(link_cfg);
-        let listener =
-            TcpListener::bind(args.listen)
-                .await
-                .map_err(|source| WorkerError::Bind {
-                    addr: args.listen,
-                    source,
-                })?;
-        let local = listener.local_addr().map_err(|source| WorkerError::Bind {
-            addr: args.listen,
-            source,
-        })?;
+        let (listener, local) = listen(args.listen).await?;
         if let Some(path) = &args.announce_file {
             announce(path, local).await?;
         }
         tracing::info!(worker = %id.name, node = %id.node, addr = %local, "worker listening");
-        let refresher = Refresher {
-            sources: PeerSources {
-                static_urls: args.peers.clone(),
-                file: args.peers_file.clone(),
-                dns: args.peers_dns.clone(),
-            },
-            self_name: id.name.clone(),
-            client: client.clone(),
-            probe_timeout: args
-                .peer_refresh
-                .clamp(Duration::from_millis(500), Duration::from_secs(2)),
-        };
+        let refresher = refresher(&args, &id.name, client.clone());
         let game = Arc::new(Game {
             id,
             limits: ball::Limits {
@@ -239,6 +218,29 @@ impl Worker {
         tracing::info!(worker = %game.id.name, "in-flight balls settled, flushing MQTT");
         game.link.shutdown(Duration::from_secs(5)).await;
         served.map_err(WorkerError::Serve)
+    }
+}
+
+async fn listen(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), WorkerError> {
+    let err = |source| WorkerError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(err)?;
+    let local = listener.local_addr().map_err(err)?;
+    Ok((listener, local))
+}
+
+fn refresher(args: &WorkerArgs, self_name: &str, client: reqwest::Client) -> Refresher {
+    Refresher {
+        sources: PeerSources {
+            static_urls: args.peers.clone(),
+            file: args.peers_file.clone(),
+            dns: args.peers_dns.clone(),
+        },
+        self_name: self_name.to_string(),
+        client,
+        // A busy peer keeps its state on a slow probe; only a refusal removes it.
+        probe_timeout: args
+            .peer_refresh
+            .clamp(Duration::from_millis(500), Duration::from_secs(2)),
     }
 }
 
