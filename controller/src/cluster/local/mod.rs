@@ -1,0 +1,307 @@
+//! The local rack: the embedded default [`Cluster`], a **stand-in for k3s on
+//! a laptop**. It is not Kubernetes; it mimics the parts of it that recovery
+//! timing depends on, with real processes:
+//!
+//! - **Nodes**: node `i` is `node<i>` on its own loopback address `127.0.1.<i>`,
+//!   a process group led by the node agent (`EXE agent node ...`).
+//! - **Workers** (pods): `EXE agent worker ...` processes spawned into their
+//!   node's process group, kept at the desired count by a ReplicaSet-like
+//!   reconcile task ([`reconcile`]) that spreads them over Ready nodes and
+//!   names them `worker-<n>`. Their `/readyz` is probed every `probe_period`
+//!   ([`probe`]). They find each other through a peers file rewritten
+//!   atomically whenever the set of live workers changes.
+//! - **Node health** ([`monitor`]): a node is Ready from its first MQTT life
+//!   sign (health sample or `online` status) and NotReady once `node_grace`
+//!   passes without one; its workers are then evicted and replaced elsewhere
+//!   (k3s's node controller with zero toleration).
+//! - **Faults** ([`faults`]): SIGTERM/SIGKILL a worker; SIGKILL a node's whole
+//!   process group (`stop-k3s`, `reboot`, `power-relay`), SIGSTOP it
+//!   (`net-drop`), or cordon and drain it; each comes back after `down_for`
+//!   (agent restarted, SIGCONT, uncordon) or at once on `node_up`.
+//!
+//! Every [`ClusterEvent`] carries the instant it was observed: a process
+//! spawn or its exit seen through `wait`, an MQTT message's arrival, a probe
+//! answer. Children die with the controller: SIGKILL on drop, on
+//! [`LocalRack::shutdown`], and through `PR_SET_PDEATHSIG` if the controller
+//! itself is killed. See `docs/local-rack.md`.
+
+mod config;
+mod faults;
+mod inner;
+mod monitor;
+mod peers;
+mod probe;
+mod process;
+mod reconcile;
+mod state;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use tokio::sync::{Notify, broadcast, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+pub use config::{LocalRackConfig, LocalRackError};
+pub use state::WorkerAddr;
+
+use super::{
+    Cluster, ClusterError, ClusterEvent, ClusterEventKind, KillMode, NodeFault, NodeInfo,
+    WorkerInfo,
+};
+use crate::journal::event::Detection;
+use inner::Inner;
+use state::{NodeState, RackState};
+
+/// Capacity of the event channel; a receiver lagging further loses the oldest.
+const EVENT_CAPACITY: usize = 4096;
+
+/// A running local rack. Dropping it SIGKILLs every process it started;
+/// [`LocalRack::shutdown`] stops them gracefully first.
+pub struct LocalRack {
+    inner: Arc<Inner>,
+    initial: Mutex<Option<broadcast::Receiver<ClusterEvent>>>,
+    exited: Arc<Notify>,
+    _dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for LocalRack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalRack").field("dir", &self.inner.dir).finish()
+    }
+}
+
+impl LocalRack {
+    /// Starts the node agents, the node monitor and the reconcile task, and
+    /// returns once the monitor listens (nodes become Ready, then workers
+    /// start, in the background: watch [`LocalRack::events_since_start`]).
+    pub async fn start(cfg: LocalRackConfig) -> Result<Self, LocalRackError> {
+        cfg.validate()?;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::Builder::new()
+            .prefix("rackpong-local-")
+            .tempdir()
+            .map_err(LocalRackError::StateDir)?;
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(cfg.probe_timeout)
+            .build()
+            .map_err(|e| LocalRackError::Http(e.to_string()))?;
+        peers::write(&dir.path().join("peers"), &[])?;
+        let (events, initial) = broadcast::channel(EVENT_CAPACITY);
+        let inner = Arc::new(Inner {
+            state: Mutex::new(initial_state(&cfg)),
+            dir: dir.path().to_path_buf(),
+            cfg,
+            events,
+            wake: Notify::new(),
+            cancel: CancellationToken::new(),
+            http,
+            live: watch::channel(Vec::new()).0,
+            malformed: AtomicU64::new(0),
+            exited: Arc::new(Notify::new()),
+        });
+        let rack = Self {
+            exited: Arc::clone(&inner.exited),
+            inner,
+            initial: Mutex::new(Some(initial)),
+            _dir: dir,
+        };
+        rack.boot().await?;
+        Ok(rack)
+    }
+
+    async fn boot(&self) -> Result<(), LocalRackError> {
+        let (subscribed, on_subscribed) = oneshot::channel();
+        monitor::spawn(Arc::clone(&self.inner), subscribed);
+        if tokio::time::timeout(Duration::from_secs(10), on_subscribed).await.is_err() {
+            tracing::warn!(broker = %self.inner.cfg.broker, "node monitor not subscribed yet, starting anyway");
+        }
+        {
+            let mut st = self.inner.lock();
+            for index in 1..=self.inner.cfg.nodes {
+                self.inner.start_agent(&mut st, index)?;
+            }
+        }
+        tokio::spawn(reconcile::run(Arc::clone(&self.inner)));
+        Ok(())
+    }
+
+    /// A receiver that has seen every event since the rack started; `None`
+    /// after the first call. (`subscribe` only sees events from now on.)
+    pub fn events_since_start(&self) -> Option<broadcast::Receiver<ClusterEvent>> {
+        self.initial.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// The live workers (running, announced, not terminating) and their URLs,
+    /// updated whenever the peers file is rewritten.
+    pub fn live_workers(&self) -> watch::Receiver<Vec<WorkerAddr>> {
+        self.inner.live.subscribe()
+    }
+
+    /// Start delay given from now on to replacement workers (`--start-delay`).
+    pub fn set_replacement_start_delay(&self, delay: Duration) {
+        self.inner.lock().replacement_delay = delay;
+    }
+
+    /// Every child process not yet reaped, as `(pid, process group)`.
+    pub fn processes(&self) -> Vec<(i32, i32)> {
+        let st = self.inner.lock();
+        st.children.iter().map(|(pid, pgid)| (*pid, pgid.as_raw())).collect()
+    }
+
+    /// The directory holding the peers file and the announce files.
+    pub fn state_dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Malformed MQTT payloads the node monitor ignored.
+    pub fn malformed_payloads(&self) -> u64 {
+        self.inner.malformed.load(Ordering::Relaxed)
+    }
+
+    /// Stops the rack: SIGTERM every process group, wait up to `timeout` for
+    /// them to exit, SIGKILL what is left and wait for it to be reaped.
+    pub async fn shutdown(&self, timeout: Duration) {
+        self.inner.lock().stopping = true;
+        self.inner.cancel.cancel();
+        self.signal_all(Signal::SIGCONT);
+        self.signal_all(Signal::SIGTERM);
+        if !self.wait_exited(timeout).await {
+            tracing::warn!("local rack children still running after {timeout:?}, killing");
+            self.signal_all(Signal::SIGKILL);
+            self.wait_exited(Duration::from_secs(5)).await;
+        }
+    }
+
+    async fn wait_exited(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let exited = self.exited.notified();
+            if self.inner.lock().children.is_empty() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, exited).await.is_err() {
+                return false;
+            }
+        }
+    }
+
+    fn signal_all(&self, sig: Signal) {
+        let groups: Vec<Pid> = self.inner.lock().children.values().copied().collect();
+        for pgid in groups {
+            process::signal_group(pgid, sig);
+        }
+    }
+}
+
+impl Drop for LocalRack {
+    fn drop(&mut self) {
+        self.inner.lock().stopping = true;
+        self.inner.cancel.cancel();
+        self.signal_all(Signal::SIGKILL);
+    }
+}
+
+fn initial_state(cfg: &LocalRackConfig) -> RackState {
+    let nodes = (1..=cfg.nodes)
+        .map(|index| NodeState {
+            index,
+            name: process::node_name(index),
+            agent: None,
+            ready: false,
+            last_sign: None,
+            cordoned: false,
+            fault: None,
+            frozen: false,
+            generation: 0,
+        })
+        .collect();
+    RackState {
+        nodes,
+        workers: BTreeMap::new(),
+        desired: cfg.workers,
+        next_serial: 0,
+        replacement_delay: cfg.replacement_start_delay,
+        initial_left: cfg.workers,
+        peers_written: Vec::new(),
+        children: BTreeMap::new(),
+        stopping: false,
+    }
+}
+
+impl Cluster for LocalRack {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    async fn detection(&self) -> Result<Detection, ClusterError> {
+        Ok(detection(&self.inner.cfg))
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeInfo>, ClusterError> {
+        Ok(self.inner.lock().nodes.iter().map(NodeState::info).collect())
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerInfo>, ClusterError> {
+        Ok(self.inner.lock().workers.values().map(|w| w.info()).collect())
+    }
+
+    async fn replicas(&self) -> Result<u32, ClusterError> {
+        Ok(self.inner.lock().desired)
+    }
+
+    async fn kill_worker(&self, worker: &str, mode: KillMode) -> Result<(), ClusterError> {
+        faults::kill_worker(&self.inner, worker, mode)
+    }
+
+    async fn node_down(&self, node: &str, fault: NodeFault, down_for: Duration) -> Result<(), ClusterError> {
+        faults::node_down(&self.inner, node, fault, down_for)
+    }
+
+    async fn node_up(&self, node: &str) -> Result<(), ClusterError> {
+        faults::node_up(&self.inner, node)
+    }
+
+    async fn scale(&self, replicas: u32) -> Result<u32, ClusterError> {
+        let previous = std::mem::replace(&mut self.inner.lock().desired, replicas);
+        let at = tokio::time::Instant::now();
+        self.inner.emit(at, ClusterEventKind::ReplicasChanged { replicas });
+        self.inner.wake.notify_one();
+        Ok(previous)
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<ClusterEvent> {
+        self.inner.events.subscribe()
+    }
+}
+
+/// The local rack's failure-detection settings, for the predicted bounds.
+fn detection(cfg: &LocalRackConfig) -> Detection {
+    let ceil_s = |d: Duration| d.as_millis().div_ceil(1000) as u64;
+    let ms = |d: Duration| d.as_millis().to_string();
+    let extra = [
+        ("node_monitor_grace_ms", ms(cfg.node_grace)),
+        ("node_health_interval_ms", ms(cfg.node_interval)),
+        ("readiness_period_ms", ms(cfg.probe_period)),
+        ("readiness_timeout_ms", ms(cfg.probe_timeout)),
+        ("mqtt_keepalive_ms", ms(cfg.mqtt_keepalive)),
+        ("termination_grace_ms", ms(cfg.termination_grace)),
+        ("replacement_start_delay_ms", ms(cfg.replacement_start_delay)),
+        ("nodes", cfg.nodes.to_string()),
+    ];
+    Detection {
+        profile: "local".into(),
+        node_monitor_grace_s: Some(ceil_s(cfg.node_grace)),
+        not_ready_toleration_s: Some(0),
+        unreachable_toleration_s: Some(0),
+        readiness_period_s: Some(ceil_s(cfg.probe_period)),
+        readiness_failure_threshold: Some(1),
+        mqtt_keepalive_s: Some(cfg.mqtt_keepalive.as_secs()),
+        extra: extra.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+    }
+}
