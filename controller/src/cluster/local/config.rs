@@ -42,6 +42,8 @@ pub struct LocalRackConfig {
     /// First octets of the node addresses: node `i` gets `base` with its last
     /// octet set to `i`; default 127.0.1.0.
     pub base_ip: Ipv4Addr,
+    /// How long `start` waits for every node to become Ready; default 20 s.
+    pub boot_timeout: Duration,
     /// Where the children's stdout/stderr go (`<dir>/<name>.log`); `None` discards them.
     pub log_dir: Option<PathBuf>,
     /// `--log` filter given to the children; default `info`.
@@ -66,6 +68,7 @@ impl LocalRackConfig {
             peer_refresh: Duration::from_millis(500),
             replacement_start_delay: Duration::ZERO,
             base_ip: Ipv4Addr::new(127, 0, 1, 0),
+            boot_timeout: Duration::from_secs(20),
             log_dir: None,
             child_log: "info".into(),
         }
@@ -114,6 +117,8 @@ pub enum LocalRackError {
         path: String,
         source: std::io::Error,
     },
+    #[error("nodes not Ready within the boot timeout (is the node agent running and the broker reachable?): {0}")]
+    Boot(String),
     #[error("http client: {0}")]
     Http(String),
 }

@@ -76,9 +76,10 @@ impl std::fmt::Debug for LocalRack {
 }
 
 impl LocalRack {
-    /// Starts the node agents, the node monitor and the reconcile task, and
-    /// returns once the monitor listens (nodes become Ready, then workers
-    /// start, in the background: watch [`LocalRack::events_since_start`]).
+    /// Starts the node monitor and the node agents, waits until every node is
+    /// Ready (at most `boot_timeout`), then starts the reconcile task and
+    /// returns: the workers come up in the background (watch
+    /// [`LocalRack::events_since_start`] or [`LocalRack::live_workers`]).
     pub async fn start(cfg: LocalRackConfig) -> Result<Self, LocalRackError> {
         cfg.validate()?;
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -121,14 +122,32 @@ impl LocalRack {
         if tokio::time::timeout(Duration::from_secs(10), on_subscribed).await.is_err() {
             tracing::warn!(broker = %self.inner.cfg.broker, "node monitor not subscribed yet, starting anyway");
         }
+        let mut events = self.inner.events.subscribe();
         {
             let mut st = self.inner.lock();
             for index in 1..=self.inner.cfg.nodes {
                 self.inner.start_agent(&mut st, index)?;
             }
         }
+        // Like a cluster that is up before anything is deployed on it, so the
+        // first workers spread over every node.
+        let all_ready = async {
+            while !self.not_ready_nodes().is_empty() {
+                if let Err(broadcast::error::RecvError::Closed) = events.recv().await {
+                    return;
+                }
+            }
+        };
+        if tokio::time::timeout(self.inner.cfg.boot_timeout, all_ready).await.is_err() {
+            return Err(LocalRackError::Boot(self.not_ready_nodes().join(", ")));
+        }
         tokio::spawn(reconcile::run(Arc::clone(&self.inner)));
         Ok(())
+    }
+
+    fn not_ready_nodes(&self) -> Vec<String> {
+        let st = self.inner.lock();
+        st.nodes.iter().filter(|n| !n.ready).map(|n| n.name.clone()).collect()
     }
 
     /// A receiver that has seen every event since the rack started; `None`

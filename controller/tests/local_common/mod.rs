@@ -1,0 +1,183 @@
+//! Helpers shared by the local rack tests: a rack on a real embedded broker
+//! running the real `rackpong` binary, an event recorder, and /proc checks.
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use rackpong_agent::broker::EmbeddedBroker;
+use rackpong_controller::cluster::local::{LocalRack, LocalRackConfig};
+use rackpong_controller::cluster::{ClusterEvent, ClusterEventKind};
+use tokio::sync::broadcast;
+
+/// How long any single expectation may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Fast settings for tests: 200 ms health interval, 1 s grace, 20 ms probes.
+pub fn config(nodes: u8, workers: u32) -> LocalRackConfig {
+    let broker = EmbeddedBroker::start("127.0.0.1".parse().unwrap()).expect("broker");
+    let mut cfg = LocalRackConfig::new(env!("CARGO_BIN_EXE_rackpong"), broker.addr(), nodes, workers);
+    cfg.node_interval = Duration::from_millis(200);
+    cfg.node_grace = Duration::from_secs(1);
+    cfg.mqtt_keepalive = Duration::from_secs(1);
+    cfg.probe_period = Duration::from_millis(20);
+    cfg.peer_refresh = Duration::from_millis(100);
+    cfg.termination_grace = Duration::from_secs(3);
+    // RACKPONG_TEST_LOG_DIR=/some/dir keeps the children's logs for debugging.
+    cfg.log_dir = std::env::var_os("RACKPONG_TEST_LOG_DIR").map(Into::into);
+    cfg.child_log = "info".into();
+    cfg
+}
+
+/// Starts a rack and records its events from the start.
+pub async fn start(cfg: LocalRackConfig) -> (LocalRack, Recorder) {
+    let rack = LocalRack::start(cfg).await.expect("rack starts");
+    let rx = rack.events_since_start().expect("first subscriber");
+    (rack, Recorder { rx, seen: Vec::new() })
+}
+
+/// Every event received so far, and a way to wait for the next ones.
+pub struct Recorder {
+    rx: broadcast::Receiver<ClusterEvent>,
+    pub seen: Vec<ClusterEvent>,
+}
+
+impl Recorder {
+    /// Waits (at most [`WAIT`]) for the first event from now on matching `pred`.
+    pub async fn until(&mut self, what: &str, mut pred: impl FnMut(&ClusterEventKind) -> bool) -> ClusterEvent {
+        let got = tokio::time::timeout(WAIT, async {
+            loop {
+                let ev = self.rx.recv().await.expect("event channel open");
+                self.seen.push(ev.clone());
+                if pred(&ev.kind) {
+                    return ev;
+                }
+            }
+        })
+        .await;
+        match got {
+            Ok(ev) => ev,
+            Err(_) => panic!("timed out waiting for {what}; events so far:\n{:#?}", self.seen),
+        }
+    }
+
+    /// Like [`Recorder::until`], but an event already seen counts too.
+    pub async fn wait_for(&mut self, what: &str, pred: impl Fn(&ClusterEventKind) -> bool) -> ClusterEvent {
+        if let Some(ev) = self.find(&pred) {
+            return ev.clone();
+        }
+        self.until(what, pred).await
+    }
+
+    /// Waits until `n` distinct workers have become ready (counting the past).
+    pub async fn ready_workers(&mut self, n: usize) -> BTreeSet<String> {
+        loop {
+            let ready = self.ready_set();
+            if ready.len() >= n {
+                return ready;
+            }
+            self.until("a worker ready", |k| matches!(k, ClusterEventKind::WorkerReady { .. })).await;
+        }
+    }
+
+    fn ready_set(&self) -> BTreeSet<String> {
+        self.seen
+            .iter()
+            .filter_map(|e| match &e.kind {
+                ClusterEventKind::WorkerReady { worker, .. } => Some(worker.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The events seen about `worker`, in order.
+    pub fn of(&self, worker: &str) -> Vec<&ClusterEvent> {
+        self.seen.iter().filter(|e| worker_of(&e.kind) == Some(worker)).collect()
+    }
+
+    /// The first seen event matching `pred`.
+    pub fn find(&self, pred: impl Fn(&ClusterEventKind) -> bool) -> Option<&ClusterEvent> {
+        self.seen.iter().find(|e| pred(&e.kind))
+    }
+}
+
+pub fn worker_of(kind: &ClusterEventKind) -> Option<&str> {
+    use ClusterEventKind::*;
+    match kind {
+        WorkerCreated { worker }
+        | WorkerScheduled { worker, .. }
+        | WorkerRunning { worker, .. }
+        | WorkerReady { worker, .. }
+        | WorkerNotReady { worker, .. }
+        | WorkerTerminating { worker, .. }
+        | WorkerDeleted { worker, .. } => Some(worker),
+        _ => None,
+    }
+}
+
+/// A short label of an event kind, for order checks.
+pub fn label(kind: &ClusterEventKind) -> &'static str {
+    use ClusterEventKind::*;
+    match kind {
+        WorkerCreated { .. } => "created",
+        WorkerScheduled { .. } => "scheduled",
+        WorkerRunning { .. } => "running",
+        WorkerReady { .. } => "ready",
+        WorkerNotReady { .. } => "not-ready",
+        WorkerTerminating { .. } => "terminating",
+        WorkerDeleted { .. } => "deleted",
+        NodeReady { .. } => "node-ready",
+        NodeNotReady { .. } => "node-not-ready",
+        ReplicasChanged { .. } => "replicas",
+    }
+}
+
+/// Asserts the events of `worker` start with `expected` (by label) and are
+/// stamped in non-decreasing order.
+pub fn assert_lifecycle(rec: &Recorder, worker: &str, expected: &[&str]) {
+    let evs = rec.of(worker);
+    let labels: Vec<&str> = evs.iter().map(|e| label(&e.kind)).collect();
+    assert!(labels.starts_with(expected), "{worker}: {labels:?}, expected {expected:?}");
+    assert!(evs.windows(2).all(|w| w[0].at <= w[1].at), "{worker}: timestamps out of order");
+}
+
+/// The process state letter of `pid` (`R`, `S`, `T`, `Z`, ...), `None` if gone.
+pub fn proc_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The state follows the ")" closing the command name.
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+/// The process group of `pid`, `None` if gone.
+pub fn proc_pgid(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.split(' ').nth(2)?.parse().ok()
+}
+
+/// Pids of every process (zombies excluded) whose group is in `groups`.
+pub fn members_of(groups: &BTreeSet<i32>) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| proc_pgid(*pid).is_some_and(|g| groups.contains(&g)))
+        .filter(|pid| proc_state(*pid).is_some_and(|s| s != 'Z'))
+        .collect()
+}
+
+/// Waits until no live process is left in `groups`.
+pub async fn assert_all_gone(groups: &BTreeSet<i32>) {
+    let gone = tokio::time::timeout(WAIT, async {
+        loop {
+            if members_of(groups).is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(gone.is_ok(), "processes left behind: {:?}", members_of(groups));
+}
+
+/// The process groups of the rack's children.
+pub fn groups(rack: &LocalRack) -> BTreeSet<i32> {
+    rack.processes().into_iter().map(|(_, g)| g).collect()
+}

@@ -1,0 +1,141 @@
+//! The local rack with the real `rackpong` binary and a real embedded broker:
+//! workers come up in order on their nodes' process groups, killed workers
+//! are replaced, scaling works, and nothing outlives the rack.
+
+mod local_common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use local_common::*;
+use rackpong_controller::cluster::{Cluster, ClusterEventKind as K, KillMode};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_four_workers_come_up_spread_and_in_order() {
+    let (rack, mut rec) = start(config(3, 4)).await;
+    let ready = rec.ready_workers(4).await;
+    assert_eq!(ready, (1..=4).map(|i| format!("worker-{i}")).collect());
+    for w in &ready {
+        assert_lifecycle(&rec, w, &["created", "scheduled", "running", "ready"]);
+    }
+    let nodes = rack.nodes().await.unwrap();
+    assert!(nodes.iter().all(|n| n.ready), "{nodes:?}");
+
+    // Spread: 4 workers over 3 nodes is 2/1/1.
+    let workers = rack.workers().await.unwrap();
+    let mut per_node = BTreeMap::<String, usize>::new();
+    for w in &workers {
+        *per_node.entry(w.node.clone().unwrap()).or_default() += 1;
+    }
+    let mut counts: Vec<usize> = per_node.values().copied().collect();
+    counts.sort();
+    assert_eq!(counts, [1, 1, 2], "{per_node:?}");
+
+    // 3 node agents lead 3 groups; each worker runs in its node's group.
+    let procs = rack.processes();
+    assert_eq!(procs.len(), 7, "{procs:?}");
+    let groups = groups(&rack);
+    assert_eq!(groups.len(), 3);
+    for (pid, pgid) in &procs {
+        assert_eq!(proc_pgid(*pid), Some(*pgid), "pid {pid} not in its node's group");
+    }
+
+    // The peers file lists the live workers, one URL per line.
+    let live = rack.live_workers().borrow().clone();
+    assert_eq!(live.len(), 4);
+    let peers = std::fs::read_to_string(rack.state_dir().join("peers")).unwrap();
+    let lines: BTreeSet<&str> = peers.lines().collect();
+    assert_eq!(lines, live.iter().map(|w| w.url.as_str()).collect());
+
+    // Dropping the rack leaves nothing running.
+    drop(rack);
+    assert_all_gone(&groups).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_is_replaced() {
+    let (rack, mut rec) = start(config(2, 2)).await;
+    rec.ready_workers(2).await;
+    let old_pids: Vec<i32> = rack.processes().iter().map(|p| p.0).collect();
+
+    rack.kill_worker("worker-1", KillMode::Forced).await.unwrap();
+    rec.until("worker-1 deleted", |k| matches!(k, K::WorkerDeleted { worker, .. } if worker == "worker-1")).await;
+    rec.wait_for("worker-3 ready", |k| matches!(k, K::WorkerReady { worker, .. } if worker == "worker-3")).await;
+    assert_lifecycle(&rec, "worker-1", &["created", "scheduled", "running", "ready", "terminating", "deleted"]);
+    assert_lifecycle(&rec, "worker-3", &["created", "scheduled", "running", "ready"]);
+    // The replacement is created when the old one starts terminating (ReplicaSet).
+    let term = rec.find(|k| matches!(k, K::WorkerTerminating { worker, .. } if worker == "worker-1")).unwrap().at;
+    let created = rec.find(|k| matches!(k, K::WorkerCreated { worker } if worker == "worker-3")).unwrap().at;
+    assert!(created >= term);
+
+    rack.kill_worker("worker-2", KillMode::Graceful).await.unwrap();
+    rec.until("worker-2 deleted", |k| matches!(k, K::WorkerDeleted { worker, .. } if worker == "worker-2")).await;
+    rec.wait_for("worker-4 ready", |k| matches!(k, K::WorkerReady { worker, .. } if worker == "worker-4")).await;
+
+    let names: BTreeSet<String> = rack.workers().await.unwrap().into_iter().map(|w| w.name).collect();
+    assert_eq!(names, ["worker-3", "worker-4"].map(String::from).into());
+    assert!(matches!(
+        rack.kill_worker("worker-1", KillMode::Forced).await,
+        Err(rackpong_controller::cluster::ClusterError::NoSuchWorker(_))
+    ));
+    let now: BTreeSet<i32> = rack.processes().iter().map(|p| p.0).collect();
+    assert_eq!(now.len(), 4);
+    assert_eq!(old_pids.iter().filter(|p| now.contains(p)).count(), 2, "only the node agents survive");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_up_and_down_creates_and_removes_newest_first() {
+    let (rack, mut rec) = start(config(2, 1)).await;
+    rec.ready_workers(1).await;
+
+    assert_eq!(rack.scale(3).await.unwrap(), 1);
+    rec.ready_workers(3).await;
+    assert!(rec.find(|k| matches!(k, K::ReplicasChanged { replicas: 3 })).is_some());
+    assert_eq!(rack.replicas().await.unwrap(), 3);
+
+    assert_eq!(rack.scale(1).await.unwrap(), 3);
+    for gone in ["worker-2", "worker-3"] {
+        rec.wait_for("scaled-down worker deleted", |k| matches!(k, K::WorkerDeleted { worker, .. } if worker == gone))
+            .await;
+        assert_lifecycle(&rec, gone, &["created", "scheduled", "running", "ready", "terminating", "deleted"]);
+    }
+    let left: Vec<String> = rack.workers().await.unwrap().into_iter().map(|w| w.name).collect();
+    assert_eq!(left, ["worker-1"]);
+    assert_eq!(rack.live_workers().borrow().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_every_process_gracefully() {
+    let (rack, mut rec) = start(config(2, 2)).await;
+    rec.ready_workers(2).await;
+    let groups = groups(&rack);
+    assert_eq!(groups.len(), 2);
+    assert!(!members_of(&groups).is_empty());
+
+    tokio::time::timeout(WAIT, rack.shutdown(Duration::from_secs(5))).await.expect("shutdown returns");
+    assert!(rack.processes().is_empty(), "{:?}", rack.processes());
+    assert_all_gone(&groups).await;
+}
+
+#[tokio::test]
+async fn detection_reports_the_local_settings() {
+    let mut cfg = config(1, 0);
+    cfg.probe_period = Duration::from_millis(250);
+    cfg.node_grace = Duration::from_millis(1500);
+    let (rack, _rec) = start(cfg).await;
+    let d = rack.detection().await.unwrap();
+    assert_eq!(d.profile, "local");
+    assert_eq!(d.node_monitor_grace_s, Some(2));
+    assert_eq!(d.readiness_period_s, Some(1));
+    assert_eq!(d.extra["readiness_period_ms"], "250");
+    assert_eq!(d.extra["node_monitor_grace_ms"], "1500");
+    assert_eq!(rack.kind(), "local");
+}
+
+#[tokio::test]
+async fn bad_settings_are_refused_before_anything_starts() {
+    let mut cfg = config(2, 1);
+    cfg.node_grace = cfg.node_interval;
+    let err = rackpong_controller::cluster::local::LocalRack::start(cfg).await.unwrap_err();
+    assert!(err.to_string().contains("node_grace"), "{err}");
+}
