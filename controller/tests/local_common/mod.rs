@@ -181,3 +181,38 @@ pub async fn assert_all_gone(groups: &BTreeSet<i32>) {
 pub fn groups(rack: &LocalRack) -> BTreeSet<i32> {
     rack.processes().into_iter().map(|(_, g)| g).collect()
 }
+
+/// The value following `flag` on the command line of `pid`.
+pub fn arg_of(pid: i32, flag: &str) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<String> = raw
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let at = args.iter().position(|a| a == flag)?;
+    args.get(at + 1).cloned()
+}
+
+/// The process group of the agent of `node`.
+pub fn node_group(rack: &LocalRack, node: &str) -> Option<i32> {
+    rack.processes()
+        .into_iter()
+        .find(|(pid, _)| arg_of(*pid, "--node-name").as_deref() == Some(node))
+        .map(|(_, pgid)| pgid)
+}
+
+/// Waits until every live member of `group` satisfies `pred` on its state letter.
+pub async fn wait_group_state(group: i32, what: &str, pred: impl Fn(char) -> bool) {
+    let groups = BTreeSet::from([group]);
+    let ok = tokio::time::timeout(WAIT, async {
+        loop {
+            let members = members_of(&groups);
+            if !members.is_empty() && members.iter().all(|p| proc_state(*p).is_some_and(&pred)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(ok.is_ok(), "group {group} never {what}");
+}
