@@ -108,8 +108,8 @@ async fn cordon_drain_evicts_gracefully_and_node_up_uncordons() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_up_brings_a_rebooted_node_back_at_once() {
-    let (rack, mut rec) = start(config(2, 1)).await;
-    rec.ready_workers(1).await;
+    let (rack, mut rec) = start(config(2, 2)).await;
+    rec.ready_workers(2).await;
     let group = node_group(&rack, "node2").unwrap();
     rack.node_down("node2", NodeFault::Agent(ChaosAction::Reboot), Duration::from_secs(600)).await.unwrap();
     assert_all_gone(&[group].into()).await;

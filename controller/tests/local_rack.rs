@@ -85,23 +85,24 @@ async fn a_killed_worker_is_replaced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scaling_up_and_down_creates_and_removes_newest_first() {
-    let (rack, mut rec) = start(config(2, 1)).await;
-    rec.ready_workers(1).await;
+    // Two at least: a worker is ready only once it has a live peer.
+    let (rack, mut rec) = start(config(2, 2)).await;
+    rec.ready_workers(2).await;
 
-    assert_eq!(rack.scale(3).await.unwrap(), 1);
-    rec.ready_workers(3).await;
-    assert!(rec.find(|k| matches!(k, K::ReplicasChanged { replicas: 3 })).is_some());
-    assert_eq!(rack.replicas().await.unwrap(), 3);
+    assert_eq!(rack.scale(4).await.unwrap(), 2);
+    rec.ready_workers(4).await;
+    assert!(rec.find(|k| matches!(k, K::ReplicasChanged { replicas: 4 })).is_some());
+    assert_eq!(rack.replicas().await.unwrap(), 4);
 
-    assert_eq!(rack.scale(1).await.unwrap(), 3);
-    for gone in ["worker-2", "worker-3"] {
+    assert_eq!(rack.scale(2).await.unwrap(), 4);
+    for gone in ["worker-3", "worker-4"] {
         rec.wait_for("scaled-down worker deleted", |k| matches!(k, K::WorkerDeleted { worker, .. } if worker == gone))
             .await;
         assert_lifecycle(&rec, gone, &["created", "scheduled", "running", "ready", "terminating", "deleted"]);
     }
     let left: Vec<String> = rack.workers().await.unwrap().into_iter().map(|w| w.name).collect();
-    assert_eq!(left, ["worker-1"]);
-    assert_eq!(rack.live_workers().borrow().len(), 1);
+    assert_eq!(left, ["worker-1", "worker-2"]);
+    assert_eq!(rack.live_workers().borrow().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
