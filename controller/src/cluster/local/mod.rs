@@ -259,7 +259,8 @@ impl Cluster for LocalRack {
     }
 
     async fn detection(&self) -> Result<Detection, ClusterError> {
-        Ok(detection(&self.inner.cfg))
+        let delay = self.inner.lock().replacement_delay;
+        Ok(detection(&self.inner.cfg, delay))
     }
 
     async fn nodes(&self) -> Result<Vec<NodeInfo>, ClusterError> {
@@ -300,7 +301,7 @@ impl Cluster for LocalRack {
 }
 
 /// The local rack's failure-detection settings, for the predicted bounds.
-fn detection(cfg: &LocalRackConfig) -> Detection {
+fn detection(cfg: &LocalRackConfig, replacement_delay: Duration) -> Detection {
     let ceil_s = |d: Duration| d.as_millis().div_ceil(1000) as u64;
     let ms = |d: Duration| d.as_millis().to_string();
     let extra = [
@@ -310,7 +311,7 @@ fn detection(cfg: &LocalRackConfig) -> Detection {
         ("readiness_timeout_ms", ms(cfg.probe_timeout)),
         ("mqtt_keepalive_ms", ms(cfg.mqtt_keepalive)),
         ("termination_grace_ms", ms(cfg.termination_grace)),
-        ("replacement_start_delay_ms", ms(cfg.replacement_start_delay)),
+        ("replacement_start_delay_ms", ms(replacement_delay)),
         ("nodes", cfg.nodes.to_string()),
     ];
     Detection {
