@@ -140,3 +140,53 @@ async fn bad_settings_are_refused_before_anything_starts() {
     let err = rackpong_controller::cluster::local::LocalRack::start(cfg).await.unwrap_err();
     assert!(err.to_string().contains("node_grace"), "{err}");
 }
+
+/// Set in the helper process of the test below.
+const HELPER_ENV: &str = "RACKPONG_LOCAL_RACK_HELPER";
+
+/// Runs a rack in its own process (this test binary, re-run on one test),
+/// SIGKILLs that process, and checks the kernel killed the whole rack with it
+/// (PR_SET_PDEATHSIG): no Drop, no shutdown ran.
+#[tokio::test]
+async fn a_killed_controller_takes_its_rack_with_it() {
+    use tokio::io::AsyncBufReadExt;
+    let mut helper = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "rack_in_a_helper_process", "--ignored", "--nocapture", "--test-threads=1"])
+        .env(HELPER_ENV, "1")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(helper.stdout.take().unwrap()).lines();
+    let groups: BTreeSet<i32> = tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            // The harness prints "test <name> ... " before the test's own output.
+            if let Some((_, list)) = line.split_once("GROUPS ") {
+                return list.trim().split(',').map(|g| g.parse().unwrap()).collect();
+            }
+        }
+        panic!("helper exited without reporting its groups");
+    })
+    .await
+    .expect("helper reports its rack");
+    assert_eq!(groups.len(), 2);
+    assert!(!members_of(&groups).is_empty());
+
+    helper.start_kill().unwrap();
+    helper.wait().await.unwrap();
+    assert_all_gone(&groups).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "helper: runs only inside a_killed_controller_takes_its_rack_with_it"]
+async fn rack_in_a_helper_process() {
+    if std::env::var_os(HELPER_ENV).is_none() {
+        return;
+    }
+    let (rack, mut rec) = start(config(2, 2)).await;
+    rec.ready_workers(2).await;
+    let list: Vec<String> = groups(&rack).iter().map(|g| g.to_string()).collect();
+    println!("GROUPS {}", list.join(","));
+    // Wait to be killed.
+    std::future::pending::<()>().await;
+}
