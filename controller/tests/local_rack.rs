@@ -37,7 +37,11 @@ async fn three_nodes_four_workers_come_up_spread_and_in_order() {
     let groups = groups(&rack);
     assert_eq!(groups.len(), 3);
     for (pid, pgid) in &procs {
-        assert_eq!(proc_pgid(*pid), Some(*pgid), "pid {pid} not in its node's group");
+        assert_eq!(
+            proc_pgid(*pid),
+            Some(*pgid),
+            "pid {pid} not in its node's group"
+        );
     }
 
     // The peers file lists the live workers, one URL per line.
@@ -58,21 +62,68 @@ async fn a_killed_worker_is_replaced() {
     rec.ready_workers(2).await;
     let old_pids: Vec<i32> = rack.processes().iter().map(|p| p.0).collect();
 
-    rack.kill_worker("worker-1", KillMode::Forced).await.unwrap();
-    rec.until("worker-1 deleted", |k| matches!(k, K::WorkerDeleted { worker, .. } if worker == "worker-1")).await;
-    rec.wait_for("worker-3 ready", |k| matches!(k, K::WorkerReady { worker, .. } if worker == "worker-3")).await;
-    assert_lifecycle(&rec, "worker-1", &["created", "scheduled", "running", "ready", "terminating", "deleted"]);
-    assert_lifecycle(&rec, "worker-3", &["created", "scheduled", "running", "ready"]);
+    rack.kill_worker("worker-1", KillMode::Forced)
+        .await
+        .unwrap();
+    rec.until(
+        "worker-1 deleted",
+        |k| matches!(k, K::WorkerDeleted { worker, .. } if worker == "worker-1"),
+    )
+    .await;
+    rec.wait_for(
+        "worker-3 ready",
+        |k| matches!(k, K::WorkerReady { worker, .. } if worker == "worker-3"),
+    )
+    .await;
+    assert_lifecycle(
+        &rec,
+        "worker-1",
+        &[
+            "created",
+            "scheduled",
+            "running",
+            "ready",
+            "terminating",
+            "deleted",
+        ],
+    );
+    assert_lifecycle(
+        &rec,
+        "worker-3",
+        &["created", "scheduled", "running", "ready"],
+    );
     // The replacement is created when the old one starts terminating (ReplicaSet).
-    let term = rec.find(|k| matches!(k, K::WorkerTerminating { worker, .. } if worker == "worker-1")).unwrap().at;
-    let created = rec.find(|k| matches!(k, K::WorkerCreated { worker } if worker == "worker-3")).unwrap().at;
+    let term = rec
+        .find(|k| matches!(k, K::WorkerTerminating { worker, .. } if worker == "worker-1"))
+        .unwrap()
+        .at;
+    let created = rec
+        .find(|k| matches!(k, K::WorkerCreated { worker } if worker == "worker-3"))
+        .unwrap()
+        .at;
     assert!(created >= term);
 
-    rack.kill_worker("worker-2", KillMode::Graceful).await.unwrap();
-    rec.until("worker-2 deleted", |k| matches!(k, K::WorkerDeleted { worker, .. } if worker == "worker-2")).await;
-    rec.wait_for("worker-4 ready", |k| matches!(k, K::WorkerReady { worker, .. } if worker == "worker-4")).await;
+    rack.kill_worker("worker-2", KillMode::Graceful)
+        .await
+        .unwrap();
+    rec.until(
+        "worker-2 deleted",
+        |k| matches!(k, K::WorkerDeleted { worker, .. } if worker == "worker-2"),
+    )
+    .await;
+    rec.wait_for(
+        "worker-4 ready",
+        |k| matches!(k, K::WorkerReady { worker, .. } if worker == "worker-4"),
+    )
+    .await;
 
-    let names: BTreeSet<String> = rack.workers().await.unwrap().into_iter().map(|w| w.name).collect();
+    let names: BTreeSet<String> = rack
+        .workers()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.name)
+        .collect();
     assert_eq!(names, ["worker-3", "worker-4"].map(String::from).into());
     assert!(matches!(
         rack.kill_worker("worker-1", KillMode::Forced).await,
@@ -80,7 +131,11 @@ async fn a_killed_worker_is_replaced() {
     ));
     let now: BTreeSet<i32> = rack.processes().iter().map(|p| p.0).collect();
     assert_eq!(now.len(), 4);
-    assert_eq!(old_pids.iter().filter(|p| now.contains(p)).count(), 2, "only the node agents survive");
+    assert_eq!(
+        old_pids.iter().filter(|p| now.contains(p)).count(),
+        2,
+        "only the node agents survive"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,16 +146,39 @@ async fn scaling_up_and_down_creates_and_removes_newest_first() {
 
     assert_eq!(rack.scale(4).await.unwrap(), 2);
     rec.ready_workers(4).await;
-    assert!(rec.find(|k| matches!(k, K::ReplicasChanged { replicas: 4 })).is_some());
+    assert!(
+        rec.find(|k| matches!(k, K::ReplicasChanged { replicas: 4 }))
+            .is_some()
+    );
     assert_eq!(rack.replicas().await.unwrap(), 4);
 
     assert_eq!(rack.scale(2).await.unwrap(), 4);
     for gone in ["worker-3", "worker-4"] {
-        rec.wait_for("scaled-down worker deleted", |k| matches!(k, K::WorkerDeleted { worker, .. } if worker == gone))
-            .await;
-        assert_lifecycle(&rec, gone, &["created", "scheduled", "running", "ready", "terminating", "deleted"]);
+        rec.wait_for(
+            "scaled-down worker deleted",
+            |k| matches!(k, K::WorkerDeleted { worker, .. } if worker == gone),
+        )
+        .await;
+        assert_lifecycle(
+            &rec,
+            gone,
+            &[
+                "created",
+                "scheduled",
+                "running",
+                "ready",
+                "terminating",
+                "deleted",
+            ],
+        );
     }
-    let left: Vec<String> = rack.workers().await.unwrap().into_iter().map(|w| w.name).collect();
+    let left: Vec<String> = rack
+        .workers()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.name)
+        .collect();
     assert_eq!(left, ["worker-1", "worker-2"]);
     assert_eq!(rack.live_workers().borrow().len(), 2);
 }
@@ -113,7 +191,9 @@ async fn shutdown_stops_every_process_gracefully() {
     assert_eq!(groups.len(), 2);
     assert!(!members_of(&groups).is_empty());
 
-    tokio::time::timeout(WAIT, rack.shutdown(Duration::from_secs(5))).await.expect("shutdown returns");
+    tokio::time::timeout(WAIT, rack.shutdown(Duration::from_secs(5)))
+        .await
+        .expect("shutdown returns");
     assert!(rack.processes().is_empty(), "{:?}", rack.processes());
     assert_all_gone(&groups).await;
 }
@@ -137,7 +217,9 @@ async fn detection_reports_the_local_settings() {
 async fn bad_settings_are_refused_before_anything_starts() {
     let mut cfg = config(2, 1);
     cfg.node_grace = cfg.node_interval;
-    let err = rackpong_controller::cluster::local::LocalRack::start(cfg).await.unwrap_err();
+    let err = rackpong_controller::cluster::local::LocalRack::start(cfg)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("node_grace"), "{err}");
 }
 
@@ -151,7 +233,13 @@ const HELPER_ENV: &str = "RACKPONG_LOCAL_RACK_HELPER";
 async fn a_killed_controller_takes_its_rack_with_it() {
     use tokio::io::AsyncBufReadExt;
     let mut helper = tokio::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "rack_in_a_helper_process", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "rack_in_a_helper_process",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(HELPER_ENV, "1")
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)

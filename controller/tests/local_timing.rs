@@ -12,10 +12,23 @@ use local_common::*;
 use rackpong_controller::cluster::{Cluster, ClusterEventKind as K, KillMode};
 
 /// Kills `old` and returns the created → ready time of its replacement `new`.
-async fn replacement_phase(rack: &impl Cluster, rec: &mut Recorder, old: &str, new: &str) -> Duration {
+async fn replacement_phase(
+    rack: &impl Cluster,
+    rec: &mut Recorder,
+    old: &str,
+    new: &str,
+) -> Duration {
     rack.kill_worker(old, KillMode::Forced).await.unwrap();
-    let ready = rec.wait_for("replacement ready", |k| matches!(k, K::WorkerReady { worker, .. } if worker == new)).await;
-    let created = rec.find(|k| matches!(k, K::WorkerCreated { worker } if worker == new)).unwrap().clone();
+    let ready = rec
+        .wait_for(
+            "replacement ready",
+            |k| matches!(k, K::WorkerReady { worker, .. } if worker == new),
+        )
+        .await;
+    let created = rec
+        .find(|k| matches!(k, K::WorkerCreated { worker } if worker == new))
+        .unwrap()
+        .clone();
     ready.at - created.at
 }
 
@@ -47,8 +60,13 @@ async fn injected_start_delay_shows_in_the_created_to_ready_phase() {
 
     let measured = delayed.as_secs_f64() * 1e3 - base.as_secs_f64() * 1e3;
     let error_ms = measured - delay.as_secs_f64() * 1e3;
-    eprintln!("median created->ready: baseline {base:?}, with {delay:?} start delay {delayed:?}; measured delay {measured:.1} ms (error {error_ms:+.1} ms)");
-    assert!(error_ms.abs() <= 50.0, "measured {measured:.1} ms for an injected {delay:?}");
+    eprintln!(
+        "median created->ready: baseline {base:?}, with {delay:?} start delay {delayed:?}; measured delay {measured:.1} ms (error {error_ms:+.1} ms)"
+    );
+    assert!(
+        error_ms.abs() <= 50.0,
+        "measured {measured:.1} ms for an injected {delay:?}"
+    );
     let detection = rack.detection().await.unwrap();
     assert_eq!(detection.extra["replacement_start_delay_ms"], "600");
 }

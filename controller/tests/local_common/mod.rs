@@ -16,7 +16,12 @@ pub const WAIT: Duration = Duration::from_secs(20);
 /// Fast settings for tests: 200 ms health interval, 1 s grace, 20 ms probes.
 pub fn config(nodes: u8, workers: u32) -> LocalRackConfig {
     let broker = EmbeddedBroker::start("127.0.0.1".parse().unwrap()).expect("broker");
-    let mut cfg = LocalRackConfig::new(env!("CARGO_BIN_EXE_rackpong"), broker.addr(), nodes, workers);
+    let mut cfg = LocalRackConfig::new(
+        env!("CARGO_BIN_EXE_rackpong"),
+        broker.addr(),
+        nodes,
+        workers,
+    );
     cfg.node_interval = Duration::from_millis(200);
     cfg.node_grace = Duration::from_secs(1);
     cfg.mqtt_keepalive = Duration::from_secs(1);
@@ -33,7 +38,13 @@ pub fn config(nodes: u8, workers: u32) -> LocalRackConfig {
 pub async fn start(cfg: LocalRackConfig) -> (LocalRack, Recorder) {
     let rack = LocalRack::start(cfg).await.expect("rack starts");
     let rx = rack.events_since_start().expect("first subscriber");
-    (rack, Recorder { rx, seen: Vec::new() })
+    (
+        rack,
+        Recorder {
+            rx,
+            seen: Vec::new(),
+        },
+    )
 }
 
 /// Every event received so far, and a way to wait for the next ones.
@@ -44,7 +55,11 @@ pub struct Recorder {
 
 impl Recorder {
     /// Waits (at most [`WAIT`]) for the first event from now on matching `pred`.
-    pub async fn until(&mut self, what: &str, mut pred: impl FnMut(&ClusterEventKind) -> bool) -> ClusterEvent {
+    pub async fn until(
+        &mut self,
+        what: &str,
+        mut pred: impl FnMut(&ClusterEventKind) -> bool,
+    ) -> ClusterEvent {
         let got = tokio::time::timeout(WAIT, async {
             loop {
                 let ev = self.rx.recv().await.expect("event channel open");
@@ -57,12 +72,19 @@ impl Recorder {
         .await;
         match got {
             Ok(ev) => ev,
-            Err(_) => panic!("timed out waiting for {what}; events so far:\n{:#?}", self.seen),
+            Err(_) => panic!(
+                "timed out waiting for {what}; events so far:\n{:#?}",
+                self.seen
+            ),
         }
     }
 
     /// Like [`Recorder::until`], but an event already seen counts too.
-    pub async fn wait_for(&mut self, what: &str, pred: impl Fn(&ClusterEventKind) -> bool) -> ClusterEvent {
+    pub async fn wait_for(
+        &mut self,
+        what: &str,
+        pred: impl Fn(&ClusterEventKind) -> bool,
+    ) -> ClusterEvent {
         if let Some(ev) = self.find(&pred) {
             return ev.clone();
         }
@@ -76,7 +98,10 @@ impl Recorder {
             if ready.len() >= n {
                 return ready;
             }
-            self.until("a worker ready", |k| matches!(k, ClusterEventKind::WorkerReady { .. })).await;
+            self.until("a worker ready", |k| {
+                matches!(k, ClusterEventKind::WorkerReady { .. })
+            })
+            .await;
         }
     }
 
@@ -92,7 +117,10 @@ impl Recorder {
 
     /// The events seen about `worker`, in order.
     pub fn of(&self, worker: &str) -> Vec<&ClusterEvent> {
-        self.seen.iter().filter(|e| worker_of(&e.kind) == Some(worker)).collect()
+        self.seen
+            .iter()
+            .filter(|e| worker_of(&e.kind) == Some(worker))
+            .collect()
     }
 
     /// The first seen event matching `pred`.
@@ -137,8 +165,14 @@ pub fn label(kind: &ClusterEventKind) -> &'static str {
 pub fn assert_lifecycle(rec: &Recorder, worker: &str, expected: &[&str]) {
     let evs = rec.of(worker);
     let labels: Vec<&str> = evs.iter().map(|e| label(&e.kind)).collect();
-    assert!(labels.starts_with(expected), "{worker}: {labels:?}, expected {expected:?}");
-    assert!(evs.windows(2).all(|w| w[0].at <= w[1].at), "{worker}: timestamps out of order");
+    assert!(
+        labels.starts_with(expected),
+        "{worker}: {labels:?}, expected {expected:?}"
+    );
+    assert!(
+        evs.windows(2).all(|w| w[0].at <= w[1].at),
+        "{worker}: timestamps out of order"
+    );
 }
 
 /// The process state letter of `pid` (`R`, `S`, `T`, `Z`, ...), `None` if gone.
@@ -156,7 +190,9 @@ pub fn proc_pgid(pid: i32) -> Option<i32> {
 
 /// Pids of every process (zombies excluded) whose group is in `groups`.
 pub fn members_of(groups: &BTreeSet<i32>) -> Vec<i32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| proc_pgid(*pid).is_some_and(|g| groups.contains(&g)))
         .filter(|pid| proc_state(*pid).is_some_and(|s| s != 'Z'))
@@ -174,7 +210,11 @@ pub async fn assert_all_gone(groups: &BTreeSet<i32>) {
         }
     })
     .await;
-    assert!(gone.is_ok(), "processes left behind: {:?}", members_of(groups));
+    assert!(
+        gone.is_ok(),
+        "processes left behind: {:?}",
+        members_of(groups)
+    );
 }
 
 /// The process groups of the rack's children.

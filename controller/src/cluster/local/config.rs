@@ -117,7 +117,9 @@ pub enum LocalRackError {
         path: String,
         source: std::io::Error,
     },
-    #[error("nodes not Ready within the boot timeout (is the node agent running and the broker reachable?): {0}")]
+    #[error(
+        "nodes not Ready within the boot timeout (is the node agent running and the broker reachable?): {0}"
+    )]
     Boot(String),
     #[error("http client: {0}")]
     Http(String),

@@ -18,18 +18,33 @@ use rackpong_agent::proto::ChaosAction;
 /// Marks a worker terminating and signals it; a worker without a process is
 /// deleted at once. Graceful kills escalate to SIGKILL after the termination grace.
 pub fn terminate(inner: &Arc<Inner>, st: &mut RackState, name: &str, mode: KillMode, at: Instant) {
-    let Some(w) = st.workers.get_mut(name) else { return };
+    let Some(w) = st.workers.get_mut(name) else {
+        return;
+    };
     let node = w.node.clone();
     if !w.terminating {
         w.terminating = true;
         w.ready = false;
         let worker = name.to_string();
-        inner.emit(at, ClusterEventKind::WorkerTerminating { worker, node: node.clone() });
+        inner.emit(
+            at,
+            ClusterEventKind::WorkerTerminating {
+                worker,
+                node: node.clone(),
+            },
+        );
     }
     match (w.phase, w.proc) {
         (Phase::Running, Some(proc)) => {
             let forced = mode == KillMode::Forced;
-            signal_pid(proc.pid, if forced { Signal::SIGKILL } else { Signal::SIGTERM });
+            signal_pid(
+                proc.pid,
+                if forced {
+                    Signal::SIGKILL
+                } else {
+                    Signal::SIGTERM
+                },
+            );
             if !forced {
                 escalate(inner, name.to_string(), proc.pid);
             }
@@ -47,7 +62,12 @@ fn escalate(inner: &Arc<Inner>, name: String, pid: nix::unistd::Pid) {
     let inner = Arc::clone(inner);
     tokio::spawn(async move {
         tokio::time::sleep(inner.cfg.termination_grace).await;
-        let alive = inner.lock().workers.get(&name).and_then(|w| w.proc).map(|p| p.pid);
+        let alive = inner
+            .lock()
+            .workers
+            .get(&name)
+            .and_then(|w| w.proc)
+            .map(|p| p.pid);
         if alive == Some(pid) {
             tracing::warn!(worker = %name, "termination grace over, sending SIGKILL");
             signal_pid(pid, Signal::SIGKILL);
@@ -96,7 +116,9 @@ pub fn node_down(
     };
     let mut st = inner.lock();
     let groups = st.groups_of(node);
-    let n = st.node_mut(node).ok_or_else(|| ClusterError::NoSuchNode(node.to_string()))?;
+    let n = st
+        .node_mut(node)
+        .ok_or_else(|| ClusterError::NoSuchNode(node.to_string()))?;
     if n.fault.is_some() {
         return Err(refused("the node is already down"));
     }
@@ -109,9 +131,13 @@ pub fn node_down(
     match fault {
         NodeFault::Agent(ChaosAction::NetDrop) => {
             n.frozen = true;
-            groups.iter().for_each(|g| signal_group(*g, Signal::SIGSTOP));
+            groups
+                .iter()
+                .for_each(|g| signal_group(*g, Signal::SIGSTOP));
         }
-        NodeFault::Agent(_) => groups.iter().for_each(|g| signal_group(*g, Signal::SIGKILL)),
+        NodeFault::Agent(_) => groups
+            .iter()
+            .for_each(|g| signal_group(*g, Signal::SIGKILL)),
         NodeFault::CordonDrain => {
             n.cordoned = true;
             evict(inner, &mut st, node, Instant::now());
@@ -155,7 +181,9 @@ fn restore(inner: &Arc<Inner>, node: &str, generation: Option<u64>) {
     let fault = n.fault.take();
     n.cordoned = false;
     if std::mem::take(&mut n.frozen) {
-        groups.iter().for_each(|g| signal_group(*g, Signal::SIGCONT));
+        groups
+            .iter()
+            .for_each(|g| signal_group(*g, Signal::SIGCONT));
     }
     let restart = n.agent.is_none().then_some(n.generation);
     tracing::info!(%node, ?fault, "node restored");

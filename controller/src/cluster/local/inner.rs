@@ -13,9 +13,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{LocalRackConfig, LocalRackError};
+use super::peers;
 use super::process::{self, Group, Proc};
 use super::state::{Phase, RackState, WorkerAddr};
-use super::peers;
 use crate::cluster::{ClusterEvent, ClusterEventKind};
 
 /// How long a crashed node agent waits before it is restarted (systemd's RestartSec).
@@ -90,20 +90,31 @@ impl Inner {
     }
 
     /// Starts the node agent of node `index` (1-based) as the leader of a new process group.
-    pub fn start_agent(self: &Arc<Self>, st: &mut RackState, index: u8) -> Result<(), LocalRackError> {
+    pub fn start_agent(
+        self: &Arc<Self>,
+        st: &mut RackState,
+        index: u8,
+    ) -> Result<(), LocalRackError> {
         let name = process::node_name(index);
         let announce = self.announce_path(&name);
         let _ = std::fs::remove_file(&announce);
         let args = process::node_args(&self.cfg, index, &announce);
-        let (child, proc) =
-            process::spawn(&self.cfg.exe, &args, Group::New, &name, self.cfg.log_dir.as_ref())?;
+        let (child, proc) = process::spawn(
+            &self.cfg.exe,
+            &args,
+            Group::New,
+            &name,
+            self.cfg.log_dir.as_ref(),
+        )?;
         tracing::info!(node = %name, pid = %proc.pid, "node agent started");
         if let Some(n) = st.node_mut(&name) {
             n.agent = Some(proc);
             n.frozen = false;
         }
         let pid = proc.pid;
-        self.track(st, child, proc, move |inner, at| inner.on_agent_exit(&name, pid, at));
+        self.track(st, child, proc, move |inner, at| {
+            inner.on_agent_exit(&name, pid, at)
+        });
         Ok(())
     }
 
@@ -159,10 +170,18 @@ impl Inner {
             .map(|w| w.name.clone())
             .collect();
         for name in lost {
-            let Some(w) = st.workers.remove(&name) else { continue };
+            let Some(w) = st.workers.remove(&name) else {
+                continue;
+            };
             let node = w.node.clone();
             if !w.terminating {
-                self.emit(at, ClusterEventKind::WorkerTerminating { worker: name.clone(), node: node.clone() });
+                self.emit(
+                    at,
+                    ClusterEventKind::WorkerTerminating {
+                        worker: name.clone(),
+                        node: node.clone(),
+                    },
+                );
             }
             self.emit(at, ClusterEventKind::WorkerDeleted { worker: name, node });
         }

@@ -71,7 +71,9 @@ pub struct LocalRack {
 
 impl std::fmt::Debug for LocalRack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalRack").field("dir", &self.inner.dir).finish()
+        f.debug_struct("LocalRack")
+            .field("dir", &self.inner.dir)
+            .finish()
     }
 }
 
@@ -119,7 +121,10 @@ impl LocalRack {
     async fn boot(&self) -> Result<(), LocalRackError> {
         let (subscribed, on_subscribed) = oneshot::channel();
         monitor::spawn(Arc::clone(&self.inner), subscribed);
-        if tokio::time::timeout(Duration::from_secs(10), on_subscribed).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), on_subscribed)
+            .await
+            .is_err()
+        {
             tracing::warn!(broker = %self.inner.cfg.broker, "node monitor not subscribed yet, starting anyway");
         }
         let mut events = self.inner.events.subscribe();
@@ -138,7 +143,10 @@ impl LocalRack {
                 }
             }
         };
-        if tokio::time::timeout(self.inner.cfg.boot_timeout, all_ready).await.is_err() {
+        if tokio::time::timeout(self.inner.cfg.boot_timeout, all_ready)
+            .await
+            .is_err()
+        {
             return Err(LocalRackError::Boot(self.not_ready_nodes().join(", ")));
         }
         tokio::spawn(reconcile::run(Arc::clone(&self.inner)));
@@ -147,13 +155,20 @@ impl LocalRack {
 
     fn not_ready_nodes(&self) -> Vec<String> {
         let st = self.inner.lock();
-        st.nodes.iter().filter(|n| !n.ready).map(|n| n.name.clone()).collect()
+        st.nodes
+            .iter()
+            .filter(|n| !n.ready)
+            .map(|n| n.name.clone())
+            .collect()
     }
 
     /// A receiver that has seen every event since the rack started; `None`
     /// after the first call. (`subscribe` only sees events from now on.)
     pub fn events_since_start(&self) -> Option<broadcast::Receiver<ClusterEvent>> {
-        self.initial.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.initial
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// The live workers (running, announced, not terminating) and their URLs,
@@ -170,7 +185,10 @@ impl LocalRack {
     /// Every child process not yet reaped, as `(pid, process group)`.
     pub fn processes(&self) -> Vec<(i32, i32)> {
         let st = self.inner.lock();
-        st.children.iter().map(|(pid, pgid)| (*pid, pgid.as_raw())).collect()
+        st.children
+            .iter()
+            .map(|(pid, pgid)| (*pid, pgid.as_raw()))
+            .collect()
     }
 
     /// The directory holding the peers file and the announce files.
@@ -264,11 +282,23 @@ impl Cluster for LocalRack {
     }
 
     async fn nodes(&self) -> Result<Vec<NodeInfo>, ClusterError> {
-        Ok(self.inner.lock().nodes.iter().map(NodeState::info).collect())
+        Ok(self
+            .inner
+            .lock()
+            .nodes
+            .iter()
+            .map(NodeState::info)
+            .collect())
     }
 
     async fn workers(&self) -> Result<Vec<WorkerInfo>, ClusterError> {
-        Ok(self.inner.lock().workers.values().map(|w| w.info()).collect())
+        Ok(self
+            .inner
+            .lock()
+            .workers
+            .values()
+            .map(|w| w.info())
+            .collect())
     }
 
     async fn replicas(&self) -> Result<u32, ClusterError> {
@@ -279,7 +309,12 @@ impl Cluster for LocalRack {
         faults::kill_worker(&self.inner, worker, mode)
     }
 
-    async fn node_down(&self, node: &str, fault: NodeFault, down_for: Duration) -> Result<(), ClusterError> {
+    async fn node_down(
+        &self,
+        node: &str,
+        fault: NodeFault,
+        down_for: Duration,
+    ) -> Result<(), ClusterError> {
         faults::node_down(&self.inner, node, fault, down_for)
     }
 
@@ -290,7 +325,8 @@ impl Cluster for LocalRack {
     async fn scale(&self, replicas: u32) -> Result<u32, ClusterError> {
         let previous = std::mem::replace(&mut self.inner.lock().desired, replicas);
         let at = tokio::time::Instant::now();
-        self.inner.emit(at, ClusterEventKind::ReplicasChanged { replicas });
+        self.inner
+            .emit(at, ClusterEventKind::ReplicasChanged { replicas });
         self.inner.wake.notify_one();
         Ok(previous)
     }

@@ -23,8 +23,16 @@ use crate::cluster::ClusterEventKind;
 /// broker acknowledged the subscription (so no agent's birth is missed).
 pub fn spawn(inner: Arc<Inner>, subscribed: oneshot::Sender<()>) {
     let topics = Topics::new(&inner.cfg.rack);
-    let id = format!("rackpong-local-{}-{}", std::process::id(), rand::random::<u32>());
-    let mut opts = MqttOptions::new(id, inner.cfg.broker.ip().to_string(), inner.cfg.broker.port());
+    let id = format!(
+        "rackpong-local-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    let mut opts = MqttOptions::new(
+        id,
+        inner.cfg.broker.ip().to_string(),
+        inner.cfg.broker.port(),
+    );
     opts.set_keep_alive(Duration::from_secs(5));
     let (client, el) = AsyncClient::new(opts, 16);
     let (tx, rx) = mpsc::channel(1024);
@@ -32,7 +40,14 @@ pub fn spawn(inner: Arc<Inner>, subscribed: oneshot::Sender<()>) {
         format!("{}/nodes/+/status", topics.root()),
         format!("{}/nodes/+/health", topics.root()),
     ];
-    tokio::spawn(pump(Arc::clone(&inner), client.clone(), el, filters, tx, subscribed));
+    tokio::spawn(pump(
+        Arc::clone(&inner),
+        client.clone(),
+        el,
+        filters,
+        tx,
+        subscribed,
+    ));
     tokio::spawn(watch_nodes(inner, client, topics, rx));
 }
 
@@ -142,7 +157,12 @@ fn life_sign(inner: &Arc<Inner>, node: &str, at: Instant) {
     n.last_sign = Some(at);
     if !n.ready {
         n.ready = true;
-        inner.emit(at, ClusterEventKind::NodeReady { node: node.to_string() });
+        inner.emit(
+            at,
+            ClusterEventKind::NodeReady {
+                node: node.to_string(),
+            },
+        );
         drop(st);
         inner.wake.notify_one();
     }

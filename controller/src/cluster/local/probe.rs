@@ -73,7 +73,9 @@ fn on_announced(inner: &Inner, name: &str, addr: SocketAddr) {
 
 fn on_probe(inner: &Inner, name: &str, ok: bool, at: Instant) {
     let mut st = inner.lock();
-    let Some(w) = st.workers.get_mut(name) else { return };
+    let Some(w) = st.workers.get_mut(name) else {
+        return;
+    };
     if w.proc.is_none() || ok == w.ready || (ok && w.terminating) {
         return;
     }

@@ -161,18 +161,18 @@ fn die_with_parent(cmd: &mut Command) {
 
 /// Sends `sig` to one process; a process already gone is not an error.
 pub fn signal_pid(pid: Pid, sig: Signal) {
-    if let Err(e) = signal::kill(pid, sig) {
-        if e != nix::errno::Errno::ESRCH {
-            tracing::warn!(%pid, ?sig, error = %e, "cannot signal process");
-        }
+    if let Err(e) = signal::kill(pid, sig)
+        && e != nix::errno::Errno::ESRCH
+    {
+        tracing::warn!(%pid, ?sig, error = %e, "cannot signal process");
     }
 }
 
 /// Sends `sig` to a whole process group; a group already gone is not an error.
 pub fn signal_group(pgid: Pid, sig: Signal) {
-    if let Err(e) = signal::killpg(pgid, sig) {
-        if e != nix::errno::Errno::ESRCH {
-            tracing::warn!(%pgid, ?sig, error = %e, "cannot signal process group");
-        }
+    if let Err(e) = signal::killpg(pgid, sig)
+        && e != nix::errno::Errno::ESRCH
+    {
+        tracing::warn!(%pgid, ?sig, error = %e, "cannot signal process group");
     }
 }

@@ -101,7 +101,10 @@ fn schedule(inner: &Arc<Inner>, st: &mut RackState) {
         }
         inner.emit(
             Instant::now(),
-            ClusterEventKind::WorkerScheduled { worker: name.clone(), node },
+            ClusterEventKind::WorkerScheduled {
+                worker: name.clone(),
+                node,
+            },
         );
         start_worker(inner, st, &name);
     }
@@ -122,8 +125,12 @@ fn pick_node(st: &RackState) -> Option<String> {
 }
 
 fn start_worker(inner: &Arc<Inner>, st: &mut RackState, name: &str) {
-    let Some(w) = st.workers.get(name) else { return };
-    let Some(node) = w.node.as_deref().and_then(|n| st.node(n)) else { return };
+    let Some(w) = st.workers.get(name) else {
+        return;
+    };
+    let Some(node) = w.node.as_deref().and_then(|n| st.node(n)) else {
+        return;
+    };
     let (Some(agent), index, node_name) = (node.agent, node.index, node.name.clone()) else {
         return;
     };
@@ -138,7 +145,13 @@ fn start_worker(inner: &Arc<Inner>, st: &mut RackState, name: &str) {
     };
     let args = process::worker_args(&inner.cfg, &line);
     let log_dir = inner.cfg.log_dir.as_ref();
-    let (child, proc) = match process::spawn(&inner.cfg.exe, &args, Group::Join(agent.pgid), name, log_dir) {
+    let (child, proc) = match process::spawn(
+        &inner.cfg.exe,
+        &args,
+        Group::Join(agent.pgid),
+        name,
+        log_dir,
+    ) {
         Ok(spawned) => spawned,
         Err(e) => {
             // Stays Pending: the next reconcile tries again.
@@ -150,13 +163,23 @@ fn start_worker(inner: &Arc<Inner>, st: &mut RackState, name: &str) {
         }
     };
     let at = Instant::now();
-    let Some(w) = st.workers.get_mut(name) else { return };
+    let Some(w) = st.workers.get_mut(name) else {
+        return;
+    };
     w.phase = Phase::Running;
     w.proc = Some(proc);
     let token = w.probe.clone();
-    inner.emit(at, ClusterEventKind::WorkerRunning { worker: name.to_string(), node: node_name });
+    inner.emit(
+        at,
+        ClusterEventKind::WorkerRunning {
+            worker: name.to_string(),
+            node: node_name,
+        },
+    );
     let (worker, pid) = (name.to_string(), proc.pid);
-    inner.track(st, child, proc, move |inner, at| on_worker_exit(inner, &worker, pid, at));
+    inner.track(st, child, proc, move |inner, at| {
+        on_worker_exit(inner, &worker, pid, at)
+    });
     probe::spawn(Arc::clone(inner), name.to_string(), token);
 }
 
@@ -165,7 +188,9 @@ fn start_worker(inner: &Arc<Inner>, st: &mut RackState, name: &str) {
 /// evicted or its agent restarts.
 fn on_worker_exit(inner: &Arc<Inner>, name: &str, pid: Pid, at: Instant) {
     let mut st = inner.lock();
-    let Some(w) = st.workers.get(name) else { return };
+    let Some(w) = st.workers.get(name) else {
+        return;
+    };
     if w.proc.map(|p| p.pid) != Some(pid) {
         return;
     }
@@ -177,7 +202,13 @@ fn on_worker_exit(inner: &Arc<Inner>, name: &str, pid: Pid, at: Instant) {
         .is_none_or(|n| n.fault.is_some() || n.agent.is_none() || n.frozen);
     if w.terminating || !node_down {
         if let Some(w) = st.workers.remove(name) {
-            inner.emit(at, ClusterEventKind::WorkerDeleted { worker: w.name, node: w.node });
+            inner.emit(
+                at,
+                ClusterEventKind::WorkerDeleted {
+                    worker: w.name,
+                    node: w.node,
+                },
+            );
         }
     } else if let Some(w) = st.workers.get_mut(name) {
         w.phase = Phase::Lost;
