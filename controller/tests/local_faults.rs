@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use local_common::*;
 use rackpong_agent::proto::ChaosAction;
-use rackpong_controller::cluster::{Cluster, ClusterError, ClusterEventKind as K, NodeFault};
+use rackpong_controller::cluster::{Cluster, ClusterError, NodeFault};
 use tokio::time::Instant;
 
 /// The workers of `node`, by name.
@@ -21,12 +21,13 @@ async fn workers_on(rack: &impl Cluster, node: &str) -> Vec<String> {
         .collect()
 }
 
-fn scheduled_on(rec: &Recorder, worker: &str) -> Option<String> {
-    rec.find(|k| matches!(k, K::WorkerScheduled { worker: w, .. } if w == worker))
-        .map(|e| match &e.kind {
-            K::WorkerScheduled { node, .. } => node.clone(),
-            _ => unreachable!(),
-        })
+/// Waits for `new` to be ready and checks it did not land on `not_on`.
+async fn replacement_ready(rec: &mut Recorder, new: &str, not_on: &str) -> Instant {
+    let ready = rec.worker("ready", new).await;
+    assert_lifecycle(rec, new, &UP);
+    let node = node_in(rec.seen("scheduled", new).unwrap());
+    assert_ne!(node, Some(not_on), "{new} scheduled on the faulted node");
+    rec.seen("created", new).unwrap().at.min(ready.at)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,61 +36,29 @@ async fn a_stopped_node_goes_not_ready_its_workers_move_and_it_comes_back() {
     let (grace, interval) = (cfg.node_grace, cfg.node_interval);
     let (rack, mut rec) = start(cfg).await;
     rec.ready_workers(3).await;
-    let victim = workers_on(&rack, "node2").await;
-    assert_eq!(victim.len(), 1, "one worker per node");
-    let victim = victim[0].clone();
+    let [victim] = <[String; 1]>::try_from(workers_on(&rack, "node2").await).expect("one per node");
     let group = node_group(&rack, "node2").unwrap();
 
-    let injected = Instant::now();
-    let down_for = Duration::from_secs(3);
-    rack.node_down("node2", NodeFault::Agent(ChaosAction::StopK3s), down_for)
-        .await
-        .unwrap();
+    let (injected, down_for) = (Instant::now(), Duration::from_secs(3));
+    let fault = NodeFault::Agent(ChaosAction::StopK3s);
+    rack.node_down("node2", fault, down_for).await.unwrap();
     assert_all_gone(&[group].into()).await;
 
-    let not_ready = rec
-        .until(
-            "node2 NotReady",
-            |k| matches!(k, K::NodeNotReady { node } if node == "node2"),
-        )
-        .await;
+    let not_ready = rec.next_node("node-not-ready", "node2").await;
     assert!(
         not_ready.at - injected >= grace - interval,
         "NotReady before the grace period"
     );
-    rec.wait_for(
-        "replacement ready",
-        |k| matches!(k, K::WorkerReady { worker, .. } if worker == "worker-4"),
-    )
-    .await;
-    let created = rec
-        .find(|k| matches!(k, K::WorkerCreated { worker } if worker == "worker-4"))
-        .unwrap();
+    let created = replacement_ready(&mut rec, "worker-4", "node2").await;
     assert!(
-        created.at >= not_ready.at,
+        created >= not_ready.at,
         "replaced before the node was NotReady"
     );
-    assert_ne!(scheduled_on(&rec, "worker-4").as_deref(), Some("node2"));
-    assert_lifecycle(
-        &rec,
-        &victim,
-        &[
-            "created",
-            "scheduled",
-            "running",
-            "ready",
-            "not-ready",
-            "terminating",
-            "deleted",
-        ],
-    );
+    let mut expected = UP.to_vec();
+    expected.extend(["not-ready", "terminating", "deleted"]);
+    assert_lifecycle(&rec, &victim, &expected);
 
-    let back = rec
-        .until(
-            "node2 Ready again",
-            |k| matches!(k, K::NodeReady { node } if node == "node2"),
-        )
-        .await;
+    let back = rec.next_node("node-ready", "node2").await;
     assert!(back.at - injected >= down_for);
     assert!(rack.nodes().await.unwrap().iter().all(|n| n.ready));
     assert_ne!(
@@ -109,42 +78,18 @@ async fn a_frozen_node_is_evicted_and_thawed_after_down_for() {
     let victim = workers_on(&rack, "node1").await.pop().unwrap();
     let group = node_group(&rack, "node1").unwrap();
 
-    rack.node_down(
-        "node1",
-        NodeFault::Agent(ChaosAction::NetDrop),
-        Duration::from_secs(2),
-    )
-    .await
-    .unwrap();
+    let fault = NodeFault::Agent(ChaosAction::NetDrop);
+    rack.node_down("node1", fault, Duration::from_secs(2))
+        .await
+        .unwrap();
     wait_group_state(group, "stopped", |s| s == 'T').await;
-    rec.until(
-        "node1 NotReady",
-        |k| matches!(k, K::NodeNotReady { node } if node == "node1"),
-    )
-    .await;
-    rec.wait_for(
-        "victim terminating",
-        |k| matches!(k, K::WorkerTerminating { worker, .. } if *worker == victim),
-    )
-    .await;
-    rec.wait_for(
-        "replacement ready",
-        |k| matches!(k, K::WorkerReady { worker, .. } if worker == "worker-3"),
-    )
-    .await;
-    assert_eq!(scheduled_on(&rec, "worker-3").as_deref(), Some("node2"));
+    rec.next_node("node-not-ready", "node1").await;
+    rec.worker("terminating", &victim).await;
+    replacement_ready(&mut rec, "worker-3", "node1").await;
 
     // Thawed: the node is back, and the evicted worker finally terminates.
-    rec.until(
-        "node1 Ready again",
-        |k| matches!(k, K::NodeReady { node } if node == "node1"),
-    )
-    .await;
-    rec.wait_for(
-        "victim deleted",
-        |k| matches!(k, K::WorkerDeleted { worker, .. } if *worker == victim),
-    )
-    .await;
+    rec.next_node("node-ready", "node1").await;
+    rec.worker("deleted", &victim).await;
     wait_group_state(group, "running again", |s| s != 'T').await;
     assert_eq!(
         node_group(&rack, "node1"),
@@ -159,40 +104,25 @@ async fn cordon_drain_evicts_gracefully_and_node_up_uncordons() {
     rec.ready_workers(2).await;
     let victim = workers_on(&rack, "node1").await.pop().unwrap();
 
-    rack.node_down("node1", NodeFault::CordonDrain, Duration::from_secs(600))
+    let long = Duration::from_secs(600);
+    rack.node_down("node1", NodeFault::CordonDrain, long)
         .await
         .unwrap();
-    rec.wait_for(
-        "victim deleted",
-        |k| matches!(k, K::WorkerDeleted { worker, .. } if *worker == victim),
-    )
-    .await;
-    rec.wait_for(
-        "replacement ready",
-        |k| matches!(k, K::WorkerReady { worker, .. } if worker == "worker-3"),
-    )
-    .await;
-    assert_eq!(scheduled_on(&rec, "worker-3").as_deref(), Some("node2"));
-    let node1 = rack
-        .nodes()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|n| n.name == "node1")
-        .unwrap();
-    assert!(node1.cordoned && node1.ready, "{node1:?}");
-    assert!(rec.find(|k| matches!(k, K::NodeNotReady { .. })).is_none());
+    rec.worker("deleted", &victim).await;
+    replacement_ready(&mut rec, "worker-3", "node1").await;
+    let nodes = rack.nodes().await.unwrap();
+    assert!(
+        nodes[0].name == "node1" && nodes[0].cordoned && nodes[0].ready,
+        "{nodes:?}"
+    );
+    assert!(rec.find(|k| label(k) == "node-not-ready").is_none());
 
-    let again = rack
-        .node_down("node1", NodeFault::CordonDrain, Duration::from_secs(1))
-        .await;
+    let again = rack.node_down("node1", NodeFault::CordonDrain, long).await;
     assert!(
         matches!(again, Err(ClusterError::Refused { .. })),
         "{again:?}"
     );
-    let unknown = rack
-        .node_down("node9", NodeFault::CordonDrain, Duration::from_secs(1))
-        .await;
+    let unknown = rack.node_down("node9", NodeFault::CordonDrain, long).await;
     assert!(
         matches!(unknown, Err(ClusterError::NoSuchNode(_))),
         "{unknown:?}"
@@ -201,16 +131,9 @@ async fn cordon_drain_evicts_gracefully_and_node_up_uncordons() {
     rack.node_up("node1").await.unwrap();
     assert!(rack.nodes().await.unwrap().iter().all(|n| !n.cordoned));
     rack.scale(3).await.unwrap();
-    rec.wait_for(
-        "worker-4 ready",
-        |k| matches!(k, K::WorkerReady { worker, .. } if worker == "worker-4"),
-    )
-    .await;
-    assert_eq!(
-        scheduled_on(&rec, "worker-4").as_deref(),
-        Some("node1"),
-        "the uncordoned node takes work again"
-    );
+    rec.worker("ready", "worker-4").await;
+    let node = node_in(rec.seen("scheduled", "worker-4").unwrap());
+    assert_eq!(node, Some("node1"), "the uncordoned node takes work again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,25 +141,14 @@ async fn node_up_brings_a_rebooted_node_back_at_once() {
     let (rack, mut rec) = start(config(2, 2)).await;
     rec.ready_workers(2).await;
     let group = node_group(&rack, "node2").unwrap();
-    rack.node_down(
-        "node2",
-        NodeFault::Agent(ChaosAction::Reboot),
-        Duration::from_secs(600),
-    )
-    .await
-    .unwrap();
+    let fault = NodeFault::Agent(ChaosAction::Reboot);
+    rack.node_down("node2", fault, Duration::from_secs(600))
+        .await
+        .unwrap();
     assert_all_gone(&[group].into()).await;
-    rec.until(
-        "node2 NotReady",
-        |k| matches!(k, K::NodeNotReady { node } if node == "node2"),
-    )
-    .await;
+    rec.next_node("node-not-ready", "node2").await;
 
     rack.node_up("node2").await.unwrap();
-    rec.until(
-        "node2 Ready",
-        |k| matches!(k, K::NodeReady { node } if node == "node2"),
-    )
-    .await;
+    rec.next_node("node-ready", "node2").await;
     assert!(node_group(&rack, "node2").is_some_and(|g| g != group));
 }

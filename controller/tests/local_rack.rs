@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use local_common::*;
-use rackpong_controller::cluster::{Cluster, ClusterEventKind as K, KillMode};
+use rackpong_controller::cluster::local::LocalRack;
+use rackpong_controller::cluster::{Cluster, ClusterError, ClusterEventKind as K, KillMode};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_four_workers_come_up_spread_and_in_order() {
@@ -16,7 +17,7 @@ async fn three_nodes_four_workers_come_up_spread_and_in_order() {
     let ready = rec.ready_workers(4).await;
     assert_eq!(ready, (1..=4).map(|i| format!("worker-{i}")).collect());
     for w in &ready {
-        assert_lifecycle(&rec, w, &["created", "scheduled", "running", "ready"]);
+        assert_lifecycle(&rec, w, &UP);
     }
     let nodes = rack.nodes().await.unwrap();
     assert!(nodes.iter().all(|n| n.ready), "{nodes:?}");
@@ -56,86 +57,51 @@ async fn three_nodes_four_workers_come_up_spread_and_in_order() {
     assert_all_gone(&groups).await;
 }
 
+/// Kills `old` and checks its replacement `new` comes up, created when `old`
+/// started terminating (as a ReplicaSet does).
+async fn kill_and_replace(
+    rack: &LocalRack,
+    rec: &mut Recorder,
+    old: &str,
+    new: &str,
+    mode: KillMode,
+) {
+    rack.kill_worker(old, mode).await.unwrap();
+    rec.worker("deleted", old).await;
+    rec.worker("ready", new).await;
+    assert_lifecycle(rec, old, &UP_AND_GONE);
+    assert_lifecycle(rec, new, &UP);
+    let terminating = rec.seen("terminating", old).unwrap().at;
+    assert!(rec.seen("created", new).unwrap().at >= terminating);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_is_replaced() {
-    let (rack, mut rec) = start(config(2, 2)).await;
-    rec.ready_workers(2).await;
+    let (rack, mut rec) = start(config(2, 3)).await;
+    // Three, so the survivors always have a live peer and stay ready.
+    rec.ready_workers(3).await;
     let old_pids: Vec<i32> = rack.processes().iter().map(|p| p.0).collect();
 
-    rack.kill_worker("worker-1", KillMode::Forced)
-        .await
-        .unwrap();
-    rec.until(
-        "worker-1 deleted",
-        |k| matches!(k, K::WorkerDeleted { worker, .. } if worker == "worker-1"),
-    )
-    .await;
-    rec.wait_for(
-        "worker-3 ready",
-        |k| matches!(k, K::WorkerReady { worker, .. } if worker == "worker-3"),
-    )
-    .await;
-    assert_lifecycle(
-        &rec,
-        "worker-1",
-        &[
-            "created",
-            "scheduled",
-            "running",
-            "ready",
-            "terminating",
-            "deleted",
-        ],
-    );
-    assert_lifecycle(
-        &rec,
-        "worker-3",
-        &["created", "scheduled", "running", "ready"],
-    );
-    // The replacement is created when the old one starts terminating (ReplicaSet).
-    let term = rec
-        .find(|k| matches!(k, K::WorkerTerminating { worker, .. } if worker == "worker-1"))
-        .unwrap()
-        .at;
-    let created = rec
-        .find(|k| matches!(k, K::WorkerCreated { worker } if worker == "worker-3"))
-        .unwrap()
-        .at;
-    assert!(created >= term);
+    kill_and_replace(&rack, &mut rec, "worker-1", "worker-4", KillMode::Forced).await;
+    kill_and_replace(&rack, &mut rec, "worker-2", "worker-5", KillMode::Graceful).await;
 
-    rack.kill_worker("worker-2", KillMode::Graceful)
-        .await
-        .unwrap();
-    rec.until(
-        "worker-2 deleted",
-        |k| matches!(k, K::WorkerDeleted { worker, .. } if worker == "worker-2"),
-    )
-    .await;
-    rec.wait_for(
-        "worker-4 ready",
-        |k| matches!(k, K::WorkerReady { worker, .. } if worker == "worker-4"),
-    )
-    .await;
-
-    let names: BTreeSet<String> = rack
+    let names: Vec<String> = rack
         .workers()
         .await
         .unwrap()
         .into_iter()
         .map(|w| w.name)
         .collect();
-    assert_eq!(names, ["worker-3", "worker-4"].map(String::from).into());
-    assert!(matches!(
-        rack.kill_worker("worker-1", KillMode::Forced).await,
-        Err(rackpong_controller::cluster::ClusterError::NoSuchWorker(_))
-    ));
-    let now: BTreeSet<i32> = rack.processes().iter().map(|p| p.0).collect();
-    assert_eq!(now.len(), 4);
-    assert_eq!(
-        old_pids.iter().filter(|p| now.contains(p)).count(),
-        2,
-        "only the node agents survive"
+    assert_eq!(names, ["worker-3", "worker-4", "worker-5"]);
+    let again = rack.kill_worker("worker-1", KillMode::Forced).await;
+    assert!(
+        matches!(again, Err(ClusterError::NoSuchWorker(_))),
+        "{again:?}"
     );
+    let now: BTreeSet<i32> = rack.processes().iter().map(|p| p.0).collect();
+    assert_eq!(now.len(), 5);
+    let survivors = old_pids.iter().filter(|p| now.contains(p)).count();
+    assert_eq!(survivors, 3, "only the node agents and worker-3 survive");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,23 +120,8 @@ async fn scaling_up_and_down_creates_and_removes_newest_first() {
 
     assert_eq!(rack.scale(2).await.unwrap(), 4);
     for gone in ["worker-3", "worker-4"] {
-        rec.wait_for(
-            "scaled-down worker deleted",
-            |k| matches!(k, K::WorkerDeleted { worker, .. } if worker == gone),
-        )
-        .await;
-        assert_lifecycle(
-            &rec,
-            gone,
-            &[
-                "created",
-                "scheduled",
-                "running",
-                "ready",
-                "terminating",
-                "deleted",
-            ],
-        );
+        rec.worker("deleted", gone).await;
+        assert_lifecycle(&rec, gone, &UP_AND_GONE);
     }
     let left: Vec<String> = rack
         .workers()

@@ -9,7 +9,7 @@ mod local_common;
 use std::time::Duration;
 
 use local_common::*;
-use rackpong_controller::cluster::{Cluster, ClusterEventKind as K, KillMode};
+use rackpong_controller::cluster::{Cluster, KillMode};
 
 /// Kills `old` and returns the created → ready time of its replacement `new`.
 async fn replacement_phase(
@@ -19,17 +19,8 @@ async fn replacement_phase(
     new: &str,
 ) -> Duration {
     rack.kill_worker(old, KillMode::Forced).await.unwrap();
-    let ready = rec
-        .wait_for(
-            "replacement ready",
-            |k| matches!(k, K::WorkerReady { worker, .. } if worker == new),
-        )
-        .await;
-    let created = rec
-        .find(|k| matches!(k, K::WorkerCreated { worker } if worker == new))
-        .unwrap()
-        .clone();
-    ready.at - created.at
+    let ready = rec.worker("ready", new).await;
+    ready.at - rec.seen("created", new).unwrap().at
 }
 
 /// The median created → ready time of three successive replacements,

@@ -91,6 +91,28 @@ impl Recorder {
         self.until(what, pred).await
     }
 
+    /// Waits for the event labelled `label` (see [`label`]) about `worker`,
+    /// counting events already seen.
+    pub async fn worker(&mut self, label_: &str, worker: &str) -> ClusterEvent {
+        let what = format!("{worker} {label_}");
+        self.wait_for(&what, |k| {
+            label(k) == label_ && worker_of(k) == Some(worker)
+        })
+        .await
+    }
+
+    /// The event labelled `label` about `worker`, if seen.
+    pub fn seen(&self, label_: &str, worker: &str) -> Option<&ClusterEvent> {
+        self.find(|k| label(k) == label_ && worker_of(k) == Some(worker))
+    }
+
+    /// Waits for the next (not a past) node event labelled `label` about `node`.
+    pub async fn next_node(&mut self, label_: &str, node: &str) -> ClusterEvent {
+        let what = format!("{node} {label_}");
+        self.until(&what, |k| label(k) == label_ && node_of(k) == Some(node))
+            .await
+    }
+
     /// Waits until `n` distinct workers have become ready (counting the past).
     pub async fn ready_workers(&mut self, n: usize) -> BTreeSet<String> {
         loop {
@@ -142,6 +164,35 @@ pub fn worker_of(kind: &ClusterEventKind) -> Option<&str> {
         _ => None,
     }
 }
+
+pub fn node_of(kind: &ClusterEventKind) -> Option<&str> {
+    match kind {
+        ClusterEventKind::NodeReady { node } | ClusterEventKind::NodeNotReady { node } => {
+            Some(node)
+        }
+        _ => None,
+    }
+}
+
+/// The node a worker was scheduled on.
+pub fn node_in(ev: &ClusterEvent) -> Option<&str> {
+    match &ev.kind {
+        ClusterEventKind::WorkerScheduled { node, .. } => Some(node),
+        _ => None,
+    }
+}
+
+/// A worker's life from creation to readiness.
+pub const UP: [&str; 4] = ["created", "scheduled", "running", "ready"];
+/// ... and to its end.
+pub const UP_AND_GONE: [&str; 6] = [
+    "created",
+    "scheduled",
+    "running",
+    "ready",
+    "terminating",
+    "deleted",
+];
 
 /// A short label of an event kind, for order checks.
 pub fn label(kind: &ClusterEventKind) -> &'static str {

@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nix::unistd::Pid;
+use tokio::process::Child;
 use tokio::time::Instant;
 
+use super::config::LocalRackError;
 use super::faults;
 use super::inner::Inner;
 use super::probe;
-use super::process::{self, Group, WorkerLine};
+use super::process::{self, Group, Proc, WorkerLine};
 use super::state::{Phase, RackState, WorkerState};
 use crate::cluster::{ClusterEventKind, KillMode};
 
@@ -125,42 +127,17 @@ fn pick_node(st: &RackState) -> Option<String> {
 }
 
 fn start_worker(inner: &Arc<Inner>, st: &mut RackState, name: &str) {
-    let Some(w) = st.workers.get(name) else {
-        return;
-    };
-    let Some(node) = w.node.as_deref().and_then(|n| st.node(n)) else {
-        return;
-    };
-    let (Some(agent), index, node_name) = (node.agent, node.index, node.name.clone()) else {
-        return;
-    };
-    let (peers_file, announce) = (inner.peers_path(), inner.announce_path(name));
-    let _ = std::fs::remove_file(&announce);
-    let line = WorkerLine {
-        name,
-        node_index: index,
-        peers_file: &peers_file,
-        announce: &announce,
-        start_delay: w.start_delay,
-    };
-    let args = process::worker_args(&inner.cfg, &line);
-    let log_dir = inner.cfg.log_dir.as_ref();
-    let (child, proc) = match process::spawn(
-        &inner.cfg.exe,
-        &args,
-        Group::Join(agent.pgid),
-        name,
-        log_dir,
-    ) {
-        Ok(spawned) => spawned,
-        Err(e) => {
-            // Stays Pending: the next reconcile tries again.
+    let (child, proc, node) = match spawn_worker(inner, st, name) {
+        Some(Ok(spawned)) => spawned,
+        Some(Err(e)) => {
+            // Back to Pending without a node: the next reconcile tries again.
             tracing::error!(worker = %name, error = %e, "cannot start worker");
             if let Some(w) = st.workers.get_mut(name) {
                 w.node = None;
             }
             return;
         }
+        None => return,
     };
     let at = Instant::now();
     let Some(w) = st.workers.get_mut(name) else {
@@ -169,18 +146,44 @@ fn start_worker(inner: &Arc<Inner>, st: &mut RackState, name: &str) {
     w.phase = Phase::Running;
     w.proc = Some(proc);
     let token = w.probe.clone();
-    inner.emit(
-        at,
-        ClusterEventKind::WorkerRunning {
-            worker: name.to_string(),
-            node: node_name,
-        },
-    );
+    let worker = name.to_string();
+    inner.emit(at, ClusterEventKind::WorkerRunning { worker, node });
     let (worker, pid) = (name.to_string(), proc.pid);
     inner.track(st, child, proc, move |inner, at| {
         on_worker_exit(inner, &worker, pid, at)
     });
     probe::spawn(Arc::clone(inner), name.to_string(), token);
+}
+
+/// Spawns the process of scheduled worker `name` into its node's group;
+/// `None` when the worker or its node's agent is gone.
+fn spawn_worker(
+    inner: &Inner,
+    st: &RackState,
+    name: &str,
+) -> Option<Result<(Child, Proc, String), LocalRackError>> {
+    let w = st.workers.get(name)?;
+    let node = st.node(w.node.as_deref()?)?;
+    let agent = node.agent?;
+    let (peers_file, announce) = (inner.peers_path(), inner.announce_path(name));
+    let _ = std::fs::remove_file(&announce);
+    let line = WorkerLine {
+        name,
+        node_index: node.index,
+        peers_file: &peers_file,
+        announce: &announce,
+        start_delay: w.start_delay,
+    };
+    let args = process::worker_args(&inner.cfg, &line);
+    let group = Group::Join(agent.pgid);
+    let spawned = process::spawn(
+        &inner.cfg.exe,
+        &args,
+        group,
+        name,
+        inner.cfg.log_dir.as_ref(),
+    );
+    Some(spawned.map(|(child, proc)| (child, proc, node.name.clone())))
 }
 
 /// A worker's process exited. On a healthy node the worker is deleted (and
