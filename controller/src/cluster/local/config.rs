@@ -83,8 +83,8 @@ impl LocalRackConfig {
         if self.node_grace <= self.node_interval {
             return bad("node_grace must exceed node_interval, or healthy nodes flap");
         }
-        if self.mqtt_keepalive < Duration::from_secs(1) {
-            return bad("mqtt_keepalive must be at least 1 s (MQTT counts whole seconds)");
+        if self.mqtt_keepalive < Duration::from_secs(1) || self.mqtt_keepalive.subsec_nanos() != 0 {
+            return bad("mqtt_keepalive must be whole seconds, at least 1 s (MQTT counts seconds)");
         }
         if self.probe_period.is_zero() {
             return bad("probe_period must be positive");
