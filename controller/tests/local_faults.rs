@@ -152,3 +152,25 @@ async fn node_up_brings_a_rebooted_node_back_at_once() {
     rec.next_node("node-ready", "node2").await;
     assert!(node_group(&rack, "node2").is_some_and(|g| g != group));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_node_agent_is_restarted() {
+    let (rack, mut rec) = start(config(2, 2)).await;
+    rec.ready_workers(2).await;
+    // The agent leads its group: its pid is the group id.
+    let agent = node_group(&rack, "node1").unwrap();
+    let pid = nix::unistd::Pid::from_raw(agent);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+
+    let restarted = tokio::time::timeout(WAIT, async {
+        loop {
+            match node_group(&rack, "node1") {
+                Some(g) if g != agent => return g,
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    })
+    .await
+    .expect("node1's agent restarted");
+    assert_eq!(proc_pgid(restarted), Some(restarted));
+}

@@ -51,6 +51,10 @@ async fn three_nodes_four_workers_come_up_spread_and_in_order() {
     let peers = std::fs::read_to_string(rack.state_dir().join("peers")).unwrap();
     let lines: BTreeSet<&str> = peers.lines().collect();
     assert_eq!(lines, live.iter().map(|w| w.url.as_str()).collect());
+    // All ready, so the factory's targets are the same workers.
+    let targets = rack.endpoints().borrow().clone();
+    let urls: BTreeSet<&str> = targets.iter().filter_map(|t| t.url.as_deref()).collect();
+    assert_eq!(urls, lines);
 
     // Dropping the rack leaves nothing running.
     drop(rack);

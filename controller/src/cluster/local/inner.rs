@@ -32,6 +32,8 @@ pub struct Inner {
     pub cancel: CancellationToken,
     pub http: reqwest::Client,
     pub live: watch::Sender<Vec<WorkerAddr>>,
+    /// The live workers that are also ready (what a Service would route to).
+    pub ready: watch::Sender<Vec<WorkerAddr>>,
     /// Malformed MQTT payloads seen by the node monitor.
     pub malformed: AtomicU64,
     /// Notified whenever a child has been reaped.
@@ -57,8 +59,15 @@ impl Inner {
         self.dir.join(format!("{name}.addr"))
     }
 
-    /// Rewrites the peers file and the live-workers channel if the set of live workers changed.
+    /// Rewrites the peers file and the live-workers channel if the set of
+    /// live workers changed, and the ready-workers channel if that changed.
     pub fn sync_peers(&self, st: &mut RackState) {
+        let ready = st.ready();
+        self.ready.send_if_modified(|now| {
+            let changed = *now != ready;
+            *now = ready;
+            changed
+        });
         let live = st.live();
         if live == st.peers_written {
             return;

@@ -53,6 +53,7 @@ use super::{
     Cluster, ClusterError, ClusterEvent, ClusterEventKind, KillMode, NodeFault, NodeInfo,
     WorkerInfo,
 };
+use crate::factory::WorkerEndpoint;
 use crate::journal::event::Detection;
 use inner::Inner;
 use state::{NodeState, RackState};
@@ -105,6 +106,7 @@ impl LocalRack {
             cancel: CancellationToken::new(),
             http,
             live: watch::channel(Vec::new()).0,
+            ready: watch::channel(Vec::new()).0,
             malformed: AtomicU64::new(0),
             exited: Arc::new(Notify::new()),
         });
@@ -175,6 +177,32 @@ impl LocalRack {
     /// updated whenever the peers file is rewritten.
     pub fn live_workers(&self) -> watch::Receiver<Vec<WorkerAddr>> {
         self.inner.live.subscribe()
+    }
+
+    /// The ready workers as the ball factory's targets (what a k3s Service
+    /// would route to), updated as workers become ready or go.
+    pub fn endpoints(&self) -> watch::Receiver<Vec<WorkerEndpoint>> {
+        let to_endpoints = |ready: &[WorkerAddr]| -> Vec<WorkerEndpoint> {
+            let endpoint = |w: &WorkerAddr| WorkerEndpoint {
+                name: w.name.clone(),
+                url: Some(w.url.clone()),
+            };
+            ready.iter().map(endpoint).collect()
+        };
+        let mut ready = self.inner.ready.subscribe();
+        let (tx, rx) = watch::channel(to_endpoints(&ready.borrow_and_update()));
+        let cancel = self.inner.cancel.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = ready.changed() => if changed.is_err() { return },
+                    _ = tx.closed() => return,
+                    _ = cancel.cancelled() => return,
+                }
+                tx.send_replace(to_endpoints(&ready.borrow_and_update()));
+            }
+        });
+        rx
     }
 
     /// Start delay given from now on to replacement workers (`--start-delay`).

@@ -86,5 +86,7 @@ fn on_probe(inner: &Inner, name: &str, ok: bool, at: Instant) {
         (true, None) => return,
         (false, node) => ClusterEventKind::WorkerNotReady { worker, node },
     };
+    // Channels first, so whoever sees the event sees them updated.
+    inner.sync_peers(&mut st);
     inner.emit(at, kind);
 }

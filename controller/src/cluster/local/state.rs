@@ -170,6 +170,12 @@ impl RackState {
             .collect()
     }
 
+    /// The live workers that answered their readiness probe, sorted by name.
+    pub fn ready(&self) -> Vec<WorkerAddr> {
+        let ready = |a: &WorkerAddr| self.workers.get(&a.name).is_some_and(|w| w.ready);
+        self.live().into_iter().filter(ready).collect()
+    }
+
     /// Every process group with a member still alive on `node`.
     pub fn groups_of(&self, node: &str) -> Vec<Pid> {
         let mut groups: Vec<Pid> = self
