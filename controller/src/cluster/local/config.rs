@@ -4,6 +4,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::journal::event::Detection;
+
 /// Settings of a [`super::LocalRack`]. Start from [`LocalRackConfig::new`] and
 /// override what you need; every default is documented on its field.
 #[derive(Debug, Clone)]
@@ -92,6 +94,33 @@ impl LocalRackConfig {
         Ok(())
     }
 
+    /// The failure-detection settings of a rack with these settings (and
+    /// replacements currently started with `replacement_delay`), for the predicted bounds.
+    pub fn detection(&self, replacement_delay: Duration) -> Detection {
+        let ceil_s = |d: Duration| d.as_millis().div_ceil(1000) as u64;
+        let ms = |d: Duration| d.as_millis().to_string();
+        let extra = [
+            ("node_monitor_grace_ms", ms(self.node_grace)),
+            ("node_health_interval_ms", ms(self.node_interval)),
+            ("readiness_period_ms", ms(self.probe_period)),
+            ("readiness_timeout_ms", ms(self.probe_timeout)),
+            ("mqtt_keepalive_ms", ms(self.mqtt_keepalive)),
+            ("termination_grace_ms", ms(self.termination_grace)),
+            ("replacement_start_delay_ms", ms(replacement_delay)),
+            ("nodes", self.nodes.to_string()),
+        ];
+        Detection {
+            profile: "local".into(),
+            node_monitor_grace_s: Some(ceil_s(self.node_grace)),
+            not_ready_toleration_s: Some(0),
+            unreachable_toleration_s: Some(0),
+            readiness_period_s: Some(ceil_s(self.probe_period)),
+            readiness_failure_threshold: Some(1),
+            mqtt_keepalive_s: Some(self.mqtt_keepalive.as_secs()),
+            extra: extra.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        }
+    }
+
     /// Loopback address of node `index` (1-based).
     pub fn node_ip(&self, index: u8) -> Ipv4Addr {
         let [a, b, c, _] = self.base_ip.octets();
@@ -128,5 +157,45 @@ pub enum LocalRackError {
 impl From<LocalRackError> for super::super::ClusterError {
     fn from(e: LocalRackError) -> Self {
         super::super::ClusterError::Local(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> LocalRackConfig {
+        LocalRackConfig::new("/bin/rackpong", "127.0.0.1:1883".parse().unwrap(), 3, 4)
+    }
+
+    #[test]
+    fn defaults_are_valid_and_bad_settings_say_why() {
+        assert!(cfg().validate().is_ok());
+        let mut c = cfg();
+        c.nodes = 0;
+        assert!(c.validate().unwrap_err().to_string().contains("nodes"));
+        let mut c = cfg();
+        c.mqtt_keepalive = Duration::from_millis(1500);
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("whole seconds")
+        );
+        let mut c = cfg();
+        c.probe_period = Duration::ZERO;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("probe_period")
+        );
+    }
+
+    #[test]
+    fn nodes_get_consecutive_loopback_addresses() {
+        let c = cfg();
+        assert_eq!(c.node_ip(1), Ipv4Addr::new(127, 0, 1, 1));
+        assert_eq!(c.node_ip(3), Ipv4Addr::new(127, 0, 1, 3));
     }
 }

@@ -35,7 +35,6 @@ mod process;
 mod reconcile;
 mod state;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -98,7 +97,7 @@ impl LocalRack {
         peers::write(&dir.path().join("peers"), &[])?;
         let (events, initial) = broadcast::channel(EVENT_CAPACITY);
         let inner = Arc::new(Inner {
-            state: Mutex::new(initial_state(&cfg)),
+            state: Mutex::new(RackState::new(&cfg)),
             dir: dir.path().to_path_buf(),
             cfg,
             events,
@@ -272,33 +271,6 @@ impl Drop for LocalRack {
     }
 }
 
-fn initial_state(cfg: &LocalRackConfig) -> RackState {
-    let nodes = (1..=cfg.nodes)
-        .map(|index| NodeState {
-            index,
-            name: process::node_name(index),
-            agent: None,
-            ready: false,
-            last_sign: None,
-            cordoned: false,
-            fault: None,
-            frozen: false,
-            generation: 0,
-        })
-        .collect();
-    RackState {
-        nodes,
-        workers: BTreeMap::new(),
-        desired: cfg.workers,
-        next_serial: 0,
-        replacement_delay: cfg.replacement_start_delay,
-        initial_left: cfg.workers,
-        peers_written: Vec::new(),
-        children: BTreeMap::new(),
-        stopping: false,
-    }
-}
-
 impl Cluster for LocalRack {
     fn kind(&self) -> &'static str {
         "local"
@@ -306,7 +278,7 @@ impl Cluster for LocalRack {
 
     async fn detection(&self) -> Result<Detection, ClusterError> {
         let delay = self.inner.lock().replacement_delay;
-        Ok(detection(&self.inner.cfg, delay))
+        Ok(self.inner.cfg.detection(delay))
     }
 
     async fn nodes(&self) -> Result<Vec<NodeInfo>, ClusterError> {
@@ -361,31 +333,5 @@ impl Cluster for LocalRack {
 
     fn subscribe(&self) -> broadcast::Receiver<ClusterEvent> {
         self.inner.events.subscribe()
-    }
-}
-
-/// The local rack's failure-detection settings, for the predicted bounds.
-fn detection(cfg: &LocalRackConfig, replacement_delay: Duration) -> Detection {
-    let ceil_s = |d: Duration| d.as_millis().div_ceil(1000) as u64;
-    let ms = |d: Duration| d.as_millis().to_string();
-    let extra = [
-        ("node_monitor_grace_ms", ms(cfg.node_grace)),
-        ("node_health_interval_ms", ms(cfg.node_interval)),
-        ("readiness_period_ms", ms(cfg.probe_period)),
-        ("readiness_timeout_ms", ms(cfg.probe_timeout)),
-        ("mqtt_keepalive_ms", ms(cfg.mqtt_keepalive)),
-        ("termination_grace_ms", ms(cfg.termination_grace)),
-        ("replacement_start_delay_ms", ms(replacement_delay)),
-        ("nodes", cfg.nodes.to_string()),
-    ];
-    Detection {
-        profile: "local".into(),
-        node_monitor_grace_s: Some(ceil_s(cfg.node_grace)),
-        not_ready_toleration_s: Some(0),
-        unreachable_toleration_s: Some(0),
-        readiness_period_s: Some(ceil_s(cfg.probe_period)),
-        readiness_failure_threshold: Some(1),
-        mqtt_keepalive_s: Some(cfg.mqtt_keepalive.as_secs()),
-        extra: extra.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
     }
 }

@@ -9,7 +9,8 @@ use nix::unistd::Pid;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::process::Proc;
+use super::config::LocalRackConfig;
+use super::process::{self, Proc};
 use crate::cluster::{NodeFault, NodeInfo, WorkerInfo};
 
 /// One node: a node agent process group on its own loopback address.
@@ -142,6 +143,34 @@ pub struct RackState {
 }
 
 impl RackState {
+    /// The state of a rack that has not started anything yet.
+    pub fn new(cfg: &LocalRackConfig) -> Self {
+        let nodes = (1..=cfg.nodes)
+            .map(|index| NodeState {
+                index,
+                name: process::node_name(index),
+                agent: None,
+                ready: false,
+                last_sign: None,
+                cordoned: false,
+                fault: None,
+                frozen: false,
+                generation: 0,
+            })
+            .collect();
+        RackState {
+            nodes,
+            workers: BTreeMap::new(),
+            desired: cfg.workers,
+            next_serial: 0,
+            replacement_delay: cfg.replacement_start_delay,
+            initial_left: cfg.workers,
+            peers_written: Vec::new(),
+            children: BTreeMap::new(),
+            stopping: false,
+        }
+    }
+
     pub fn node(&self, name: &str) -> Option<&NodeState> {
         self.nodes.iter().find(|n| n.name == name)
     }
