@@ -6,24 +6,26 @@
 //!   a process group led by the node agent (`EXE agent node ...`).
 //! - **Workers** (pods): `EXE agent worker ...` processes spawned into their
 //!   node's process group, kept at the desired count by a ReplicaSet-like
-//!   reconcile task ([`reconcile`]) that spreads them over Ready nodes and
+//!   reconcile task (`reconcile.rs`) that spreads them over Ready nodes and
 //!   names them `worker-<n>`. Their `/readyz` is probed every `probe_period`
-//!   ([`probe`]). They find each other through a peers file rewritten
+//!   (`probe.rs`). They find each other through a peers file rewritten
 //!   atomically whenever the set of live workers changes.
-//! - **Node health** ([`monitor`]): a node is Ready from its first MQTT life
+//! - **Node health** (`monitor.rs`): a node is Ready from its first MQTT life
 //!   sign (health sample or `online` status) and NotReady once `node_grace`
 //!   passes without one; its workers are then evicted and replaced elsewhere
 //!   (k3s's node controller with zero toleration).
-//! - **Faults** ([`faults`]): SIGTERM/SIGKILL a worker; SIGKILL a node's whole
+//! - **Faults** (`faults.rs`): SIGTERM/SIGKILL a worker; SIGKILL a node's whole
 //!   process group (`stop-k3s`, `reboot`, `power-relay`), SIGSTOP it
 //!   (`net-drop`), or cordon and drain it; each comes back after `down_for`
 //!   (agent restarted, SIGCONT, uncordon) or at once on `node_up`.
 //!
 //! Every [`ClusterEvent`] carries the instant it was observed: a process
 //! spawn or its exit seen through `wait`, an MQTT message's arrival, a probe
-//! answer. Children die with the controller: SIGKILL on drop, on
-//! [`LocalRack::shutdown`], and through `PR_SET_PDEATHSIG` if the controller
-//! itself is killed. See `docs/local-rack.md`.
+//! answer. Children die with the controller: SIGKILL on drop, SIGTERM then
+//! SIGKILL on [`LocalRack::shutdown`], and through `PR_SET_PDEATHSIG` if the
+//! controller itself is killed. PR_SET_PDEATHSIG follows the *thread* that spawned a
+//! child, so drive the rack from tokio runtime threads that live as long as
+//! it does (not from `spawn_blocking`). See `docs/local-rack.md`.
 
 mod config;
 mod faults;
