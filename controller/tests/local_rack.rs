@@ -79,6 +79,40 @@ async fn kill_and_replace(
     assert!(rec.seen("created", new).unwrap().at >= terminating);
 }
 
+fn url_of(rack: &LocalRack, worker: &str) -> String {
+    let live = rack.live_workers().borrow().clone();
+    live.into_iter()
+        .find(|w| w.name == worker)
+        .expect("live worker")
+        .url
+}
+
+fn peers_file(rack: &LocalRack) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(rack.state_dir().join("peers")).unwrap();
+    text.lines().map(String::from).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_dies_on_a_healthy_node_is_replaced() {
+    let (rack, mut rec) = start(config(2, 3)).await;
+    rec.ready_workers(3).await;
+    let pid = rack.processes().into_iter().map(|(p, _)| p);
+    let victim = pid
+        .into_iter()
+        .find(|p| arg_of(*p, "--name").as_deref() == Some("worker-2"))
+        .unwrap();
+    let victim = nix::unistd::Pid::from_raw(victim);
+    nix::sys::signal::kill(victim, nix::sys::signal::Signal::SIGKILL).unwrap();
+
+    rec.worker("deleted", "worker-2").await;
+    rec.worker("ready", "worker-4").await;
+    assert!(
+        rec.seen("terminating", "worker-2").is_none(),
+        "nobody asked it to stop"
+    );
+    assert_lifecycle(&rec, "worker-4", &UP);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_is_replaced() {
     let (rack, mut rec) = start(config(2, 3)).await;
