@@ -70,9 +70,16 @@ async fn kill_and_replace(
     new: &str,
     mode: KillMode,
 ) {
+    let old_url = url_of(rack, old);
     rack.kill_worker(old, mode).await.unwrap();
     rec.worker("deleted", old).await;
     rec.worker("ready", new).await;
+    let peers = peers_file(rack);
+    assert!(!peers.contains(&old_url), "{old} still in the peers file");
+    assert!(
+        peers.contains(&url_of(rack, new)),
+        "{new} not in the peers file"
+    );
     assert_lifecycle(rec, old, &UP_AND_GONE);
     assert_lifecycle(rec, new, &UP);
     let terminating = rec.seen("terminating", old).unwrap().at;
