@@ -211,15 +211,20 @@ pub fn label(kind: &ClusterEventKind) -> &'static str {
     }
 }
 
-/// Asserts the events of `worker` start with `expected` (by label) and are
-/// stamped in non-decreasing order.
+/// Asserts the events of `worker` contain `expected` (by label) in that
+/// order, and are stamped in non-decreasing order. Readiness may flap in
+/// between (a worker is not ready while it has no live peer, which a busy
+/// machine can cause for a moment), so other events may be interleaved.
 pub fn assert_lifecycle(rec: &Recorder, worker: &str, expected: &[&str]) {
     let evs = rec.of(worker);
     let labels: Vec<&str> = evs.iter().map(|e| label(&e.kind)).collect();
+    let mut rest = labels.iter();
+    let in_order = expected.iter().all(|want| rest.any(|got| got == want));
     assert!(
-        labels.starts_with(expected),
-        "{worker}: {labels:?}, expected {expected:?}"
+        in_order,
+        "{worker}: {labels:?}, expected {expected:?} in order"
     );
+    assert_eq!(labels.first(), expected.first(), "{worker}: {labels:?}");
     assert!(
         evs.windows(2).all(|w| w[0].at <= w[1].at),
         "{worker}: timestamps out of order"
