@@ -164,19 +164,59 @@ async fn scaling_up_and_down_creates_and_removes_newest_first() {
     assert_eq!(rack.replicas().await.unwrap(), 4);
 
     assert_eq!(rack.scale(2).await.unwrap(), 4);
-    for gone in ["worker-3", "worker-4"] {
-        rec.worker("deleted", gone).await;
-        assert_lifecycle(&rec, gone, &UP_AND_GONE);
+    let first = rec
+        .until("a worker terminating", |k| label(k) == "terminating")
+        .await;
+    let ready_then = ready_before(&rec, &first);
+    let mut gone = BTreeSet::new();
+    while gone.len() < 2 {
+        let ev = rec
+            .until("scaled-down worker deleted", |k| label(k) == "deleted")
+            .await;
+        gone.insert(worker_of(&ev.kind).unwrap().to_string());
     }
-    let left: Vec<String> = rack
+    // A ReplicaSet removes not-ready workers first, then the newest.
+    let mut ranked: Vec<(bool, std::cmp::Reverse<u32>)> = (1..=4)
+        .map(|i| {
+            (
+                ready_then.contains(&format!("worker-{i}")),
+                std::cmp::Reverse(i),
+            )
+        })
+        .collect();
+    ranked.sort();
+    let expected: BTreeSet<String> = ranked[..2]
+        .iter()
+        .map(|(_, i)| format!("worker-{}", i.0))
+        .collect();
+    assert_eq!(gone, expected, "ready at scale-down: {ready_then:?}");
+    assert!(gone.iter().all(|w| rec.seen("terminating", w).is_some()));
+    let left: BTreeSet<String> = rack
         .workers()
         .await
         .unwrap()
         .into_iter()
         .map(|w| w.name)
         .collect();
-    assert_eq!(left, ["worker-1", "worker-2"]);
+    assert_eq!(left.len(), 2);
+    assert!(left.is_disjoint(&gone));
     assert_eq!(rack.live_workers().borrow().len(), 2);
+}
+
+/// The workers that were ready just before `event`.
+fn ready_before(
+    rec: &Recorder,
+    event: &rackpong_controller::cluster::ClusterEvent,
+) -> BTreeSet<String> {
+    let mut ready = BTreeSet::new();
+    for ev in rec.seen.iter().take_while(|e| *e != event) {
+        match &ev.kind {
+            K::WorkerReady { worker, .. } => ready.insert(worker.clone()),
+            K::WorkerNotReady { worker, .. } => ready.remove(worker),
+            _ => false,
+        };
+    }
+    ready
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
