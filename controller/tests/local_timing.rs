@@ -3,7 +3,7 @@
 //! ±50 ms. Two delays are compared, so process start, MQTT connect and peer
 //! discovery cancel out; what remains is the probe period (10 ms here) and
 //! scheduling jitter. CPU contention only ever adds time, so each delay's
-//! phase is the minimum of four replacements: the least disturbed. A replacement
+//! phase is the minimum of five replacements: the least disturbed. A replacement
 //! without any delay is not the reference: it starts amid the churn of the
 //! kill (peers file rewrite, peers dropping the dead worker), which adds
 //! tens of ms on a loaded machine, whereas a delayed worker binds after it.
@@ -24,7 +24,7 @@ async fn replacement_phase(rack: &LocalRack, rec: &mut Recorder, old: &str, new:
 }
 
 /// Replacements made per delay.
-const SAMPLES: u32 = 4;
+const SAMPLES: u32 = 5;
 
 /// The shortest created → ready time of [`SAMPLES`] successive replacements
 /// started with `delay`, the first being worker `first_new` (each kills the oldest).
@@ -58,7 +58,7 @@ async fn injected_start_delay_shows_in_the_created_to_ready_phase() {
     let (rack, mut rec) = start(cfg).await;
     rec.ready_workers(2).await;
 
-    let (short, long) = (Duration::from_millis(100), Duration::from_millis(700));
+    let (short, long) = (Duration::from_millis(150), Duration::from_millis(650));
     let reference = fastest_phase(&rack, &mut rec, 3, short).await;
     let delayed = fastest_phase(&rack, &mut rec, 3 + SAMPLES, long).await;
 
@@ -73,5 +73,5 @@ async fn injected_start_delay_shows_in_the_created_to_ready_phase() {
         "measured {measured:.1} ms for {injected:.0} ms injected"
     );
     let detection = rack.detection().await.unwrap();
-    assert_eq!(detection.extra["replacement_start_delay_ms"], "700");
+    assert_eq!(detection.extra["replacement_start_delay_ms"], "650");
 }
