@@ -120,7 +120,11 @@ pub fn spawn(
     });
     die_with_parent(&mut cmd);
     let child = cmd.spawn().map_err(err)?;
-    let pid = Pid::from_raw(child.id().map(|p| p as i32).unwrap_or(0));
+    // A pid of 0 would make every later signal hit the controller's own group.
+    let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
+        return Err(err(std::io::Error::other("the child has no pid")));
+    };
+    let pid = Pid::from_raw(pid);
     let pgid = match group {
         Group::New => pid,
         Group::Join(pgid) => pgid,
@@ -161,6 +165,11 @@ fn die_with_parent(cmd: &mut Command) {
 
 /// Sends `sig` to one process; a process already gone is not an error.
 pub fn signal_pid(pid: Pid, sig: Signal) {
+    // 0, 1 and negative ids mean "our group", init or "everyone": never ours to signal.
+    if pid.as_raw() <= 1 {
+        tracing::error!(%pid, ?sig, "refusing to signal a non-child pid");
+        return;
+    }
     if let Err(e) = signal::kill(pid, sig)
         && e != nix::errno::Errno::ESRCH
     {
@@ -170,9 +179,61 @@ pub fn signal_pid(pid: Pid, sig: Signal) {
 
 /// Sends `sig` to a whole process group; a group already gone is not an error.
 pub fn signal_group(pgid: Pid, sig: Signal) {
+    if pgid.as_raw() <= 1 || pgid == nix::unistd::getpgrp() {
+        tracing::error!(%pgid, ?sig, "refusing to signal the controller's own or a non-child group");
+        return;
+    }
     if let Err(e) = signal::killpg(pgid, sig)
         && e != nix::errno::Errno::ESRCH
     {
         tracing::warn!(%pgid, ?sig, error = %e, "cannot signal process group");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> LocalRackConfig {
+        LocalRackConfig::new("/bin/rackpong", "127.0.0.1:1883".parse().unwrap(), 3, 4)
+    }
+
+    #[test]
+    fn node_command_line_follows_the_agreed_flags() {
+        let args = node_args(&cfg(), 2, Path::new("/tmp/n2.addr")).join(" ");
+        assert_eq!(
+            args,
+            "--log info agent node --broker mqtt://127.0.0.1:1883 --rack rack --mqtt-keepalive 2s \
+             --node-name node2 --http-addr 127.0.1.2:0 --announce-file /tmp/n2.addr --interval 1s"
+        );
+    }
+
+    #[test]
+    fn worker_command_line_passes_a_start_delay_only_when_set() {
+        let mut line = WorkerLine {
+            name: "worker-7",
+            node_index: 3,
+            peers_file: Path::new("/tmp/peers"),
+            announce: Path::new("/tmp/w7.addr"),
+            start_delay: Duration::ZERO,
+        };
+        let args = worker_args(&cfg(), &line).join(" ");
+        assert!(
+            args.starts_with("--log info agent worker --broker mqtt://127.0.0.1:1883"),
+            "{args}"
+        );
+        assert!(
+            args.ends_with(
+                "--name worker-7 --node node3 --listen 127.0.1.3:0 --peers-file /tmp/peers \
+             --announce-file /tmp/w7.addr --peer-refresh 500ms"
+            ),
+            "{args}"
+        );
+        line.start_delay = Duration::from_millis(600);
+        assert!(
+            worker_args(&cfg(), &line)
+                .join(" ")
+                .ends_with("--start-delay 600ms")
+        );
     }
 }
