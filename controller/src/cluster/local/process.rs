@@ -112,6 +112,13 @@ pub fn spawn(
     };
     let mut cmd = Command::new(exe);
     cmd.args(args).stdin(Stdio::null()).kill_on_drop(true);
+    // The flags say everything: the controller's own RACKPONG_* settings
+    // (static peers, chaos, log format...) must not leak into the rack.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("RACKPONG_") {
+            cmd.env_remove(key);
+        }
+    }
     let (out, errout) = output(log_dir, name).map_err(err)?;
     cmd.stdout(out).stderr(errout);
     cmd.process_group(match group {
