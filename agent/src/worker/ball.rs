@@ -155,7 +155,7 @@ mod tests {
             "empty-field"
         );
         let hops = r#"{"worker":"x","node":"n","at_ms":1}"#;
-        let five = vec![hops; 5].join(",");
+        let five = [hops; 5].join(",");
         let body = format!(r#"{{"id":"a","target":"w","ttl":1,"born_ms":1,"hops":[{five}]}}"#);
         assert_eq!(code(&body), "too-many-hops");
         assert!(decode(br#"{"id":"a","target":"w","ttl":10,"born_ms":1}"#, &l).is_ok());

@@ -16,9 +16,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::ball::Limits;
-use super::link::MqttLink;
 use super::metrics::Metrics;
 use super::peers::PeerSet;
+use crate::mqtt::MqttLink;
 use crate::proto::{Ball, BallCaught, BallDropped, DropReason, Hop, PROTO_VERSION};
 
 /// Who this worker is.
@@ -153,7 +153,9 @@ impl Game {
     }
 
     /// Forwards to random live peers until one answers `202`, at most
-    /// `forward_attempts` of them.
+    /// `forward_attempts` of them. Only failures where the peer certainly did
+    /// not take the ball (refused connection, error status) move on to
+    /// another peer.
     async fn forward(&self, ball: &Ball) -> Result<(), (DropReason, Option<String>)> {
         let body = serde_json::to_vec(ball)
             .map_err(|e| (DropReason::ForwardFailed, Some(e.to_string())))?;
@@ -174,24 +176,31 @@ impl Game {
                 .timeout(self.forward_timeout)
                 .send()
                 .await;
-            let error = match sent {
+            let (error, retry) = match sent {
                 Ok(resp) if resp.status() == StatusCode::ACCEPTED => return Ok(()),
                 Ok(resp) => {
                     // A 4xx is about the ball, not the peer: keep the peer.
                     if !resp.status().is_client_error() {
                         self.peers.mark_dead(&peer.base);
                     }
-                    format!("{} answered {}", peer.base, resp.status())
+                    (format!("{} answered {}", peer.base, resp.status()), true)
                 }
                 Err(e) => {
                     self.peers.mark_dead(&peer.base);
-                    format!("{}: {e}", peer.base)
+                    // After a timeout the peer may have taken the ball: trying
+                    // another peer could leave two copies in play, so stop.
+                    let retry = !e.is_timeout();
+                    let what = if retry { "" } else { " (outcome unknown)" };
+                    (format!("{}: {}{what}", peer.base, error_chain(&e)), retry)
                 }
             };
             tracing::debug!(id = %ball.id, %error, "forward failed");
             self.metrics.forward_failures.inc();
             last_error = Some(error);
             tried.push(peer.base);
+            if !retry {
+                return Err((DropReason::ForwardFailed, last_error));
+            }
         }
         if tried.is_empty() {
             Err((DropReason::NoLivePeer, None))
@@ -199,4 +208,16 @@ impl Game {
             Err((DropReason::ForwardFailed, last_error))
         }
     }
+}
+
+/// An error with its sources, `: `-separated (reqwest's own Display omits them).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }

@@ -7,7 +7,6 @@
 pub mod ball;
 pub mod game;
 pub mod http;
-pub mod link;
 pub mod metrics;
 pub mod peers;
 
@@ -20,9 +19,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::proto::Topics;
+use crate::mqtt::{MqttArgs, MqttError, MqttLink};
 use game::{Game, Identity};
-use link::{LinkConfig, MqttLink};
 use peers::{PeerSet, PeerSources, Refresher};
 
 /// Flags of the `worker` role.
@@ -62,7 +60,7 @@ pub struct WorkerArgs {
     #[arg(long, env = "RACKPONG_FORWARD_ATTEMPTS", default_value_t = 3)]
     pub forward_attempts: u32,
     /// Time limit of one forward attempt.
-    #[arg(long, env = "RACKPONG_FORWARD_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "RACKPONG_FORWARD_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub forward_timeout: Duration,
     /// Balls held at once; beyond it a ball is dropped as overloaded.
     #[arg(long, env = "RACKPONG_MAX_IN_FLIGHT", default_value_t = 10_000)]
@@ -75,23 +73,6 @@ pub struct WorkerArgs {
     pub start_delay: Duration,
     #[command(flatten)]
     pub mqtt: MqttArgs,
-}
-
-/// MQTT flags (interim, until the shared `mqtt::MqttArgs` lands).
-#[derive(Debug, Clone, clap::Args)]
-pub struct MqttArgs {
-    /// MQTT broker URL.
-    #[arg(long, env = "RACKPONG_BROKER", default_value = "mqtt://127.0.0.1:1883")]
-    pub broker: String,
-    /// Rack name: topics live under rackpong/<rack>/.
-    #[arg(long, env = "RACKPONG_RACK", default_value = "rack")]
-    pub rack: String,
-    /// MQTT keepalive (the Last Will fires after ~1.5x this).
-    #[arg(long, env = "RACKPONG_MQTT_KEEPALIVE", default_value = "5s", value_parser = humantime::parse_duration)]
-    pub mqtt_keepalive: Duration,
-    /// Bound of the MQTT publish queue (messages).
-    #[arg(long, env = "RACKPONG_MQTT_BUFFER", default_value_t = 10_000)]
-    pub mqtt_buffer: usize,
 }
 
 /// Why the `worker` role failed.
@@ -109,8 +90,8 @@ pub enum WorkerError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error(transparent)]
-    Broker(#[from] link::BrokerUrlError),
+    #[error("MQTT: {0}")]
+    Mqtt(#[from] MqttError),
     #[error("HTTP client: {0}")]
     Client(#[from] reqwest::Error),
     #[error("HTTP server: {0}")]
@@ -171,42 +152,18 @@ impl Worker {
             .pool_max_idle_per_host(256)
             .connect_timeout(args.forward_timeout)
             .build()?;
-        let topics = Topics::new(&args.mqtt.rack);
-        let (host, port) = link::parse_broker(&args.mqtt.broker)?;
-        let link = MqttLink::start(LinkConfig {
-            host,
-            port,
-            client_id: format!("rackpong-worker-{}", id.name),
-            keepalive: args.mqtt.mqtt_keepalive,
-            status_topic: topics.worker_status(&id.name),
-            buffer_capacity: args.mqtt.mqtt_buffer,
-        });
-        let listener =
-            TcpListener::bind(args.listen)
-                .await
-                .map_err(|source| WorkerError::Bind {
-                    addr: args.listen,
-                    source,
-                })?;
-        let local = listener.local_addr().map_err(|source| WorkerError::Bind {
-            addr: args.listen,
-            source,
-        })?;
+        let topics = args.mqtt.topics();
+        let link_cfg = args.mqtt.link_config(
+            &format!("rackpong-worker-{}", id.name),
+            topics.worker_status(&id.name),
+        )?;
+        let link = MqttLink::start(link_cfg);
+        let (listener, local) = listen(args.listen).await?;
         if let Some(path) = &args.announce_file {
             announce(path, local).await?;
         }
         tracing::info!(worker = %id.name, node = %id.node, addr = %local, "worker listening");
-        let refresher = Refresher {
-            sources: PeerSources {
-                static_urls: args.peers.clone(),
-                file: args.peers_file.clone(),
-                dns: args.peers_dns.clone(),
-            },
-            self_name: id.name.clone(),
-            client: client.clone(),
-            probe_timeout: (args.peer_refresh / 2)
-                .clamp(Duration::from_millis(50), Duration::from_secs(1)),
-        };
+        let refresher = refresher(&args, &id.name, client.clone());
         let game = Arc::new(Game {
             id,
             limits: ball::Limits {
@@ -261,6 +218,29 @@ impl Worker {
         tracing::info!(worker = %game.id.name, "in-flight balls settled, flushing MQTT");
         game.link.shutdown(Duration::from_secs(5)).await;
         served.map_err(WorkerError::Serve)
+    }
+}
+
+async fn listen(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), WorkerError> {
+    let err = |source| WorkerError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(err)?;
+    let local = listener.local_addr().map_err(err)?;
+    Ok((listener, local))
+}
+
+fn refresher(args: &WorkerArgs, self_name: &str, client: reqwest::Client) -> Refresher {
+    Refresher {
+        sources: PeerSources {
+            static_urls: args.peers.clone(),
+            file: args.peers_file.clone(),
+            dns: args.peers_dns.clone(),
+        },
+        self_name: self_name.to_string(),
+        client,
+        // A busy peer keeps its state on a slow probe; only a refusal removes it.
+        probe_timeout: args
+            .peer_refresh
+            .clamp(Duration::from_millis(500), Duration::from_secs(2)),
     }
 }
 

@@ -121,6 +121,17 @@ impl PeerSet {
     }
 }
 
+/// What a probe found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Probe {
+    /// Answered, naming this worker.
+    Alive(String),
+    /// Did not answer within the probe timeout (busy, or unreachable).
+    Slow,
+    /// Refused the connection or answered an error.
+    Down,
+}
+
 /// Probes and candidate gathering for one worker.
 #[derive(Debug, Clone)]
 pub struct Refresher {
@@ -159,38 +170,46 @@ impl Refresher {
         urls
     }
 
-    /// Probes one candidate: `Some(worker name)` when it answered `/healthz`.
-    async fn probe(&self, base: &str) -> Option<String> {
-        let resp = self
+    /// Probes one candidate's `/healthz`.
+    async fn probe(&self, base: &str) -> Probe {
+        let sent = self
             .client
             .get(format!("{base}/healthz"))
             .timeout(self.probe_timeout)
             .send()
-            .await
-            .ok()?;
-        if !resp.status().is_success() {
-            return None;
+            .await;
+        let resp = match sent {
+            Ok(r) if r.status().is_success() => r,
+            Ok(_) => return Probe::Down,
+            Err(e) if e.is_timeout() => return Probe::Slow,
+            Err(_) => return Probe::Down,
+        };
+        match resp.json::<super::http::Health>().await {
+            Ok(h) => Probe::Alive(h.worker),
+            Err(e) if e.is_timeout() => Probe::Slow,
+            Err(_) => Probe::Down,
         }
-        let health: super::http::Health = resp.json().await.ok()?;
-        Some(health.worker)
     }
 
     /// One refresh: gather candidates, probe them all concurrently, publish
-    /// the result into `peers`.
+    /// the result into `peers`. A peer too busy to answer the probe in time
+    /// keeps its current state: only a refused probe takes a live peer out.
     pub async fn refresh(&self, peers: &PeerSet) {
         let candidates = self.candidates().await;
         let probes = candidates.iter().map(|base| async move {
-            let name = self.probe(base).await;
-            (base.clone(), name)
+            let probe = self.probe(base).await;
+            (base.clone(), probe)
         });
         let results = futures::future::join_all(probes).await;
+        let was_live: BTreeSet<String> = peers.view().live.into_iter().collect();
         let mut known = Vec::new();
         let mut live = Vec::new();
-        for (base, name) in results {
-            match name {
-                Some(n) if n == self.self_name => continue,
-                Some(_) => live.push(Peer::new(&base)),
-                None => {}
+        for (base, probe) in results {
+            match probe {
+                Probe::Alive(n) if n == self.self_name => continue,
+                Probe::Alive(_) => live.push(Peer::new(&base)),
+                Probe::Slow if was_live.contains(&base) => live.push(Peer::new(&base)),
+                Probe::Slow | Probe::Down => {}
             }
             known.push(base);
         }

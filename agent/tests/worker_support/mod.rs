@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rackpong_agent::broker::EmbeddedBroker;
-use rackpong_agent::worker::link::{LinkConfig, MqttLink, parse_broker};
-use rackpong_agent::worker::{MqttArgs, Worker, WorkerArgs};
+use rackpong_agent::mqtt::{LinkConfig, MqttArgs, MqttLink};
+use rackpong_agent::worker::{Worker, WorkerArgs};
 use rumqttc::Publish;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -35,15 +35,18 @@ pub fn args(name: &str, broker: &EmbeddedBroker, rack: &str, peers_file: &Path) 
         max_hops: 256,
         max_body_bytes: 64 * 1024,
         forward_attempts: 3,
-        forward_timeout: Duration::from_secs(2),
+        forward_timeout: Duration::from_secs(10),
         max_in_flight: 10_000,
         announce_file: None,
         start_delay: Duration::ZERO,
         mqtt: MqttArgs {
-            broker: broker.url(),
+            broker: broker.url().parse().unwrap(),
             rack: rack.into(),
             mqtt_keepalive: Duration::from_secs(5),
-            mqtt_buffer: 10_000,
+            mqtt_username: None,
+            mqtt_password_file: None,
+            mqtt_ca_file: None,
+            mqtt_buffer: 100_000,
         },
     }
 }
@@ -97,9 +100,15 @@ pub fn write_peers(path: &Path, urls: &[&str]) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
+/// An HTTP client (installs the ring TLS provider reqwest needs).
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 /// Waits (bounded) until `GET /readyz` answers 200.
 pub async fn wait_ready(url: &str) {
-    let client = reqwest::Client::new();
+    let client = http();
     tokio::time::timeout(WAIT, async {
         loop {
             if let Ok(r) = client.get(format!("{url}/readyz")).send().await
@@ -120,14 +129,15 @@ pub async fn subscriber(
     id: &str,
     filters: &[String],
 ) -> (MqttLink, Vec<mpsc::Receiver<Publish>>) {
-    let (host, port) = parse_broker(&broker.url()).unwrap();
     let link = MqttLink::start(LinkConfig {
-        host,
-        port,
+        broker: broker.url().parse().unwrap(),
         client_id: id.into(),
         keepalive: Duration::from_secs(5),
+        username: None,
+        password: None,
+        ca_file: None,
         status_topic: format!("test/{id}/status"),
-        buffer_capacity: 1000,
+        buffer_capacity: 100_000,
     });
     let rxs: Vec<_> = filters.iter().map(|f| link.subscribe(f.clone())).collect();
     let probe = format!("test/{id}/probe");

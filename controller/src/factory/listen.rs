@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rackpong_agent::mqtt::MqttLink;
 use rackpong_agent::proto::{BallCaught, BallDropped};
-use rackpong_agent::worker::link::MqttLink;
 use rumqttc::Publish;
 use tokio::sync::oneshot;
 use tokio::time::Instant;

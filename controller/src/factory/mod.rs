@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rackpong_agent::mqtt::MqttLink;
 use rackpong_agent::proto::{DropReason, Hop, Topics};
-use rackpong_agent::worker::link::MqttLink;
 use rumqttc::Publish;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;

@@ -132,9 +132,10 @@ fn entries(entry: &Entry, workers: &[WorkerEndpoint], rng: &mut StdRng) -> Vec<S
     }
 }
 
-/// Throws the ball at the entries in turn until one answers `202`. Only a
-/// refused connection or a 5xx moves on: after a timeout the ball may have
-/// been accepted, so it is not thrown twice.
+/// Throws the ball at the entries in turn until one answers `202`. A 5xx or
+/// a connection error moves on (a worker that died mid-request took nothing
+/// it could still answer for); a timeout does not: the ball may have been
+/// accepted, so it is not thrown twice.
 async fn post(
     client: &reqwest::Client,
     entries: &[String],
@@ -158,8 +159,8 @@ async fn post(
                 }
             }
             Err(e) => {
-                last = format!("{base}: {e}");
-                if !e.is_connect() {
+                last = format!("{base}: {}", rackpong_agent::worker::game::error_chain(&e));
+                if e.is_timeout() {
                     break;
                 }
             }
