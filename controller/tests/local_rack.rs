@@ -259,6 +259,20 @@ async fn bad_settings_are_refused_before_anything_starts() {
     assert!(err.to_string().contains("node_grace"), "{err}");
 }
 
+#[tokio::test]
+async fn a_missing_executable_is_a_clear_error() {
+    let mut cfg = config(1, 1);
+    cfg.exe = "/nonexistent/rackpong".into();
+    let err = rackpong_controller::cluster::local::LocalRack::start(cfg)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("node1") && err.contains("/nonexistent/rackpong"),
+        "{err}"
+    );
+}
+
 /// Set in the helper process of the test below.
 const HELPER_ENV: &str = "RACKPONG_LOCAL_RACK_HELPER";
 
