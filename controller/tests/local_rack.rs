@@ -21,6 +21,11 @@ async fn three_nodes_four_workers_come_up_spread_and_in_order() {
     }
     let nodes = rack.nodes().await.unwrap();
     assert!(nodes.iter().all(|n| n.ready), "{nodes:?}");
+    assert_eq!(
+        rack.malformed_payloads(),
+        0,
+        "the node agents' health parses"
+    );
 
     // Spread: 4 workers over 3 nodes is 2/1/1.
     let workers = rack.workers().await.unwrap();
