@@ -81,7 +81,10 @@ fn good_plan_fills_defaults_and_parses_durations() {
     // The plan serialises for the journal with human durations.
     let json = serde_json::to_value(&p).unwrap();
     assert_eq!(json["duration"], "1m");
-    assert_eq!(json["faults"][0]["action"]["pod-kill"]["amount"]["percent"], 50);
+    assert_eq!(
+        json["faults"][0]["action"]["pod-kill"]["amount"]["percent"],
+        50
+    );
 }
 
 #[test]
@@ -155,7 +158,10 @@ fn semantic_errors_are_all_reported_in_line_order() {
 
 #[test]
 fn a_fault_needs_exactly_one_action() {
-    let text = good_with("    pod-kill:\n", "    scale: {min: 1, max: 2}\n    pod-kill:\n");
+    let text = good_with(
+        "    pod-kill:\n",
+        "    scale: {min: 1, max: 2}\n    pod-kill:\n",
+    );
     let p = problems(&text);
     assert_eq!(p.len(), 1, "{p:?}");
     assert!(p[0].1.contains("exactly one of"), "{p:?}");
@@ -171,7 +177,13 @@ fn scale_rules_and_duplicate_names() {
     );
     let p = problems(&text);
     assert_eq!(p.len(), 3, "{p:?}");
-    assert_eq!(p[0], (Some(12), "scale min must be at least 1 (never scale to zero)".into()));
+    assert_eq!(
+        p[0],
+        (
+            Some(12),
+            "scale min must be at least 1 (never scale to zero)".into()
+        )
+    );
     assert_eq!(p[1].0, Some(14));
     assert!(p[1].1.contains("used twice"));
     assert_eq!(p[2], (Some(18), "scale max (3) is below min (4)".into()));
@@ -199,5 +211,8 @@ fn plan_file_errors_name_the_file() {
     std::fs::write(&path, "name: [unclosed\n").unwrap();
     let e = plan::load(&path).unwrap_err();
     let shown = e.to_string();
-    assert!(shown.starts_with(&format!("{}:1", path.display())), "{shown}");
+    assert!(
+        shown.starts_with(&format!("{}:1", path.display())),
+        "{shown}"
+    );
 }

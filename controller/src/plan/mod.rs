@@ -113,7 +113,10 @@ pub enum FaultAction {
         node: Option<String>,
     },
     /// Sets the replica count to a seeded random value in `min..=max`.
-    Scale { min: u32, max: u32 },
+    Scale {
+        min: u32,
+        max: u32,
+    },
 }
 
 /// How many workers a pod-kill takes.

@@ -183,17 +183,21 @@ fn syntax_reason(e: &serde_saphyr::Error) -> String {
 }
 
 fn validate(raw: RawPlan, check: &mut Check) -> Plan {
-    check.require(!raw.name.value.trim().is_empty(), raw.name.referenced, || {
-        "name must not be empty".into()
-    });
+    check.require(
+        !raw.name.value.trim().is_empty(),
+        raw.name.referenced,
+        || "name must not be empty".into(),
+    );
     let duration = raw.duration.value.0;
     check.require(!duration.is_zero(), raw.duration.referenced, || {
         "duration must be longer than 0s".into()
     });
     let recovery_timeout = raw.recovery_timeout.value.0;
-    check.require(!recovery_timeout.is_zero(), raw.recovery_timeout.referenced, || {
-        "recovery-timeout must be longer than 0s".into()
-    });
+    check.require(
+        !recovery_timeout.is_zero(),
+        raw.recovery_timeout.referenced,
+        || "recovery-timeout must be longer than 0s".into(),
+    );
     let steady_state = validate_steady(raw.steady_state, check);
     let safety = validate_safety(raw.safety, check);
     let balls = validate_balls(raw.balls, check);
@@ -217,9 +221,11 @@ fn validate(raw: RawPlan, check: &mut Check) -> Plan {
 
 fn validate_steady(raw: RawSteady, check: &mut Check) -> SteadyState {
     let rate = raw.min_delivery_rate.value;
-    check.require((0.0..=1.0).contains(&rate), raw.min_delivery_rate.referenced, || {
-        format!("min-delivery-rate must be between 0 and 1 (got {rate})")
-    });
+    check.require(
+        (0.0..=1.0).contains(&rate),
+        raw.min_delivery_rate.referenced,
+        || format!("min-delivery-rate must be between 0 and 1 (got {rate})"),
+    );
     let window = raw.window.map(|w| {
         check.require(!w.value.0.is_zero(), w.referenced, || {
             "window must be longer than 0s".into()
@@ -272,12 +278,17 @@ fn is_dns_label(s: &str) -> bool {
 fn validate_balls(raw: RawBalls, check: &mut Check) -> BallSettings {
     let rate = raw.rate_per_s.map(|r| {
         check.require(r.value > 0.0 && r.value <= 10_000.0, r.referenced, || {
-            format!("rate-per-s must be above 0 and at most 10000 (got {})", r.value)
+            format!(
+                "rate-per-s must be above 0 and at most 10000 (got {})",
+                r.value
+            )
         });
         r.value
     });
     let ttl = raw.ttl.map(|t| {
-        check.require(t.value >= 1, t.referenced, || "ttl must be at least 1".into());
+        check.require(t.value >= 1, t.referenced, || {
+            "ttl must be at least 1".into()
+        });
         t.value
     });
     let timeout = raw.timeout.map(|t| {
@@ -329,9 +340,11 @@ fn validate_fault(
         validate_pod_kill(pk, check)?
     } else if let Some(nk) = raw.node_kill {
         let nk = nk.value;
-        check.require(!nk.down_for.value.0.is_zero(), nk.down_for.referenced, || {
-            "down-for must be longer than 0s".into()
-        });
+        check.require(
+            !nk.down_for.value.0.is_zero(),
+            nk.down_for.referenced,
+            || "down-for must be longer than 0s".into(),
+        );
         FaultAction::NodeKill {
             action: nk.action,
             down_for: nk.down_for.value.0,
@@ -343,7 +356,10 @@ fn validate_fault(
             "scale min must be at least 1 (never scale to zero)".into()
         });
         check.require(sc.max.value >= sc.min.value, sc.max.referenced, || {
-            format!("scale max ({}) is below min ({})", sc.max.value, sc.min.value)
+            format!(
+                "scale max ({}) is below min ({})",
+                sc.max.value, sc.min.value
+            )
         });
         FaultAction::Scale {
             min: sc.min.value,
@@ -374,7 +390,9 @@ fn validate_schedule(raw: &RawFault, duration: Duration, check: &mut Check) -> S
     });
     let times = match (&raw.times, every) {
         (Some(t), _) => {
-            check.require(t.value >= 1, t.referenced, || "times must be at least 1".into());
+            check.require(t.value >= 1, t.referenced, || {
+                "times must be at least 1".into()
+            });
             check.require(t.value <= 1 || every.is_some(), t.referenced, || {
                 "times above 1 needs every".into()
             });
@@ -396,7 +414,9 @@ fn validate_pod_kill(pk: Spanned<RawPodKill>, check: &mut Check) -> Option<Fault
     let pk = pk.value;
     let amount = match (pk.count, pk.percent) {
         (Some(c), None) => {
-            check.require(c.value >= 1, c.referenced, || "count must be at least 1".into());
+            check.require(c.value >= 1, c.referenced, || {
+                "count must be at least 1".into()
+            });
             Amount::Count(c.value)
         }
         (None, Some(p)) => {
