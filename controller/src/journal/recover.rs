@@ -166,10 +166,8 @@ pub fn rollback_plan(lines: &[JournalLine]) -> RollbackPlan {
     let mut plan = RollbackPlan::default();
     for line in lines {
         match &line.event {
-            Event::FaultInjected(f) if f.kind == FaultKind::Scale => {
-                if plan.replicas.is_none() {
-                    plan.replicas = f.replicas_from;
-                }
+            Event::FaultInjected(f) if f.kind == FaultKind::Scale && plan.replicas.is_none() => {
+                plan.replicas = f.replicas_from;
             }
             Event::FaultInjected(f) if f.kind == FaultKind::NodeKill => {
                 if let Some(node) = f.node.as_ref().or(f.targets.first())
