@@ -8,8 +8,8 @@ use crate::journal::event::{Detection, FaultKind};
 /// little. Image pull and process start are not included (they are not
 /// exposed), nor the service-level window.
 pub fn predict(kind: FaultKind, action: &str, det: &Detection) -> Option<(u64, String)> {
-    let ready = det.readiness_period_s.map(|p| p * 1000);
-    let ready_part = ready.map(|r| (r, format!("readiness period {}s", r / 1000)));
+    let ready = ms(det, "readiness_period_ms", det.readiness_period_s);
+    let ready_part = ready.map(|r| (r, format!("readiness period {}", human(r))));
     match (kind, action) {
         (FaultKind::NodeKill, "cordon-drain") | (FaultKind::PodKill, _) | (FaultKind::Scale, _) => {
             let (ms, why) = ready_part?;
@@ -21,9 +21,9 @@ pub fn predict(kind: FaultKind, action: &str, det: &Detection) -> Option<(u64, S
         (FaultKind::NodeKill, _) => {
             let mut total = 0;
             let mut parts = Vec::new();
-            let grace = det.node_monitor_grace_s?;
-            total += grace * 1000;
-            parts.push(format!("node-monitor-grace {grace}s"));
+            let grace = ms(det, "node_monitor_grace_ms", det.node_monitor_grace_s)?;
+            total += grace;
+            parts.push(format!("node-monitor-grace {}", human(grace)));
             if let Some(t) = det.unreachable_toleration_s.or(det.not_ready_toleration_s) {
                 total += t * 1000;
                 parts.push(format!("toleration {t}s"));
@@ -35,6 +35,19 @@ pub fn predict(kind: FaultKind, action: &str, det: &Detection) -> Option<(u64, S
             Some((total, parts.join(" + ")))
         }
     }
+}
+
+/// A setting in ms: the exact `extra` value when the cluster gives one
+/// (the local rack's sub-second settings), else the whole seconds.
+fn ms(det: &Detection, extra_key: &str, secs: Option<u64>) -> Option<u64> {
+    det.extra
+        .get(extra_key)
+        .and_then(|v| v.parse().ok())
+        .or(secs.map(|s| s * 1000))
+}
+
+fn human(ms: u64) -> String {
+    humantime::format_duration(std::time::Duration::from_millis(ms)).to_string()
 }
 
 /// How precise each kind of milestone timestamp is, in ms.
@@ -57,9 +70,10 @@ impl Precision {
     pub fn from_detection(det: &Detection, service_period_ms: u64, stale_ms: u64) -> Self {
         Precision {
             event_ms: 1,
-            lwt_ms: det.mqtt_keepalive_s.map_or(1, |k| k * 1500),
+            lwt_ms: ms(det, "mqtt_keepalive_ms", det.mqtt_keepalive_s).map_or(1, |k| k * 3 / 2),
             stale_ms,
-            ready_ms: det.readiness_period_s.map_or(1, |p| p * 1000),
+            ready_ms: ms(det, "readiness_period_ms", det.readiness_period_s)
+                .map_or(1, |p| p.max(1)),
             service_ms: service_period_ms.max(1),
         }
     }
