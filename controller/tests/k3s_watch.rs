@@ -168,3 +168,46 @@ async fn a_pod_lifecycle_becomes_ordered_cluster_events() {
         .expect("watchers stop on cancel")
         .unwrap();
 }
+
+#[tokio::test]
+async fn an_expired_watch_relists_and_reports_what_changed_meanwhile() {
+    let (client, mut api) = mock_client();
+    let cluster = K3sCluster::new(client, K3sConfig::default());
+    let mut rx = cluster.subscribe();
+    let cancel = CancellationToken::new();
+    let task = cluster.spawn_watchers(cancel.clone());
+    // The watch answers 410 Expired: the watcher lists again, and the diff
+    // against what we knew is reported (the old pod went, a new one is ready).
+    let mut router = Router {
+        pods: vec![
+            (POD_LIST.into(), Some(fixture("watch/pods-initial.json"))),
+            (pod_watch(1400), Some(fixture("watch/pods-expired.jsonl"))),
+            (POD_LIST.into(), Some(fixture("watch/pods-relist.json"))),
+            (pod_watch(1650), None),
+        ],
+        nodes: vec![
+            (NODE_LIST.into(), Some(fixture("watch/nodes-initial.json"))),
+            (node_watch(1500), None),
+        ],
+        open: Vec::new(),
+    };
+    router.run(&mut api).await;
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        got.push(next_event(&mut rx).await.kind);
+    }
+    let pi3 = || "pi3".to_string();
+    assert_eq!(
+        got,
+        vec![
+            ClusterEventKind::WorkerCreated { worker: worker(NEW) },
+            ClusterEventKind::WorkerScheduled { worker: worker(NEW), node: pi3() },
+            ClusterEventKind::WorkerRunning { worker: worker(NEW), node: pi3() },
+            ClusterEventKind::WorkerReady { worker: worker(NEW), node: pi3() },
+            ClusterEventKind::WorkerDeleted { worker: worker(OLD), node: Some("pi2".into()) },
+        ]
+    );
+    assert!(rx.try_recv().is_err());
+    cancel.cancel();
+    task.await.unwrap();
+}
