@@ -21,6 +21,8 @@ pub enum Command {
     /// from this one executable).
     #[command(subcommand, hide = true)]
     Agent(rackpong_agent::Role),
+    /// Print the ChaosExperiment CustomResourceDefinition (YAML) for `kubectl apply -f -`.
+    Crd,
 }
 
 /// Why a subcommand failed.
@@ -28,12 +30,15 @@ pub enum Command {
 pub enum CliError {
     #[error(transparent)]
     Agent(#[from] rackpong_agent::cli::RunError),
+    #[error(transparent)]
+    Crd(#[from] crate::operator::CrdError),
 }
 
 /// Runs the chosen subcommand until done or `cancel` fires.
 pub async fn run(command: Command, cancel: CancellationToken) -> Result<(), CliError> {
     match command {
         Command::Agent(role) => rackpong_agent::run(role, cancel).await?,
+        Command::Crd => print!("{}", crate::operator::crd_yaml()?),
     }
     Ok(())
 }

@@ -14,9 +14,7 @@ use http::Method;
 use k3s_support::{fixture, mock_client};
 use rackpong_agent::proto::{ChaosAction, CommandAck};
 use rackpong_controller::cluster::k3s::{CommandError, K3sCluster, K3sConfig, NodeCommander};
-use rackpong_controller::cluster::{
-    Cluster, ClusterError, ClusterEventKind, KillMode, NodeFault,
-};
+use rackpong_controller::cluster::{Cluster, ClusterError, ClusterEventKind, KillMode, NodeFault};
 use serde_json::json;
 
 const POD: &str = "rackpong-worker-7d9c6b5f4d-x2x9k";
@@ -43,10 +41,16 @@ fn assert_event(ev: &serde_json::Value, reason: &str, action: &str, kind: &str, 
     assert_eq!(ev["reason"], reason);
     assert_eq!(ev["action"], action);
     assert_eq!(ev["reportingController"], "rackpong.dev/controller");
-    assert_eq!(ev["reportingInstance"], "rackpong-controller-5c8d7f9b6-k2m4x");
+    assert_eq!(
+        ev["reportingInstance"],
+        "rackpong-controller-5c8d7f9b6-k2m4x"
+    );
     assert_eq!(ev["regarding"]["kind"], kind);
     assert_eq!(ev["regarding"]["name"], name);
-    assert!(ev["eventTime"].as_str().is_some_and(|t| t.contains('T')), "{ev}");
+    assert!(
+        ev["eventTime"].as_str().is_some_and(|t| t.contains('T')),
+        "{ev}"
+    );
 }
 
 #[tokio::test]
@@ -61,7 +65,10 @@ async fn a_forced_kill_deletes_with_grace_period_zero_and_records_an_event() {
     assert_event(&ev, "ChaosPodKill", "ForceDelete", "Pod", POD);
     assert_eq!(ev["type"], "Warning");
     assert_eq!(ev["regarding"]["namespace"], "rackpong");
-    assert_eq!(ev["regarding"]["uid"], "5f1b7c2e-8a43-4d1e-9c55-2f6a1d0b7e11");
+    assert_eq!(
+        ev["regarding"]["uid"],
+        "5f1b7c2e-8a43-4d1e-9c55-2f6a1d0b7e11"
+    );
     op.await.unwrap().unwrap();
     api.assert_no_request();
 }
@@ -102,11 +109,17 @@ async fn killing_a_missing_pod_says_so() {
     let (cluster, mut api) = cluster();
     let name = "rackpong-worker-7d9c6b5f4d-gone0";
     let op = tokio::spawn(async move { cluster.kill_worker(name, KillMode::Graceful).await });
-    api.expect(Method::GET, &format!("/api/v1/namespaces/rackpong/pods/{name}"))
-        .await
-        .answer(404, fixture("status-404-pod.json"));
+    api.expect(
+        Method::GET,
+        &format!("/api/v1/namespaces/rackpong/pods/{name}"),
+    )
+    .await
+    .answer(404, fixture("status-404-pod.json"));
     let err = op.await.unwrap().unwrap_err();
-    assert!(matches!(&err, ClusterError::NoSuchWorker(w) if w == name), "{err}");
+    assert!(
+        matches!(&err, ClusterError::NoSuchWorker(w) if w == name),
+        "{err}"
+    );
     api.assert_no_request();
 }
 
@@ -124,7 +137,10 @@ async fn scaling_patches_the_scale_subresource_and_reports_the_change() {
     assert_eq!(ev["note"], "rackpong scaled the workers from 8 to 5");
     assert_eq!(op.await.unwrap().unwrap(), 8, "returns the previous count");
     let changed = rx.try_recv().unwrap();
-    assert_eq!(changed.kind, ClusterEventKind::ReplicasChanged { replicas: 5 });
+    assert_eq!(
+        changed.kind,
+        ClusterEventKind::ReplicasChanged { replicas: 5 }
+    );
 }
 
 #[tokio::test]
@@ -151,7 +167,8 @@ async fn cordon_drain_marks_the_cordon_and_evicts_the_workers_on_the_node() {
             .await;
         (res, cluster)
     });
-    api.serve(Method::GET, "/api/v1/nodes/pi2", "node-pi2.json").await;
+    api.serve(Method::GET, "/api/v1/nodes/pi2", "node-pi2.json")
+        .await;
     let cordon = api.expect(Method::PATCH, CORDON).await;
     assert_eq!(
         cordon.body,
@@ -161,7 +178,8 @@ async fn cordon_drain_marks_the_cordon_and_evicts_the_workers_on_the_node() {
         })
     );
     cordon.answer(200, fixture("node-pi2-cordoned.json"));
-    api.serve(Method::GET, PODS_ON_PI2, "pods-on-pi2.json").await;
+    api.serve(Method::GET, PODS_ON_PI2, "pods-on-pi2.json")
+        .await;
     for pod in [POD, "rackpong-worker-7d9c6b5f4d-r8l4p"] {
         let evict = api.expect(Method::POST, &eviction_uri(pod)).await;
         assert_eq!(evict.body["metadata"]["name"], pod);
@@ -169,13 +187,17 @@ async fn cordon_drain_marks_the_cordon_and_evicts_the_workers_on_the_node() {
     }
     let ev = api.event().await;
     assert_event(&ev, "ChaosNodeDown", "CordonDrain", "Node", "pi2");
-    assert_eq!(ev["regarding"]["uid"], "pi2", "kubelet-style node reference");
+    assert_eq!(
+        ev["regarding"]["uid"], "pi2",
+        "kubelet-style node reference"
+    );
     let (res, cluster) = op.await.unwrap();
     res.unwrap();
 
     // Rollback uncordons (the node carries our mark) and removes the mark.
     let op = tokio::spawn(async move { cluster.node_up("pi2").await });
-    api.serve(Method::GET, "/api/v1/nodes/pi2", "node-pi2-cordoned.json").await;
+    api.serve(Method::GET, "/api/v1/nodes/pi2", "node-pi2-cordoned.json")
+        .await;
     let uncordon = api.expect(Method::PATCH, CORDON).await;
     assert_eq!(
         uncordon.body,
@@ -201,9 +223,12 @@ async fn a_drained_node_is_uncordoned_by_itself_after_down_for() {
             .await;
         (res, cluster)
     });
-    api.serve(Method::GET, "/api/v1/nodes/pi2", "node-pi2.json").await;
-    api.serve(Method::PATCH, CORDON, "node-pi2-cordoned.json").await;
-    api.serve(Method::GET, PODS_ON_PI2, "pods-on-pi2.json").await;
+    api.serve(Method::GET, "/api/v1/nodes/pi2", "node-pi2.json")
+        .await;
+    api.serve(Method::PATCH, CORDON, "node-pi2-cordoned.json")
+        .await;
+    api.serve(Method::GET, PODS_ON_PI2, "pods-on-pi2.json")
+        .await;
     for pod in [POD, "rackpong-worker-7d9c6b5f4d-r8l4p"] {
         api.expect(Method::POST, &eviction_uri(pod))
             .await
@@ -213,11 +238,18 @@ async fn a_drained_node_is_uncordoned_by_itself_after_down_for() {
     let (res, _cluster) = op.await.unwrap();
     res.unwrap();
     // The restore timer fires without anyone asking.
-    api.serve(Method::GET, "/api/v1/nodes/pi2", "node-pi2-cordoned.json").await;
+    api.serve(Method::GET, "/api/v1/nodes/pi2", "node-pi2-cordoned.json")
+        .await;
     let uncordon = api.expect(Method::PATCH, CORDON).await;
     assert_eq!(uncordon.body["spec"]["unschedulable"], false);
     uncordon.answer(200, fixture("node-pi2.json"));
-    assert_event(&api.event().await, "ChaosNodeRestored", "Restore", "Node", "pi2");
+    assert_event(
+        &api.event().await,
+        "ChaosNodeRestored",
+        "Restore",
+        "Node",
+        "pi2",
+    );
 }
 
 #[tokio::test]
@@ -228,15 +260,21 @@ async fn a_disruption_budget_refusal_stops_the_drain_and_uncordons() {
             .node_down("pi2", NodeFault::CordonDrain, Duration::from_secs(3600))
             .await
     });
-    api.serve(Method::GET, "/api/v1/nodes/pi2", "node-pi2.json").await;
-    api.serve(Method::PATCH, CORDON, "node-pi2-cordoned.json").await;
-    api.serve(Method::GET, PODS_ON_PI2, "pods-on-pi2.json").await;
+    api.serve(Method::GET, "/api/v1/nodes/pi2", "node-pi2.json")
+        .await;
+    api.serve(Method::PATCH, CORDON, "node-pi2-cordoned.json")
+        .await;
+    api.serve(Method::GET, PODS_ON_PI2, "pods-on-pi2.json")
+        .await;
     api.expect(Method::POST, &eviction_uri(POD))
         .await
         .answer(201, fixture("status-201-eviction.json"));
-    api.expect(Method::POST, &eviction_uri("rackpong-worker-7d9c6b5f4d-r8l4p"))
-        .await
-        .answer(429, fixture("status-429-pdb.json"));
+    api.expect(
+        Method::POST,
+        &eviction_uri("rackpong-worker-7d9c6b5f4d-r8l4p"),
+    )
+    .await
+    .answer(429, fixture("status-429-pdb.json"));
     let uncordon = api.expect(Method::PATCH, CORDON).await;
     assert_eq!(uncordon.body["spec"]["unschedulable"], false);
     uncordon.answer(200, fixture("node-pi2.json"));
@@ -262,10 +300,15 @@ async fn protected_and_unopted_nodes_are_refused_before_anything_happens() {
         let (cluster, mut api) = cluster();
         let op = tokio::spawn(async move {
             cluster
-                .node_down(node, NodeFault::Agent(ChaosAction::StopK3s), Duration::from_secs(20))
+                .node_down(
+                    node,
+                    NodeFault::Agent(ChaosAction::StopK3s),
+                    Duration::from_secs(20),
+                )
                 .await
         });
-        api.serve(Method::GET, &format!("/api/v1/nodes/{node}"), file).await;
+        api.serve(Method::GET, &format!("/api/v1/nodes/{node}"), file)
+            .await;
         let err = op.await.unwrap().unwrap_err();
         assert!(
             matches!(&err, ClusterError::Refused { reason, .. } if reason.contains(why)),
@@ -288,13 +331,21 @@ impl NodeCommander for Recorder {
         action: ChaosAction,
         down_for: Duration,
     ) -> BoxFuture<'_, Result<CommandAck, CommandError>> {
-        self.sent.lock().unwrap().push((node.to_string(), action, down_for));
+        self.sent
+            .lock()
+            .unwrap()
+            .push((node.to_string(), action, down_for));
         let ack = CommandAck {
             v: 1,
             id: "c1".into(),
             node: node.to_string(),
             accepted: self.accept,
-            reason: if self.accept { "stopping k3s" } else { "chaos is not enabled" }.into(),
+            reason: if self.accept {
+                "stopping k3s"
+            } else {
+                "chaos is not enabled"
+            }
+            .into(),
             received_ms: 1_763_757_000_000,
             started_ms: None,
             restore_by_ms: None,
@@ -305,16 +356,24 @@ impl NodeCommander for Recorder {
 
 #[tokio::test]
 async fn agent_faults_go_through_the_commander_and_rollback_restores() {
-    let recorder = Arc::new(Recorder { sent: Mutex::default(), accept: true });
+    let recorder = Arc::new(Recorder {
+        sent: Mutex::default(),
+        accept: true,
+    });
     let (cluster, mut api) = cluster();
     let cluster = cluster.with_commander(recorder.clone());
     let op = tokio::spawn(async move {
         let res = cluster
-            .node_down("pi2", NodeFault::Agent(ChaosAction::StopK3s), Duration::from_secs(20))
+            .node_down(
+                "pi2",
+                NodeFault::Agent(ChaosAction::StopK3s),
+                Duration::from_secs(20),
+            )
             .await;
         (res, cluster)
     });
-    api.serve(Method::GET, "/api/v1/nodes/pi2", "node-pi2.json").await;
+    api.serve(Method::GET, "/api/v1/nodes/pi2", "node-pi2.json")
+        .await;
     let ev = api.event().await;
     assert_event(&ev, "ChaosNodeDown", "stop-k3s", "Node", "pi2");
     let (res, cluster) = op.await.unwrap();
@@ -322,13 +381,24 @@ async fn agent_faults_go_through_the_commander_and_rollback_restores() {
 
     let op = tokio::spawn(async move { cluster.node_up("pi2").await });
     // Not cordoned by us: no PATCH, only the agent's restore.
-    api.serve(Method::GET, "/api/v1/nodes/pi2", "node-pi2.json").await;
-    assert_event(&api.event().await, "ChaosNodeRestored", "Restore", "Node", "pi2");
+    api.serve(Method::GET, "/api/v1/nodes/pi2", "node-pi2.json")
+        .await;
+    assert_event(
+        &api.event().await,
+        "ChaosNodeRestored",
+        "Restore",
+        "Node",
+        "pi2",
+    );
     op.await.unwrap().unwrap();
     assert_eq!(
         *recorder.sent.lock().unwrap(),
         vec![
-            ("pi2".to_string(), ChaosAction::StopK3s, Duration::from_secs(20)),
+            (
+                "pi2".to_string(),
+                ChaosAction::StopK3s,
+                Duration::from_secs(20)
+            ),
             ("pi2".to_string(), ChaosAction::Restore, Duration::ZERO),
         ]
     );
@@ -336,15 +406,23 @@ async fn agent_faults_go_through_the_commander_and_rollback_restores() {
 
 #[tokio::test]
 async fn a_rejected_agent_command_is_a_refusal_and_no_commander_is_an_error() {
-    let recorder = Arc::new(Recorder { sent: Mutex::default(), accept: false });
+    let recorder = Arc::new(Recorder {
+        sent: Mutex::default(),
+        accept: false,
+    });
     let (cluster, mut api) = cluster();
     let cluster = cluster.with_commander(recorder);
     let op = tokio::spawn(async move {
         cluster
-            .node_down("pi2", NodeFault::Agent(ChaosAction::NetDrop), Duration::from_secs(20))
+            .node_down(
+                "pi2",
+                NodeFault::Agent(ChaosAction::NetDrop),
+                Duration::from_secs(20),
+            )
             .await
     });
-    api.serve(Method::GET, "/api/v1/nodes/pi2", "node-pi2.json").await;
+    api.serve(Method::GET, "/api/v1/nodes/pi2", "node-pi2.json")
+        .await;
     let err = op.await.unwrap().unwrap_err();
     assert!(
         matches!(&err, ClusterError::Refused { reason, .. } if reason.contains("chaos is not enabled")),
@@ -355,10 +433,15 @@ async fn a_rejected_agent_command_is_a_refusal_and_no_commander_is_an_error() {
     let (cluster, mut api) = self::cluster();
     let op = tokio::spawn(async move {
         cluster
-            .node_down("pi2", NodeFault::Agent(ChaosAction::Reboot), Duration::from_secs(20))
+            .node_down(
+                "pi2",
+                NodeFault::Agent(ChaosAction::Reboot),
+                Duration::from_secs(20),
+            )
             .await
     });
-    api.serve(Method::GET, "/api/v1/nodes/pi2", "node-pi2.json").await;
+    api.serve(Method::GET, "/api/v1/nodes/pi2", "node-pi2.json")
+        .await;
     let err = op.await.unwrap().unwrap_err();
     assert!(matches!(err, ClusterError::Command(_)), "{err}");
 }

@@ -23,7 +23,8 @@ fn cluster(own_node: &str) -> (K3sCluster, ApiServer) {
 async fn nodes_carry_readiness_opt_in_and_why_they_are_protected() {
     let (cluster, mut api) = cluster("pi3");
     let op = tokio::spawn(async move { cluster.nodes().await });
-    api.serve(Method::GET, "/api/v1/nodes?", "nodes-list.json").await;
+    api.serve(Method::GET, "/api/v1/nodes?", "nodes-list.json")
+        .await;
     let nodes = op.await.unwrap().unwrap();
     let node = |name: &str, ready, chaos_opt_in, protected: Option<&str>| NodeInfo {
         name: name.into(),
@@ -35,10 +36,20 @@ async fn nodes_carry_readiness_opt_in_and_why_they_are_protected() {
     assert_eq!(
         nodes,
         vec![
-            node("pi1", true, true, Some("k3s server (node-role.kubernetes.io/control-plane)")),
+            node(
+                "pi1",
+                true,
+                true,
+                Some("k3s server (node-role.kubernetes.io/control-plane)")
+            ),
             node("pi2", true, true, None),
             node("pi3", false, true, Some("runs this controller")),
-            node("pi4", true, false, Some("configured as protected (runs the MQTT broker)")),
+            node(
+                "pi4",
+                true,
+                false,
+                Some("configured as protected (runs the MQTT broker)")
+            ),
         ]
     );
 }
@@ -84,11 +95,14 @@ async fn detection_reads_tolerations_probe_and_the_namespace_profile() {
     let (cluster, mut api) = cluster("pi1");
     let op = tokio::spawn(async move { cluster.detection().await });
     api.serve(Method::GET, NAMESPACE, "namespace.json").await;
-    api.serve(Method::GET, DEPLOYMENT, "deployment-worker.json").await;
+    api.serve(Method::GET, DEPLOYMENT, "deployment-worker.json")
+        .await;
     // The admitted pod says 20 s (demo-fast); the answer must come from it.
     let mut pods = fixture_json("pods-list.json");
     pods["items"][0]["spec"]["tolerations"][0]["tolerationSeconds"] = 25.into();
-    api.expect(Method::GET, ONE_POD).await.answer(200, pods.to_string());
+    api.expect(Method::GET, ONE_POD)
+        .await
+        .answer(200, pods.to_string());
     let d = op.await.unwrap().unwrap();
     assert_eq!(d.profile, "demo-fast");
     assert_eq!(d.node_monitor_grace_s, Some(20));
@@ -105,13 +119,16 @@ async fn detection_prefers_the_deployment_annotation_and_kubernetes_probe_defaul
     let (cluster, mut api) = cluster("pi1");
     let op = tokio::spawn(async move { cluster.detection().await });
     api.serve(Method::GET, NAMESPACE, "namespace.json").await;
-    api.serve(Method::GET, DEPLOYMENT, "deployment-worker-defaults.json").await;
+    api.serve(Method::GET, DEPLOYMENT, "deployment-worker-defaults.json")
+        .await;
     // No worker pod yet: the template's tolerations are what we have.
     let empty = serde_json::json!({
         "kind": "PodList", "apiVersion": "v1",
         "metadata": { "resourceVersion": "1700" }, "items": []
     });
-    api.expect(Method::GET, ONE_POD).await.answer(200, empty.to_string());
+    api.expect(Method::GET, ONE_POD)
+        .await
+        .answer(200, empty.to_string());
     let d = op.await.unwrap().unwrap();
     assert_eq!(d.profile, "safe");
     assert_eq!(d.extra["profile_source"], "deployment");

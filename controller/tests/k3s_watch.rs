@@ -27,7 +27,9 @@ fn pod_watch(rv: u32) -> String {
 }
 
 fn node_watch(rv: u32) -> String {
-    format!("/api/v1/nodes?&watch=true&timeoutSeconds=290&allowWatchBookmarks=true&resourceVersion={rv}")
+    format!(
+        "/api/v1/nodes?&watch=true&timeoutSeconds=290&allowWatchBookmarks=true&resourceVersion={rv}"
+    )
 }
 
 /// Answers the pod and node watchers, which ask concurrently in any order.
@@ -113,11 +115,22 @@ async fn a_pod_lifecycle_becomes_ordered_cluster_events() {
     }
     let pi3 = || "pi3".to_string();
     assert_eq!(
-        pod_events.iter().map(|(_, k)| k.clone()).collect::<Vec<_>>(),
+        pod_events
+            .iter()
+            .map(|(_, k)| k.clone())
+            .collect::<Vec<_>>(),
         vec![
-            ClusterEventKind::WorkerCreated { worker: worker(NEW) },
-            ClusterEventKind::WorkerScheduled { worker: worker(NEW), node: pi3() },
-            ClusterEventKind::WorkerRunning { worker: worker(NEW), node: pi3() },
+            ClusterEventKind::WorkerCreated {
+                worker: worker(NEW)
+            },
+            ClusterEventKind::WorkerScheduled {
+                worker: worker(NEW),
+                node: pi3()
+            },
+            ClusterEventKind::WorkerRunning {
+                worker: worker(NEW),
+                node: pi3()
+            },
         ]
     );
     // The heartbeat-only MODIFIED of pi3 emits nothing; Unknown is not ready.
@@ -151,10 +164,22 @@ async fn a_pod_lifecycle_becomes_ordered_cluster_events() {
     assert_eq!(
         rest,
         vec![
-            ClusterEventKind::WorkerReady { worker: worker(NEW), node: pi3() },
-            ClusterEventKind::WorkerTerminating { worker: worker(OLD), node: pi2.clone() },
-            ClusterEventKind::WorkerNotReady { worker: worker(OLD), node: pi2.clone() },
-            ClusterEventKind::WorkerDeleted { worker: worker(OLD), node: pi2 },
+            ClusterEventKind::WorkerReady {
+                worker: worker(NEW),
+                node: pi3()
+            },
+            ClusterEventKind::WorkerTerminating {
+                worker: worker(OLD),
+                node: pi2.clone()
+            },
+            ClusterEventKind::WorkerNotReady {
+                worker: worker(OLD),
+                node: pi2.clone()
+            },
+            ClusterEventKind::WorkerDeleted {
+                worker: worker(OLD),
+                node: pi2
+            },
         ]
     );
     // The stream ended after its BOOKMARK: the watcher resumes from 1411.
@@ -200,11 +225,25 @@ async fn an_expired_watch_relists_and_reports_what_changed_meanwhile() {
     assert_eq!(
         got,
         vec![
-            ClusterEventKind::WorkerCreated { worker: worker(NEW) },
-            ClusterEventKind::WorkerScheduled { worker: worker(NEW), node: pi3() },
-            ClusterEventKind::WorkerRunning { worker: worker(NEW), node: pi3() },
-            ClusterEventKind::WorkerReady { worker: worker(NEW), node: pi3() },
-            ClusterEventKind::WorkerDeleted { worker: worker(OLD), node: Some("pi2".into()) },
+            ClusterEventKind::WorkerCreated {
+                worker: worker(NEW)
+            },
+            ClusterEventKind::WorkerScheduled {
+                worker: worker(NEW),
+                node: pi3()
+            },
+            ClusterEventKind::WorkerRunning {
+                worker: worker(NEW),
+                node: pi3()
+            },
+            ClusterEventKind::WorkerReady {
+                worker: worker(NEW),
+                node: pi3()
+            },
+            ClusterEventKind::WorkerDeleted {
+                worker: worker(OLD),
+                node: Some("pi2".into())
+            },
         ]
     );
     assert!(rx.try_recv().is_err());

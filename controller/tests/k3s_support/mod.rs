@@ -122,7 +122,11 @@ impl ApiServer {
     pub fn assert_no_request(&mut self) {
         use futures::FutureExt;
         assert!(
-            self.handle.next_request().now_or_never().flatten().is_none(),
+            self.handle
+                .next_request()
+                .now_or_never()
+                .flatten()
+                .is_none(),
             "the client made an unexpected request"
         );
     }

@@ -90,16 +90,15 @@ fn assemble(
             "unknown".into()
         }
     };
-    let node_monitor_grace_s = annotation(GRACE_ANNOTATION).and_then(|(v, _)| {
-        match humantime::parse_duration(&v) {
+    let node_monitor_grace_s =
+        annotation(GRACE_ANNOTATION).and_then(|(v, _)| match humantime::parse_duration(&v) {
             Ok(d) => Some(d.as_secs()),
             Err(err) => {
                 tracing::warn!(%err, value = v, "bad {GRACE_ANNOTATION} annotation");
                 extra.insert("node_monitor_grace_error".into(), format!("{v:?}: {err}"));
                 None
             }
-        }
-    });
+        });
     let probe = template
         .into_iter()
         .flat_map(|s| s.containers.iter())

@@ -77,7 +77,11 @@ pub(crate) async fn scale(inner: &Inner, replicas: u32) -> Result<u32, ClusterEr
             &Patch::Merge(&patch),
         )
         .await
-        .map_err(|e| map_err(e, &action, || ClusterError::Kube("no worker Deployment".into())))?;
+        .map_err(|e| {
+            map_err(e, &action, || {
+                ClusterError::Kube("no worker Deployment".into())
+            })
+        })?;
     // The API's answer is the observation: the desired count has changed.
     let _ = inner.events.send(ClusterEvent {
         at: Instant::now(),
@@ -124,7 +128,10 @@ pub(crate) async fn node_down(
     let note = match fault {
         NodeFault::Agent(a) => {
             send(inner, node, a, down_for, &action).await?;
-            format!("rackpong sent {} to the node agent for {down_for:?}", a.as_str())
+            format!(
+                "rackpong sent {} to the node agent for {down_for:?}",
+                a.as_str()
+            )
         }
         NodeFault::CordonDrain => {
             let cordoned = obj.spec.as_ref().and_then(|s| s.unschedulable) == Some(true);
@@ -145,7 +152,13 @@ pub(crate) async fn node_down(
         NodeFault::CordonDrain => "CordonDrain",
     };
     let regarding = api::node_ref(node);
-    let rec = Record { regarding, warning: true, reason: "ChaosNodeDown", action: verb, note };
+    let rec = Record {
+        regarding,
+        warning: true,
+        reason: "ChaosNodeDown",
+        action: verb,
+        note,
+    };
     api::record(inner, rec).await;
     Ok(())
 }
@@ -280,10 +293,12 @@ pub(crate) async fn node_up(inner: &Inner, node: &str) -> Result<(), ClusterErro
             done.push("told its agent to restore".into());
         }
         // After a crash nothing is known: ask the agent, but its absence is no error.
-        (None, true) => match send(inner, node, ChaosAction::Restore, Duration::ZERO, &action).await {
-            Ok(()) => done.push("told its agent to restore".into()),
-            Err(err) => tracing::info!(%err, node, "agent restore not acknowledged"),
-        },
+        (None, true) => {
+            match send(inner, node, ChaosAction::Restore, Duration::ZERO, &action).await {
+                Ok(()) => done.push("told its agent to restore".into()),
+                Err(err) => tracing::info!(%err, node, "agent restore not acknowledged"),
+            }
+        }
         _ => {}
     }
     if done.is_empty() {

@@ -25,9 +25,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 pub use args::K3sArgs;
 pub use commander::{CommandError, NodeCommander};
 
-use super::{
-    Cluster, ClusterError, ClusterEvent, KillMode, NodeFault, NodeInfo, WorkerInfo,
-};
+use super::{Cluster, ClusterError, ClusterEvent, KillMode, NodeFault, NodeInfo, WorkerInfo};
 use crate::journal::event::Detection;
 
 /// The label every worker pod carries (the watchers' selector).
