@@ -19,23 +19,11 @@ use serde::{Deserialize, Serialize};
     status = "ChaosExperimentStatus",
     shortname = "chaos",
     category = "rackpong",
-    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Run", type_ = "string", json_path = ".status.runId"),
-    printcolumn(
-        name = "Injected",
-        type_ = "integer",
-        json_path = ".status.faultsInjected"
-    ),
-    printcolumn(
-        name = "Refused",
-        type_ = "integer",
-        json_path = ".status.faultsRefused"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Run","type":"string","jsonPath":".status.runId"}"#,
+    printcolumn = r#"{"name":"Injected","type":"integer","jsonPath":".status.faultsInjected"}"#,
+    printcolumn = r#"{"name":"Refused","type":"integer","jsonPath":".status.faultsRefused"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ChaosExperimentSpec {
