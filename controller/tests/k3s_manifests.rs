@@ -189,6 +189,7 @@ fn the_controller_gets_exactly_the_rights_the_backend_uses() {
         t("rackpong.dev", "chaosexperiments", "get"),
         t("rackpong.dev", "chaosexperiments", "list"),
         t("rackpong.dev", "chaosexperiments", "watch"),
+        t("rackpong.dev", "chaosexperiments", "patch"),
         t("rackpong.dev", "chaosexperiments/status", "get"),
         t("rackpong.dev", "chaosexperiments/status", "patch"),
     ];
