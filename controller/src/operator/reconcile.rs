@@ -258,10 +258,20 @@ async fn start(
     if let Err(err) = patch_status(&api, name, s).await {
         tracing::warn!(%err, name, "could not mark the experiment Running");
     }
-    let api = api.clone();
-    let name = name.to_string();
+    spawn_completion(api, name.to_string(), generation, handle.done, tx);
+    Ok(Action::await_change())
+}
+
+/// Records the end of the run in the status, then marks it finished.
+fn spawn_completion(
+    api: Api<ChaosExperiment>,
+    name: String,
+    generation: Option<i64>,
+    done: BoxFuture<'static, RunSummary>,
+    tx: watch::Sender<bool>,
+) {
     tokio::spawn(async move {
-        let summary = handle.done.await;
+        let summary = done.await;
         let s = json!({
             "phase": summary.phase, "message": summary.message,
             "faultsInjected": summary.faults_injected, "faultsRefused": summary.faults_refused,
@@ -272,7 +282,6 @@ async fn start(
         }
         let _ = tx.send(true);
     });
-    Ok(Action::await_change())
 }
 
 /// The resource is being deleted: stop its run and wait for the rollback.

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::ResourceExt;
 use kube::api::{DeleteParams, EvictParams, ListParams, Patch, PatchParams};
 use rackpong_agent::proto::ChaosAction;
@@ -112,45 +112,30 @@ pub(crate) async fn node_down(
         NodeFault::Agent(a) => format!("{} node {node}", a.as_str()),
         NodeFault::CordonDrain => format!("cordon-drain node {node}"),
     };
-    let obj = api::node_api(inner)
-        .get(node)
-        .await
-        .map_err(|e| map_err(e, &action, || ClusterError::NoSuchNode(node.to_string())))?;
-    if let Some(reason) = api::protected_reason(inner, &obj) {
-        return Err(ClusterError::Refused {
-            action,
-            reason: format!("protected node: {reason}"),
-        });
-    }
-    if !api::opted_in(&obj) {
-        return Err(not_opted_in(action, &format!("node {node}")));
-    }
-    let note = match fault {
+    let obj = target_node(inner, node, &action).await?;
+    let (verb, note) = match fault {
         NodeFault::Agent(a) => {
             send(inner, node, a, down_for, &action).await?;
-            format!(
+            let note = format!(
                 "rackpong sent {} to the node agent for {down_for:?}",
                 a.as_str()
-            )
+            );
+            (a.as_str(), note)
         }
         NodeFault::CordonDrain => {
-            let cordoned = obj.spec.as_ref().and_then(|s| s.unschedulable) == Some(true);
-            if cordoned {
-                return Err(ClusterError::Refused {
-                    action,
-                    reason: "node is already cordoned".into(),
-                });
+            if obj.spec.as_ref().and_then(|s| s.unschedulable) == Some(true) {
+                let reason = "node is already cordoned".to_string();
+                return Err(ClusterError::Refused { action, reason });
             }
             let evicted = cordon_drain(inner, node, &action).await?;
             spawn_uncordon(inner.clone(), node.to_string(), down_for);
-            format!("rackpong cordoned the node and evicted {evicted} worker(s) for {down_for:?}")
+            let note = format!(
+                "rackpong cordoned the node and evicted {evicted} worker(s) for {down_for:?}"
+            );
+            ("CordonDrain", note)
         }
     };
     lock(inner).insert(node.to_string(), fault);
-    let verb = match fault {
-        NodeFault::Agent(a) => a.as_str(),
-        NodeFault::CordonDrain => "CordonDrain",
-    };
     let regarding = api::node_ref(node);
     let rec = Record {
         regarding,
@@ -161,6 +146,24 @@ pub(crate) async fn node_down(
     };
     api::record(inner, rec).await;
     Ok(())
+}
+
+/// The node, if it exists, opted in and is not protected.
+async fn target_node(inner: &Inner, node: &str, action: &str) -> Result<Node, ClusterError> {
+    let obj = api::node_api(inner)
+        .get(node)
+        .await
+        .map_err(|e| map_err(e, action, || ClusterError::NoSuchNode(node.to_string())))?;
+    if let Some(reason) = api::protected_reason(inner, &obj) {
+        return Err(ClusterError::Refused {
+            action: action.to_string(),
+            reason: format!("protected node: {reason}"),
+        });
+    }
+    if !api::opted_in(&obj) {
+        return Err(not_opted_in(action.to_string(), &format!("node {node}")));
+    }
+    Ok(obj)
 }
 
 fn lock(inner: &Inner) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, NodeFault>> {
