@@ -186,6 +186,7 @@ fn the_controller_gets_exactly_the_rights_the_backend_uses() {
         t("apps", "deployments/scale", "get"),
         t("apps", "deployments/scale", "patch"),
         t("events.k8s.io", "events", "create"),
+        t("policy", "poddisruptionbudgets", "list"),
         t("rackpong.dev", "chaosexperiments", "get"),
         t("rackpong.dev", "chaosexperiments", "list"),
         t("rackpong.dev", "chaosexperiments", "watch"),

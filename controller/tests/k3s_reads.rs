@@ -137,3 +137,23 @@ async fn detection_prefers_the_deployment_annotation_and_kubernetes_probe_defaul
     assert_eq!(d.not_ready_toleration_s, Some(20));
     assert_eq!(d.extra["toleration_source"], "template");
 }
+
+#[tokio::test]
+async fn the_worker_pdb_is_the_one_selecting_the_workers() {
+    let (cluster, mut api) = cluster("pi1");
+    let op = tokio::spawn(async move { cluster.worker_pdb().await });
+    api.serve(
+        Method::GET,
+        "/apis/policy/v1/namespaces/rackpong/poddisruptionbudgets?",
+        "pdbs-list.json",
+    )
+    .await;
+    let pdb = op.await.unwrap().unwrap().expect("the workers' PDB");
+    assert_eq!(pdb.metadata.name.as_deref(), Some("rackpong-worker"));
+    let spec = pdb.spec.unwrap();
+    assert_eq!(
+        spec.max_unavailable,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(2))
+    );
+    assert_eq!(spec.min_available, None);
+}

@@ -1,9 +1,12 @@
 //! Reads through the API (nodes, workers, replica count), the mapping of API
 //! errors to [`ClusterError`], and the Kubernetes Events written for faults.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
 use k8s_openapi::api::events::v1::Event as K8sEvent;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ListParams, PostParams};
@@ -201,4 +204,37 @@ pub(crate) fn deployment_ref(inner: &Inner) -> ObjectReference {
         namespace: Some(inner.config.namespace.clone()),
         ..ObjectReference::default()
     }
+}
+
+/// The PodDisruptionBudget guarding the workers: the one whose selector's
+/// `matchLabels` are all part of the worker selector.
+pub(crate) async fn worker_pdb(inner: &Inner) -> Result<Option<PodDisruptionBudget>, ClusterError> {
+    let wanted: BTreeMap<&str, &str> = inner
+        .config
+        .worker_selector
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect();
+    let api: Api<PodDisruptionBudget> =
+        Api::namespaced(inner.client.clone(), &inner.config.namespace);
+    let list = api
+        .list(&ListParams::default())
+        .await
+        .map_err(kube_err("list PodDisruptionBudgets"))?;
+    Ok(list.items.into_iter().find(|pdb| {
+        let Some(selector) = pdb.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
+            return false;
+        };
+        let labels = selector.match_labels.as_ref();
+        selector
+            .match_expressions
+            .as_ref()
+            .is_none_or(Vec::is_empty)
+            && labels.is_some_and(|l| {
+                !l.is_empty()
+                    && l.iter()
+                        .all(|(k, v)| wanted.get(k.as_str()) == Some(&v.as_str()))
+            })
+    }))
 }

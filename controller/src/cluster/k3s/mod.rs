@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Client;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -145,6 +146,12 @@ impl K3sCluster {
     /// until `cancel` fires.
     pub fn spawn_watchers(&self, cancel: CancellationToken) -> JoinHandle<()> {
         watch::spawn(self.inner.clone(), cancel)
+    }
+
+    /// The PodDisruptionBudget guarding the workers, if there is one (the
+    /// engine's safety rules count its allowed disruptions).
+    pub async fn worker_pdb(&self) -> Result<Option<PodDisruptionBudget>, ClusterError> {
+        api::worker_pdb(&self.inner).await
     }
 
     /// Resolves once both watchers have their initial list, so that every
