@@ -27,6 +27,8 @@ pub enum Command {
     /// The whole demo on this machine: embedded broker, local rack, ball
     /// factory and the default plan, with progress; prints the run directory.
     Demo(crate::demo::DemoArgs),
+    /// Print the ChaosExperiment CustomResourceDefinition (YAML) for `kubectl apply -f -`.
+    Crd,
 }
 
 /// Why a subcommand failed.
@@ -41,6 +43,8 @@ pub enum CliError {
     /// The run finished but its steady state or an SLO failed.
     #[error(transparent)]
     Failed(#[from] crate::engine::EngineError),
+    #[error(transparent)]
+    Crd(#[from] crate::operator::CrdError),
 }
 
 /// Runs the chosen subcommand until done or `cancel` fires.
@@ -52,6 +56,7 @@ pub async fn run(command: Command, cancel: CancellationToken) -> Result<(), CliE
             crate::engine::command::RunResult::Ran(summary) => finished(&summary)?,
         },
         Command::Demo(args) => finished(&crate::demo::run(args, cancel).await?)?,
+        Command::Crd => print!("{}", crate::operator::crd_yaml()?),
     }
     Ok(())
 }
