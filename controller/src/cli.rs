@@ -21,6 +21,10 @@ pub enum Command {
     /// from this one executable).
     #[command(subcommand, hide = true)]
     Agent(rackpong_agent::Role),
+    /// Re-render a run's report.json, report.md, report.html and junit.xml from its journal.
+    Report(crate::report::ReportArgs),
+    /// Compare two runs side by side, per fault kind and phase.
+    Compare(crate::report::CompareArgs),
 }
 
 /// Why a subcommand failed.
@@ -28,12 +32,16 @@ pub enum Command {
 pub enum CliError {
     #[error(transparent)]
     Agent(#[from] rackpong_agent::cli::RunError),
+    #[error(transparent)]
+    Report(#[from] crate::report::cli::ReportCliError),
 }
 
 /// Runs the chosen subcommand until done or `cancel` fires.
 pub async fn run(command: Command, cancel: CancellationToken) -> Result<(), CliError> {
     match command {
         Command::Agent(role) => rackpong_agent::run(role, cancel).await?,
+        Command::Report(args) => crate::report::cli::report(&args)?,
+        Command::Compare(args) => crate::report::cli::compare_runs(&args)?,
     }
     Ok(())
 }

@@ -1,0 +1,427 @@
+//! `report.html`: one self-contained page (inline CSS and inline SVG charts;
+//! no script, font, image or style is fetched from anywhere), readable on a
+//! projector.
+
+use std::fmt::Write;
+
+use super::ReportError;
+use super::charts;
+use super::fmt as f;
+use super::junit::esc;
+use super::model::{FaultReport, KindStats, Report, Summary};
+
+const STYLE: &str = "body{font-family:sans-serif;font-size:20px;line-height:1.4;margin:0 auto;max-width:1500px;padding:1em;color:#111;background:#fff}\
+h1{font-size:2em;margin:.3em 0}h2{font-size:1.5em;border-bottom:3px solid #333;margin-top:1.6em}h3{font-size:1.2em}\
+table{border-collapse:collapse;margin:.6em 0}th,td{border:1px solid #888;padding:.25em .6em;text-align:left;vertical-align:top}\
+th{background:#e8e8e8}td.n{text-align:right;font-variant-numeric:tabular-nums}\
+.pass{background:#0a7a3a;color:#fff}.fail{background:#b00020;color:#fff}.badge{padding:.1em .5em;border-radius:.3em;font-weight:bold}\
+.warn{background:#fff3c4;border-left:6px solid #e0a800;padding:.5em 1em}svg{width:100%;height:auto;display:block;margin:.5em 0}\
+.bad{color:#b00020;font-weight:bold}.muted{color:#555}";
+
+/// Renders the HTML report.
+pub fn render(r: &Report) -> Result<String, ReportError> {
+    let mut out = String::new();
+    let word = if r.verdict.passed { "PASSED" } else { "FAILED" };
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>rackpong run {} — {word}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
+        esc(&r.run.run_id)
+    );
+    verdict(&mut out, r);
+    run_table(&mut out, r);
+    charts_section(&mut out, r)?;
+    kinds(&mut out, r);
+    faults(&mut out, r);
+    lists(&mut out, r);
+    out.push_str("<h2>Method</h2>\n<p>Times are journal milliseconds on the controller's monotonic clock, taken when the watch event or MQTT message arrived; ± is the worst precision of the milestones a total rests on. Phases run between consecutive observed milestones and add up to the total; a milestone not observed (or out of order) is merged into the next phase. Phase rows count every fault where both ends were observed; totals count recovered faults. Percentiles are nearest-rank (the value at rank ⌈p/100 × n⌉). Health at injection is the node's latest sample at or before the injection.</p>\n</body>\n</html>\n");
+    Ok(out)
+}
+
+fn verdict(out: &mut String, r: &Report) {
+    let (class, word) = if r.verdict.passed {
+        ("pass", "PASSED")
+    } else {
+        ("fail", "FAILED")
+    };
+    let _ = writeln!(
+        out,
+        "<h1>rackpong run <code>{}</code> <span class=\"badge {class}\">{word}</span></h1>",
+        esc(&r.run.run_id)
+    );
+    if !r.journal.complete {
+        out.push_str("<p class=\"warn\"><strong>Incomplete run.</strong> The journal has no run-ended line or lines were cut off or lost; figures cover what was recorded.</p>\n");
+    }
+    if r.verdict.passed {
+        out.push_str("<p>The steady state held and every fault recovered within the SLO.</p>\n");
+    } else {
+        out.push_str("<ul>\n");
+        for v in &r.verdict.failures {
+            let _ = writeln!(
+                out,
+                "<li><strong>{}</strong>: {}</li>",
+                esc(&v.kind),
+                esc(&v.detail)
+            );
+        }
+        out.push_str("</ul>\n");
+    }
+}
+
+fn run_table(out: &mut String, r: &Report) {
+    let m = &r.run;
+    let d = &m.detection;
+    let rows = [
+        ("Plan", m.plan_name.clone()),
+        ("Seed", m.seed.to_string()),
+        ("Started (UTC)", f::wall(m.started_unix_ms)),
+        ("Duration", f::secs(m.duration_ms)),
+        (
+            "Outcome",
+            m.outcome.clone()
+                + &m.end_reason
+                    .as_ref()
+                    .map_or(String::new(), |r| format!(": {r}")),
+        ),
+        (
+            "Cluster",
+            format!(
+                "{}, {} nodes ({})",
+                m.cluster_kind,
+                m.node_count,
+                m.nodes.join(", ")
+            ),
+        ),
+        (
+            "Versions",
+            format!(
+                "controller {}; agents {}",
+                m.controller_version,
+                if m.agent_versions.is_empty() {
+                    "—".into()
+                } else {
+                    m.agent_versions.join(", ")
+                }
+            ),
+        ),
+        ("Recovery SLO", f::secs(m.recovery_timeout_ms)),
+        (
+            "Steady-state delivery rate",
+            f::pct(Some(m.min_delivery_rate)),
+        ),
+        (
+            "Failure detection",
+            format!(
+                "profile {}; node monitor grace {}; not-ready toleration {}; unreachable toleration {}; readiness period {} × {}; MQTT keepalive {}",
+                d.profile,
+                f::opt_u64(d.node_monitor_grace_s, " s"),
+                f::opt_u64(d.not_ready_toleration_s, " s"),
+                f::opt_u64(d.unreachable_toleration_s, " s"),
+                f::opt_u64(d.readiness_period_s, " s"),
+                f::opt_u64(d.readiness_failure_threshold, ""),
+                f::opt_u64(d.mqtt_keepalive_s, " s")
+            ),
+        ),
+        (
+            "Journal",
+            format!(
+                "{} lines, {}",
+                r.journal.lines,
+                if r.journal.complete {
+                    "complete"
+                } else {
+                    "incomplete"
+                }
+            ),
+        ),
+    ];
+    out.push_str("<h2>Run</h2>\n<table>\n");
+    for (k, v) in rows.iter().chain(
+        d.extra
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect::<Vec<_>>()
+            .iter(),
+    ) {
+        let _ = writeln!(out, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(v));
+    }
+    out.push_str("</table>\n");
+}
+
+fn charts_section(out: &mut String, r: &Report) -> Result<(), ReportError> {
+    let sections = [
+        (
+            "Timeline of faults and recovery phases",
+            charts::timeline(r)?,
+        ),
+        (
+            "Recovery time per fault (black tick: predicted bound)",
+            charts::recovery(r)?,
+        ),
+        (
+            "Delivery rate (faults shaded from injection to recovery)",
+            charts::delivery(r)?,
+        ),
+        ("Catch latency", charts::latency(r)?),
+        (
+            "Node temperature (▲ throttled)",
+            charts::health(r, "temperature", "temperature (°C)", |h| h.temp_c)?,
+        ),
+        (
+            "Node CPU (▲ throttled)",
+            charts::health(r, "cpu", "CPU busy (%)", |h| h.cpu_pct)?,
+        ),
+    ];
+    out.push_str("<h2>Charts</h2>\n");
+    for (title, svg) in sections {
+        let _ = writeln!(out, "<h3>{}</h3>\n{svg}", esc(title));
+    }
+    Ok(())
+}
+
+fn summary_row(out: &mut String, label: &str, s: &Summary) {
+    let _ = writeln!(
+        out,
+        "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+        label,
+        s.count,
+        f::secs(s.min),
+        f::secs(s.p50),
+        f::secs(s.p95),
+        f::secs(s.max)
+    );
+}
+
+fn kinds(out: &mut String, r: &Report) {
+    out.push_str("<h2>Recovery by fault kind</h2>\n");
+    if r.stats.is_empty() {
+        out.push_str("<p>No faults were injected or refused.</p>\n");
+    }
+    for k in &r.stats {
+        kind_table(out, k);
+    }
+}
+
+fn kind_table(out: &mut String, k: &KindStats) {
+    let predicted = k
+        .predicted_max_ms
+        .map_or_else(|| "none recorded".into(), |p| format!("≤ {}", f::secs(p)));
+    let _ = writeln!(
+        out,
+        "<h3>{}</h3>\n<p>{} injected, {} recovered, {} refused. Predicted bound: {predicted}.</p>",
+        esc(&k.kind),
+        k.injected,
+        k.recovered,
+        k.refused
+    );
+    if k.phases.is_empty() && k.total.is_none() {
+        return;
+    }
+    out.push_str("<table>\n<tr><th>Phase</th><th>Count</th><th>Min</th><th>p50</th><th>p95</th><th>Max</th></tr>\n");
+    for p in &k.phases {
+        summary_row(out, &esc(&format!("{} → {}", p.from, p.to)), &p.summary);
+    }
+    if let Some(t) = &k.total {
+        summary_row(out, "<strong>Total</strong> (recovered)", t);
+    }
+    out.push_str("</table>\n");
+}
+
+fn faults(out: &mut String, r: &Report) {
+    if r.faults.is_empty() {
+        return;
+    }
+    out.push_str("<h2>Faults</h2>\n<p class=\"muted\">Node health is the latest sample at or before injection.</p>\n<table>\n<tr><th>Fault</th><th>Target</th><th>Injected</th><th>Phases</th><th>Total</th><th>Predicted</th><th>SLO</th><th>Temp</th><th>Throttled</th><th>Memory</th></tr>\n");
+    for x in &r.faults {
+        fault_row(out, x);
+    }
+    out.push_str("</table>\n");
+}
+
+fn fault_row(out: &mut String, x: &FaultReport) {
+    let phases: Vec<String> = x
+        .phases
+        .iter()
+        .map(|p| format!("{} {}", esc(&p.to), f::secs(p.duration_ms)))
+        .collect();
+    let h = x.health_at_injection.as_ref();
+    let slo = if x.slo_ok {
+        "ok".to_owned()
+    } else {
+        format!("<span class=\"bad\">FAIL ({})</span>", esc(&x.outcome))
+    };
+    let throttled = h.map_or_else(
+        || "—".into(),
+        |h| f::throttle(h.throttled_now, h.throttle_raw),
+    );
+    let throttled = if h.is_some_and(|h| h.throttled_now) {
+        format!("<span class=\"bad\">{throttled}</span>")
+    } else {
+        throttled
+    };
+    let _ = writeln!(
+        out,
+        "<tr><td>{} <span class=\"muted\">{} {} {}</span></td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{} ±{} ms</td><td class=\"n\">{}</td><td>{slo}</td><td class=\"n\">{}</td><td>{throttled}</td><td class=\"n\">{}</td></tr>",
+        esc(&x.fault_id),
+        esc(&x.fault),
+        esc(&x.kind),
+        esc(&x.action),
+        esc(&format!(
+            "{}{}",
+            x.targets.join(", "),
+            x.node
+                .as_ref()
+                .map_or(String::new(), |n| format!(" on {n}"))
+        )),
+        f::at(x.injected_ms),
+        phases.join("<br>"),
+        f::opt_secs(x.total_ms),
+        x.precision_ms,
+        f::opt_secs(x.predicted_ms),
+        f::opt_f32(h.and_then(|h| h.temp_c), " °C", 1),
+        f::memory(
+            h.and_then(|h| h.mem_used_bytes),
+            h.and_then(|h| h.mem_total_bytes)
+        ),
+    );
+}
+
+/// A simple table section; `None` rows print "None."
+fn table(out: &mut String, title: &str, head: &[&str], rows: Vec<Vec<String>>) {
+    let _ = writeln!(out, "<h2>{}</h2>", esc(title));
+    if rows.is_empty() {
+        out.push_str("<p>None.</p>\n");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "<table>\n<tr>{}</tr>",
+        head.iter()
+            .map(|h| format!("<th>{}</th>", esc(h)))
+            .collect::<String>()
+    );
+    for row in rows {
+        let _ = writeln!(
+            out,
+            "<tr>{}</tr>",
+            row.iter()
+                .map(|c| format!("<td>{}</td>", esc(c)))
+                .collect::<String>()
+        );
+    }
+    out.push_str("</table>\n");
+}
+
+fn lists(out: &mut String, r: &Report) {
+    let b = r
+        .slo_breaches
+        .iter()
+        .map(|b| {
+            vec![
+                b.fault_id.clone(),
+                b.kind.clone(),
+                f::opt_secs(b.total_ms),
+                f::secs(b.slo_ms),
+                b.reason.clone(),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        "SLO breaches",
+        &["Fault", "Kind", "Total", "SLO", "Reason"],
+        b,
+    );
+    let rf = r
+        .refused
+        .iter()
+        .map(|x| {
+            vec![
+                f::at(x.t_ms),
+                x.fault.clone(),
+                x.kind.clone(),
+                f::opt_str(x.target.as_deref()),
+                x.reason.clone(),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        "Refused faults",
+        &["At", "Fault", "Kind", "Target", "Reason"],
+        rf,
+    );
+    let w = |list: &[super::model::Window]| {
+        list.iter()
+            .map(|w| {
+                vec![
+                    w.fault_id.clone(),
+                    w.worker.clone(),
+                    w.other.clone(),
+                    f::at(w.from_ms),
+                    f::at(w.to_ms),
+                    f::secs(w.duration_ms),
+                ]
+            })
+            .collect()
+    };
+    table(
+        out,
+        "Zombie windows",
+        &["Fault", "Worker", "Node", "From", "To", "Duration"],
+        w(&r.zombies),
+    );
+    table(
+        out,
+        "Overlaps",
+        &[
+            "Fault",
+            "Old worker",
+            "New worker",
+            "From",
+            "To",
+            "Duration",
+        ],
+        w(&r.overlaps),
+    );
+    let failed: Vec<_> = r.steady_state.iter().filter(|c| !c.ok).collect();
+    let _ = writeln!(
+        out,
+        "<h2>Steady state</h2>\n<p>{} checks, {} failed.</p>",
+        r.steady_state.len(),
+        failed.len()
+    );
+    if !failed.is_empty() {
+        let items: String = failed
+            .iter()
+            .take(20)
+            .map(|c| format!("<li>{}: {}</li>", f::at(c.t_ms), esc(&c.detail)))
+            .collect();
+        let _ = writeln!(out, "<ul>{items}</ul>");
+    }
+    let rb = r
+        .rollbacks
+        .iter()
+        .map(|b| {
+            vec![
+                f::at(b.t_ms),
+                b.action.clone(),
+                if b.ok { "ok".into() } else { "FAILED".into() },
+                b.detail.clone(),
+            ]
+        })
+        .collect();
+    table(out, "Rollback", &["At", "Action", "Result", "Detail"], rb);
+    let notes: Vec<Vec<String>> = r
+        .journal
+        .warnings
+        .iter()
+        .map(|w| vec!["journal".into(), w.clone()])
+        .chain(
+            r.faults
+                .iter()
+                .flat_map(|x| x.notes.iter().map(|n| vec![x.fault_id.clone(), n.clone()])),
+        )
+        .take(100)
+        .collect();
+    table(out, "Notes", &["Where", "Note"], notes);
+}

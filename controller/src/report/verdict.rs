@@ -1,0 +1,80 @@
+//! The verdict: a run passes only when it finished, completed (not aborted or
+//! crashed), every steady-state check held and every fault recovered within
+//! the plan's recovery SLO.
+
+use std::fmt;
+
+use super::model::{Report, Verdict, VerdictFailure};
+
+/// Derives the verdict of an otherwise built report.
+pub fn verdict(r: &Report) -> Verdict {
+    let mut failures = Vec::new();
+    if !r.journal.complete {
+        failures.push(VerdictFailure {
+            kind: "incomplete".into(),
+            subject: None,
+            detail: "the journal is incomplete (no run-ended line, or lines cut off or lost)"
+                .into(),
+        });
+    }
+    let reason = r
+        .run
+        .end_reason
+        .clone()
+        .unwrap_or_else(|| "no reason recorded".into());
+    match r.run.outcome.as_str() {
+        "aborted" => failures.push(run_failure(
+            "run-aborted",
+            format!("the run was aborted: {reason}"),
+        )),
+        "crashed" => failures.push(run_failure(
+            "run-crashed",
+            format!("the controller crashed: {reason}"),
+        )),
+        _ => {}
+    }
+    let failed: Vec<_> = r.steady_state.iter().filter(|c| !c.ok).collect();
+    if let Some(first) = failed.first() {
+        failures.push(VerdictFailure {
+            kind: "steady-state".into(),
+            subject: None,
+            detail: format!(
+                "{} of {} steady-state checks failed; first at {} ms: {}",
+                failed.len(),
+                r.steady_state.len(),
+                first.t_ms,
+                first.detail
+            ),
+        });
+    }
+    failures.extend(r.slo_breaches.iter().map(|b| VerdictFailure {
+        kind: "slo".into(),
+        subject: Some(b.fault_id.clone()),
+        detail: format!("{} ({}): {}", b.fault_id, b.kind, b.reason),
+    }));
+    Verdict {
+        passed: failures.is_empty(),
+        failures,
+    }
+}
+
+fn run_failure(kind: &str, detail: String) -> VerdictFailure {
+    VerdictFailure {
+        kind: kind.into(),
+        subject: None,
+        detail,
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.passed {
+            return write!(f, "PASSED: the steady state and every recovery SLO held");
+        }
+        write!(f, "FAILED:")?;
+        for failure in &self.failures {
+            write!(f, "\n  - [{}] {}", failure.kind, failure.detail)?;
+        }
+        Ok(())
+    }
+}
