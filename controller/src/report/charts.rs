@@ -85,14 +85,16 @@ fn s(ms: u64) -> f64 {
     ms as f64 / 1000.0
 }
 
-/// Timeline: one row per fault, its phases as stacked bars.
+/// Timeline: one row per fault, its phases as stacked bars; the legend in
+/// its own column on the right so it never hides a bar.
 pub fn timeline(r: &Report) -> Result<String, ReportError> {
     let n = r.faults.len().max(1);
-    let height = (140 + 34 * n as u32).clamp(320, 1600);
+    let height = (140 + 34 * n as u32).clamp(360, 1600);
     let end = run_secs(r);
     let label_rows = n <= 40;
     svg("timeline", height, |root| {
-        let mut chart = ChartBuilder::on(root)
+        let (left, right) = root.split_horizontally(WIDTH - 300);
+        let mut chart = ChartBuilder::on(&left)
             .margin(20)
             .x_label_area_size(60)
             .y_label_area_size(20)
@@ -108,7 +110,7 @@ pub fn timeline(r: &Report) -> Result<String, ReportError> {
         for (i, f) in r.faults.iter().enumerate() {
             fault_bar(&mut chart, i, f, label_rows)?;
         }
-        legend(&mut chart)
+        legend(&right)
     })
 }
 
@@ -146,37 +148,34 @@ fn fault_bar<'a, 'b: 'a>(chart: &mut Cart<'a, 'b>, i: usize, f: &FaultReport, la
             f.total_ms
                 .map_or_else(|| f.outcome.clone(), |t| format!("{:.1} s", s(t)))
         );
-        chart.draw_series([Text::new(
-            text,
-            (s(end_ms) + 0.5, i as f64 + 0.5),
-            TextStyle::from((FONT, 20).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
-        )])?;
+        let style = TextStyle::from((FONT, 20).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+        chart.draw_series([Text::new(text, (s(end_ms) + 0.5, i as f64 + 0.5), style)])?;
     }
     Ok(())
 }
 
-fn legend<'a, 'b: 'a>(chart: &mut Cart<'a, 'b>) -> Draw {
-    for m in Milestone::ALL {
-        let color = phase_color(m.as_str());
-        chart
-            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())?
-            .label(format!("→ {}", m.as_str()))
-            .legend(move |(x, y)| Rectangle::new([(x, y - 8), (x + 18, y + 8)], color.filled()));
+fn legend(area: &Area) -> Draw {
+    let style = TextStyle::from((FONT, 22).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    area.draw(&Text::new("phase ending at", (10, 36), style.clone()))?;
+    for (i, m) in Milestone::ALL.iter().enumerate() {
+        let y = 76 + 36 * i as i32;
+        area.draw(&Rectangle::new(
+            [(10, y - 12), (36, y + 12)],
+            phase_color(m.as_str()).filled(),
+        ))?;
+        area.draw(&Text::new(m.as_str(), (46, y), style.clone()))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FONT, 20))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
+    let y = 76 + 36 * Milestone::ALL.len() as i32;
+    area.draw(&Rectangle::new([(10, y - 12), (36, y + 12)], RED.filled()))?;
+    area.draw(&Text::new("not recovered", (46, y), style))?;
     Ok(())
 }
 
-/// Recovery time per fault as bars, green within the SLO and red outside,
-/// with the SLO as a line and each fault's predicted bound as a tick.
+/// Recovery time per fault as bars, green within the SLO and red outside
+/// (grey at SLO height: never recovered), with the SLO as a line and each
+/// fault's predicted bound as a cross.
 pub fn recovery(r: &Report) -> Result<String, ReportError> {
-    let n = r.faults.len().max(1);
+    let n = r.faults.len().max(1) as u32;
     let slo = s(r.run.recovery_timeout_ms);
     let top = r
         .faults
@@ -185,47 +184,62 @@ pub fn recovery(r: &Report) -> Result<String, ReportError> {
         .map(s)
         .fold(slo, f64::max)
         * 1.1;
+    let bar = |i: usize| -> (f64, RGBColor) {
+        match r.faults.get(i).and_then(|f| Some((f.total_ms?, f.slo_ok))) {
+            Some((t, true)) => (s(t), RGBColor(0, 158, 115)),
+            Some((t, false)) => (s(t), RED),
+            None => (slo, RGBColor(190, 190, 190)),
+        }
+    };
+    // A plain f64 axis with bars centred on integers: plotters' Histogram
+    // aggregates through a HashMap, whose order would make the SVG differ
+    // from run to run.
     svg("recovery", 520, |root| {
         let mut chart = ChartBuilder::on(root)
             .margin(20)
             .x_label_area_size(60)
             .y_label_area_size(90)
-            .build_cartesian_2d(0f64..n as f64, 0f64..top)?;
+            .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..top)?;
         let ids: Vec<&str> = r.faults.iter().map(|f| f.fault_id.as_str()).collect();
         let fmt = |v: &f64| {
-            ids.get(*v as usize)
+            let i = v.round();
+            let on_bar = (v - i).abs() < 1e-6 && i >= 0.0;
+            on_bar
+                .then(|| ids.get(i as usize))
+                .flatten()
                 .map_or(String::new(), |s| (*s).to_owned())
         };
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_labels(n.min(30))
+            .x_labels((n as usize).min(30))
             .x_label_formatter(&fmt)
             .y_desc("recovery (s)")
             .x_desc("fault")
             .axis_desc_style((FONT, 26))
             .label_style((FONT, 20))
             .draw()?;
-        chart.draw_series(r.faults.iter().enumerate().map(|(i, f)| {
-            let (h, color) = match f.total_ms {
-                Some(t) => (s(t), if f.slo_ok { RGBColor(0, 158, 115) } else { RED }),
-                None => (slo, RGBColor(200, 200, 200)),
-            };
+        let half = if n > 60 { 0.45 } else { 0.35 };
+        chart.draw_series((0..r.faults.len()).map(|i| {
+            let (h, color) = bar(i);
             Rectangle::new(
-                [(i as f64 + 0.15, 0.0), (i as f64 + 0.85, h)],
+                [(i as f64 - half, 0.0), (i as f64 + half, h)],
                 color.filled(),
             )
         }))?;
-        chart.draw_series(r.faults.iter().enumerate().filter_map(|(i, f)| {
-            let p = s(f.predicted_ms?);
-            Some(Rectangle::new(
-                [(i as f64 + 0.05, p), (i as f64 + 0.95, p)],
-                BLACK.stroke_width(3),
-            ))
-        }))?;
+        chart
+            .draw_series(r.faults.iter().enumerate().filter_map(|(i, f)| {
+                Some(Cross::new(
+                    (i as f64, s(f.predicted_ms?)),
+                    8,
+                    BLACK.stroke_width(3),
+                ))
+            }))?
+            .label("predicted bound")
+            .legend(|(x, y)| Cross::new((x + 10, y), 8, BLACK.stroke_width(3)));
         chart
             .draw_series(LineSeries::new(
-                [(0.0, slo), (n as f64, slo)],
+                [(-0.5, slo), (n as f64 - 0.5, slo)],
                 RED.stroke_width(3),
             ))?
             .label(format!("SLO {slo:.1} s"))
@@ -234,7 +248,7 @@ pub fn recovery(r: &Report) -> Result<String, ReportError> {
             .configure_series_labels()
             .label_font((FONT, 20))
             .border_style(BLACK)
-            .background_style(WHITE)
+            .background_style(WHITE.mix(0.85))
             .draw()?;
         Ok(())
     })

@@ -52,7 +52,7 @@ pub fn timeline(injected_ms: u64, observed: &[(Milestone, MilestoneAt)]) -> Time
         }
         if !pending.is_empty() {
             out.notes.push(format!(
-                "{} not observed: merged into {prev_name}→{}",
+                "{} not observed (or out of order): merged into {prev_name}→{}",
                 pending.join(", "),
                 m.as_str()
             ));
