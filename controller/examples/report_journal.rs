@@ -100,7 +100,7 @@ fn start(s: &Setup, faults: u64) -> Journal {
 }
 
 fn sample(node: &str, i: usize, t_ms: u64, rng: &mut Rng) -> HealthSample {
-    let hot = (t_ms / 1000 + i as u64 * 37) % 600 > 540;
+    let hot = (t_ms / 1000 + i as u64 * 37) % 120 > 105;
     HealthSample {
         v: 1,
         node: node.into(),

@@ -55,8 +55,7 @@ fn health_at_injection_is_the_latest_sample_at_or_before_it() {
         let expected = series
             .samples
             .iter()
-            .filter(|s| s.t_ms <= f.injected_ms)
-            .next_back();
+            .rfind(|s| s.t_ms <= f.injected_ms);
         assert_eq!(f.health_at_injection.as_ref(), expected, "{}", f.fault_id);
         assert!(expected.is_some());
     }

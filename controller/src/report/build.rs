@@ -19,7 +19,7 @@ struct FaultAcc {
     injected: FaultInjected,
     injected_ms: u64,
     milestones: Vec<(Milestone, MilestoneAt)>,
-    ended: Option<FaultOutcome>,
+    ended: Option<(u64, FaultOutcome)>,
 }
 
 /// Everything gathered from the lines, before derivation.
@@ -150,7 +150,7 @@ fn gather(g: &mut Gathered, line: &JournalLine) {
             .overlaps
             .push(window(fault_id, old_worker, new_worker, *from_ms, *to_ms)),
         Event::FaultEnded { fault_id, outcome } => match g.index.get(fault_id) {
-            Some(&i) => g.faults[i].ended = Some(*outcome),
+            Some(&i) => g.faults[i].ended = Some((t_ms, *outcome)),
             None => g
                 .warnings
                 .push(format!("fault-ended for unknown fault {fault_id}")),
@@ -251,7 +251,8 @@ fn fault_report(
     health: &BTreeMap<String, Vec<HealthPoint>>,
 ) -> FaultReport {
     let tl = timeline(f.injected_ms, &f.milestones);
-    let recovered = f.ended == Some(FaultOutcome::Recovered);
+    let outcome = f.ended.map(|(_, o)| o);
+    let recovered = outcome == Some(FaultOutcome::Recovered);
     let total_ms = tl
         .phases
         .last()
@@ -282,7 +283,8 @@ fn fault_report(
         injected_ms: f.injected_ms,
         milestones: f.milestones.iter().map(|(_, at)| at.clone()).collect(),
         phases: tl.phases,
-        outcome: outcome_name(f.ended).into(),
+        outcome: outcome_name(outcome).into(),
+        ended_ms: f.ended.map(|(t, _)| t),
         total_ms,
         precision_ms: tl.precision_ms,
         predicted_ms: i.predicted_ms,

@@ -19,6 +19,8 @@ const WIDTH: u32 = 1400;
 const FONT: &str = "sans-serif";
 
 type Draw = Result<(), Box<dyn Error>>;
+/// A named, coloured line of `(x, y)` points.
+type Line = (String, RGBColor, Vec<(f64, f64)>);
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
 /// The colour of the phase ending in `milestone` (Okabe–Ito, colour-blind safe).
@@ -108,10 +110,21 @@ pub fn timeline(r: &Report) -> Result<String, ReportError> {
             .label_style((FONT, 22))
             .draw()?;
         for (i, f) in r.faults.iter().enumerate() {
-            fault_bar(&mut chart, i, f, label_rows)?;
+            fault_bar(&mut chart, i, f, label_rows, r.run.duration_ms)?;
         }
         legend(&right)
     })
+}
+
+/// Where a fault's recovery ends on the charts: its last milestone when it
+/// recovered, else its `fault-ended` line (or the run's end).
+fn fault_end_ms(f: &FaultReport, run_end_ms: u64) -> u64 {
+    let last = f.phases.last().map_or(f.injected_ms, |p| p.end_ms);
+    if f.outcome == "recovered" {
+        last
+    } else {
+        f.ended_ms.unwrap_or(run_end_ms).max(last)
+    }
 }
 
 type Cart<'a, 'b> = ChartContext<
@@ -120,7 +133,13 @@ type Cart<'a, 'b> = ChartContext<
     Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
 >;
 
-fn fault_bar<'a, 'b: 'a>(chart: &mut Cart<'a, 'b>, i: usize, f: &FaultReport, label: bool) -> Draw {
+fn fault_bar<'a, 'b: 'a>(
+    chart: &mut Cart<'a, 'b>,
+    i: usize,
+    f: &FaultReport,
+    label: bool,
+    run_end_ms: u64,
+) -> Draw {
     let (y0, y1) = (i as f64 + 0.15, i as f64 + 0.85);
     chart.draw_series(f.phases.iter().map(|p| {
         Rectangle::new(
@@ -128,13 +147,14 @@ fn fault_bar<'a, 'b: 'a>(chart: &mut Cart<'a, 'b>, i: usize, f: &FaultReport, la
             phase_color(&p.to).filled(),
         )
     }))?;
-    let end_ms = f.phases.last().map_or(f.injected_ms, |p| p.end_ms);
+    let mut end_ms = f.phases.last().map_or(f.injected_ms, |p| p.end_ms);
     if f.outcome != "recovered" {
-        // An open end: recovery never observed.
-        chart.draw_series([Rectangle::new(
-            [(s(end_ms), y0), (s(end_ms) + 0.5, y1)],
-            RED.filled(),
-        )])?;
+        // Recovery never observed: red from the last milestone to the fault's end.
+        let open_end = fault_end_ms(f, run_end_ms);
+        let corners = [(s(end_ms), y0), (s(open_end), y1)];
+        chart.draw_series([Rectangle::new(corners, RED.mix(0.35).filled())])?;
+        chart.draw_series([Rectangle::new(corners, RED.stroke_width(2))])?;
+        end_ms = open_end;
     }
     chart.draw_series([Rectangle::new(
         [(s(f.injected_ms), y0), (s(f.injected_ms) + 0.05, y1)],
@@ -278,7 +298,7 @@ pub fn reduce(points: &[(f64, f64)], x_end: f64) -> Vec<(f64, f64)> {
 /// Shades each fault's recovery span and marks its injection.
 fn fault_marks<'a, 'b: 'a>(chart: &mut Cart<'a, 'b>, r: &Report, y: (f64, f64)) -> Draw {
     chart.draw_series(r.faults.iter().map(|f| {
-        let end = f.phases.last().map_or(f.injected_ms, |p| p.end_ms);
+        let end = fault_end_ms(f, r.run.duration_ms);
         Rectangle::new(
             [(s(f.injected_ms), y.0), (s(end), y.1)],
             RED.mix(0.08).filled(),
@@ -299,7 +319,7 @@ fn series_chart(
     r: &Report,
     y_desc: &str,
     y_max: f64,
-    lines: &[(String, RGBColor, Vec<(f64, f64)>)],
+    lines: &[Line],
     flags: &[(f64, f64)],
 ) -> Result<String, ReportError> {
     let end = run_secs(r);
@@ -395,7 +415,7 @@ pub fn health(
     y_desc: &str,
     value: fn(&HealthPoint) -> Option<f32>,
 ) -> Result<String, ReportError> {
-    let lines: Vec<(String, RGBColor, Vec<(f64, f64)>)> = r
+    let lines: Vec<Line> = r
         .health
         .iter()
         .enumerate()

@@ -140,6 +140,8 @@ pub struct FaultReport {
     pub phases: Vec<Phase>,
     /// `recovered`, `timed-out`, `aborted` or `unfinished` (no `fault-ended`).
     pub outcome: String,
+    /// Journal time of the `fault-ended` line, if any.
+    pub ended_ms: Option<u64>,
     /// Injection to the last kept milestone, for recovered faults.
     pub total_ms: Option<u64>,
     /// Worst precision (ms) of the milestones the total rests on.
