@@ -14,7 +14,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(title = "rackpong run report")]
 pub struct Report {
-    /// Always [`SCHEMA_VERSION`].
+    /// The schema version, 1 for this schema; readers should refuse other versions.
+    #[schemars(extend("const" = 1))]
     pub schema_version: u32,
     pub journal: JournalInfo,
     pub run: RunMeta,

@@ -40,7 +40,7 @@ for (const file of files) {
   await page.screenshot({ path: join(shotDir, `${name}-top.png`) });
   await page.close();
   for (const p of problems) console.error(`${file}: ${p}`);
-  console.log(`${problems.length ? 'FAIL' : 'ok  '} ${file}: ${svgs} charts, no network, ${problems.length} problems`);
+  console.log(`${problems.length ? "FAIL" : "ok  "} ${file}: ${svgs} charts, ${problems.length} problems`);
   failures += problems.length ? 1 : 0;
 }
 await browser.close();
