@@ -52,10 +52,7 @@ fn health_at_injection_is_the_latest_sample_at_or_before_it() {
     for f in &r.faults {
         let node = f.node.as_deref().unwrap();
         let series = r.health.iter().find(|s| s.node == node).unwrap();
-        let expected = series
-            .samples
-            .iter()
-            .rfind(|s| s.t_ms <= f.injected_ms);
+        let expected = series.samples.iter().rfind(|s| s.t_ms <= f.injected_ms);
         assert_eq!(f.health_at_injection.as_ref(), expected, "{}", f.fault_id);
         assert!(expected.is_some());
     }

@@ -91,7 +91,7 @@ fn s(ms: u64) -> f64 {
 /// its own column on the right so it never hides a bar.
 pub fn timeline(r: &Report) -> Result<String, ReportError> {
     let n = r.faults.len().max(1);
-    let height = (140 + 34 * n as u32).clamp(360, 1600);
+    let height = (140 + 34 * n as u32).clamp(360, 1000);
     let end = run_secs(r);
     let label_rows = n <= 40;
     svg("timeline", height, |root| {
@@ -191,9 +191,9 @@ fn legend(area: &Area) -> Draw {
     Ok(())
 }
 
-/// Recovery time per fault as bars, green within the SLO and red outside
-/// (grey at SLO height: never recovered), with the SLO as a line and each
-/// fault's predicted bound as a cross.
+/// Recovery time per fault as bars stacked by phase (outlined red outside
+/// the SLO, grey up to the SLO when never recovered), with the SLO as a line
+/// and each fault's predicted bound as a cross.
 pub fn recovery(r: &Report) -> Result<String, ReportError> {
     let n = r.faults.len().max(1) as u32;
     let slo = s(r.run.recovery_timeout_ms);
@@ -204,13 +204,6 @@ pub fn recovery(r: &Report) -> Result<String, ReportError> {
         .map(s)
         .fold(slo, f64::max)
         * 1.1;
-    let bar = |i: usize| -> (f64, RGBColor) {
-        match r.faults.get(i).and_then(|f| Some((f.total_ms?, f.slo_ok))) {
-            Some((t, true)) => (s(t), RGBColor(0, 158, 115)),
-            Some((t, false)) => (s(t), RED),
-            None => (slo, RGBColor(190, 190, 190)),
-        }
-    };
     // A plain f64 axis with bars centred on integers: plotters' Histogram
     // aggregates through a HashMap, whose order would make the SVG differ
     // from run to run.
@@ -219,7 +212,7 @@ pub fn recovery(r: &Report) -> Result<String, ReportError> {
             .margin(20)
             .x_label_area_size(60)
             .y_label_area_size(90)
-            .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..top)?;
+            .build_cartesian_2d(-0.5f64..f64::from(n.max(8)) - 0.5, 0f64..top)?;
         let ids: Vec<&str> = r.faults.iter().map(|f| f.fault_id.as_str()).collect();
         let fmt = |v: &f64| {
             let i = v.round();
@@ -240,26 +233,22 @@ pub fn recovery(r: &Report) -> Result<String, ReportError> {
             .label_style((FONT, 20))
             .draw()?;
         let half = if n > 60 { 0.45 } else { 0.35 };
-        chart.draw_series((0..r.faults.len()).map(|i| {
-            let (h, color) = bar(i);
-            Rectangle::new(
-                [(i as f64 - half, 0.0), (i as f64 + half, h)],
-                color.filled(),
-            )
-        }))?;
+        for (i, f) in r.faults.iter().enumerate() {
+            stacked_bar(&mut chart, i as f64, half, f, slo)?;
+        }
         chart
             .draw_series(r.faults.iter().enumerate().filter_map(|(i, f)| {
                 Some(Cross::new(
                     (i as f64, s(f.predicted_ms?)),
-                    8,
-                    BLACK.stroke_width(3),
+                    if n > 60 { 3 } else { 8 },
+                    BLACK.stroke_width(if n > 60 { 1 } else { 3 }),
                 ))
             }))?
             .label("predicted bound")
             .legend(|(x, y)| Cross::new((x + 10, y), 8, BLACK.stroke_width(3)));
         chart
             .draw_series(LineSeries::new(
-                [(-0.5, slo), (n as f64 - 0.5, slo)],
+                [(-0.5, slo), (f64::from(n.max(8)) - 0.5, slo)],
                 RED.stroke_width(3),
             ))?
             .label(format!("SLO {slo:.1} s"))
@@ -272,6 +261,39 @@ pub fn recovery(r: &Report) -> Result<String, ReportError> {
             .draw()?;
         Ok(())
     })
+}
+
+/// One fault's recovery as a vertical bar stacked by phase; outlined red
+/// when it breached the SLO, grey up to the SLO when it never recovered.
+fn stacked_bar<'a, 'b: 'a>(
+    chart: &mut Cart<'a, 'b>,
+    x: f64,
+    half: f64,
+    f: &FaultReport,
+    slo: f64,
+) -> Draw {
+    let (x0, x1) = (x - half, x + half);
+    let rel = |ms: u64| s(ms - f.injected_ms);
+    chart.draw_series(f.phases.iter().map(|p| {
+        Rectangle::new(
+            [(x0, rel(p.start_ms)), (x1, rel(p.end_ms))],
+            phase_color(&p.to).filled(),
+        )
+    }))?;
+    let top = f.phases.last().map_or(0.0, |p| rel(p.end_ms));
+    if f.total_ms.is_none() {
+        chart.draw_series([Rectangle::new(
+            [(x0, top), (x1, slo.max(top))],
+            RGBColor(190, 190, 190).filled(),
+        )])?;
+    }
+    if !f.slo_ok {
+        chart.draw_series([Rectangle::new(
+            [(x0, 0.0), (x1, slo.max(top))],
+            RED.stroke_width(3),
+        )])?;
+    }
+    Ok(())
 }
 
 /// Reduces `(x, y)` points to at most [`MAX_POINTS`], keeping each bucket's maximum.

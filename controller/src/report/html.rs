@@ -28,8 +28,9 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
         esc(&r.run.run_id)
     );
     verdict(&mut out, r);
-    run_table(&mut out, r);
+    glance(&mut out, r);
     charts_section(&mut out, r)?;
+    run_table(&mut out, r);
     kinds(&mut out, r);
     faults(&mut out, r);
     lists(&mut out, r);
@@ -65,6 +66,39 @@ fn verdict(out: &mut String, r: &Report) {
         }
         out.push_str("</ul>\n");
     }
+}
+
+/// The headline figures per fault kind, first on the page for the projector.
+fn glance(out: &mut String, r: &Report) {
+    if r.stats.is_empty() {
+        return;
+    }
+    out.push_str("<table>\n<tr><th>Fault kind</th><th>Injected</th><th>Recovered</th><th>Refused</th><th>p50</th><th>p95</th><th>Max</th><th>Predicted bound</th></tr>\n");
+    for k in &r.stats {
+        let t = k.total.as_ref();
+        let cell = |v: Option<u64>| format!("<td class=\"n\">{}</td>", f::opt_secs(v));
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>{}{}{}{}</tr>",
+            esc(&k.kind),
+            k.injected,
+            k.recovered,
+            k.refused,
+            cell(t.map(|t| t.p50)),
+            cell(t.map(|t| t.p95)),
+            cell(t.map(|t| t.max)),
+            cell(k.predicted_max_ms)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "</table>\n<p>{} SLO breaches (recovery SLO {}), {} refused faults, {} zombie windows, {} overlaps.</p>",
+        r.slo_breaches.len(),
+        f::secs(r.run.recovery_timeout_ms),
+        r.refused.len(),
+        r.zombies.len(),
+        r.overlaps.len()
+    );
 }
 
 fn run_table(out: &mut String, r: &Report) {
@@ -154,7 +188,7 @@ fn charts_section(out: &mut String, r: &Report) -> Result<(), ReportError> {
             charts::timeline(r)?,
         ),
         (
-            "Recovery time per fault (black tick: predicted bound)",
+            "Recovery time per fault, by phase (× predicted bound; red outline: SLO breached)",
             charts::recovery(r)?,
         ),
         (

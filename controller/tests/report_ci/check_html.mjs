@@ -36,7 +36,10 @@ for (const file of files) {
   if (svgs < 6) problems.push(`expected at least 6 SVG charts, found ${svgs}`);
   if (!/PASSED|FAILED/.test(title)) problems.push(`no verdict in the heading: ${title}`);
   const name = basename(dirname(file));
-  await page.screenshot({ path: join(shotDir, `${name}.png`), fullPage: true });
+  // Very long pages (hundreds of faults) are cut to their first 16000 px.
+  const height = await page.evaluate(() => document.documentElement.scrollHeight);
+  await page.screenshot({ path: join(shotDir, `${name}.png`), fullPage: true,
+    clip: height > 16000 ? { x: 0, y: 0, width: 1500, height: 16000 } : undefined });
   await page.screenshot({ path: join(shotDir, `${name}-top.png`) });
   await page.close();
   for (const p of problems) console.error(`${file}: ${p}`);
