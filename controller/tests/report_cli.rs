@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/journals").join(name).join("journal.jsonl")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/journals")
+        .join(name)
+        .join("journal.jsonl")
 }
 
 fn run_dir(root: &Path, name: &str) -> PathBuf {
@@ -37,7 +40,10 @@ fn report_writes_all_files_and_gates_on_the_verdict() {
     }
     let gated = rackpong(&["report", "--fail-on-verdict", d]);
     assert!(!gated.status.success());
-    assert!(String::from_utf8_lossy(&gated.stderr).contains("[slo] f1 (node-kill)"), "{gated:?}");
+    assert!(
+        String::from_utf8_lossy(&gated.stderr).contains("[slo] f1 (node-kill)"),
+        "{gated:?}"
+    );
 }
 
 #[test]
@@ -47,8 +53,14 @@ fn report_of_a_non_journal_fails_with_file_and_line() {
     let out = rackpong(&["report", dir.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not-rackpong/journal.jsonl:1: not a rackpong journal"), "{err}");
-    assert!(!dir.join("report.json").exists(), "nothing is written for a bad journal");
+    assert!(
+        err.contains("not-rackpong/journal.jsonl:1: not a rackpong journal"),
+        "{err}"
+    );
+    assert!(
+        !dir.join("report.json").exists(),
+        "nothing is written for a bad journal"
+    );
 }
 
 #[test]
@@ -62,6 +74,7 @@ fn compare_prints_and_writes_the_side_by_side() {
     let written = std::fs::read_to_string(b.join("compare.md")).unwrap();
     assert_eq!(printed, written);
     assert!(written.contains("| pod-kill | total |") && written.contains("larger than spread"));
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(b.join("compare.json")).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(b.join("compare.json")).unwrap()).unwrap();
     assert_eq!(json["run_a"]["detection_profile"], "default");
 }

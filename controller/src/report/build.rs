@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::model::*;
 use super::parse::ReadJournal;
 use super::phases::timeline;
-use super::stats::summarize;
-use super::verdict::verdict;
+use super::stats::kind_stats;
+use super::verdict::{breach, verdict};
 use crate::journal::event::{
     Event, FaultInjected, FaultKind, FaultOutcome, JournalLine, Milestone, RunOutcome, RunStarted,
 };
@@ -303,84 +303,6 @@ fn fault_report(
 fn health_at(samples: &[HealthPoint], t_ms: u64) -> Option<HealthPoint> {
     let n = samples.partition_point(|s| s.t_ms <= t_ms);
     samples[..n].last().cloned()
-}
-
-fn breach(f: &FaultReport, slo_ms: u64) -> Option<SloBreach> {
-    if f.slo_ok {
-        return None;
-    }
-    let reason = match (f.outcome.as_str(), f.total_ms) {
-        ("recovered", Some(t)) => format!("recovered in {t} ms, over the SLO of {slo_ms} ms"),
-        ("recovered", None) => "recovered, but no milestone was observed to time it".into(),
-        ("timed-out", _) => format!("not recovered within the recovery timeout of {slo_ms} ms"),
-        ("aborted", _) => "the run was aborted before it recovered".into(),
-        _ => "no fault-ended line: recovery was never observed".into(),
-    };
-    Some(SloBreach {
-        fault_id: f.fault_id.clone(),
-        kind: f.kind.clone(),
-        total_ms: f.total_ms,
-        slo_ms,
-        reason,
-    })
-}
-
-fn kind_stats(faults: &[FaultReport], refused: &[(FaultKind, RefusedFault)]) -> Vec<KindStats> {
-    let kinds: BTreeSet<FaultKind> = faults
-        .iter()
-        .filter_map(|f| kind_of(&f.kind))
-        .chain(refused.iter().map(|(k, _)| *k))
-        .collect();
-    kinds
-        .into_iter()
-        .map(|k| one_kind(k, faults, refused))
-        .collect()
-}
-
-fn kind_of(name: &str) -> Option<FaultKind> {
-    [FaultKind::PodKill, FaultKind::NodeKill, FaultKind::Scale]
-        .into_iter()
-        .find(|k| kind_name(*k) == name)
-}
-
-fn one_kind(
-    kind: FaultKind,
-    faults: &[FaultReport],
-    refused: &[(FaultKind, RefusedFault)],
-) -> KindStats {
-    let name = kind_name(kind);
-    let of_kind: Vec<&FaultReport> = faults.iter().filter(|f| f.kind == name).collect();
-    let totals: Vec<u64> = of_kind.iter().filter_map(|f| f.total_ms).collect();
-    // Phases keyed by milestone order of their ends, then starts.
-    let rank = |s: &str| {
-        Milestone::ALL
-            .iter()
-            .position(|m| m.as_str() == s)
-            .map_or(0, |p| p + 1)
-    };
-    let mut phases: BTreeMap<(usize, usize, String, String), Vec<u64>> = BTreeMap::new();
-    for p in of_kind.iter().flat_map(|f| &f.phases) {
-        let key = (rank(&p.to), rank(&p.from), p.from.clone(), p.to.clone());
-        phases.entry(key).or_default().push(p.duration_ms);
-    }
-    KindStats {
-        kind: name.into(),
-        injected: of_kind.len() as u64,
-        recovered: totals.len() as u64,
-        refused: refused.iter().filter(|(k, _)| *k == kind).count() as u64,
-        total: summarize(&totals),
-        phases: phases
-            .into_iter()
-            .filter_map(|((_, _, from, to), v)| {
-                Some(PhaseStats {
-                    from,
-                    to,
-                    summary: summarize(&v)?,
-                })
-            })
-            .collect(),
-        predicted_max_ms: of_kind.iter().filter_map(|f| f.predicted_ms).max(),
-    }
 }
 
 fn journal_info(read: &ReadJournal, g: &Gathered) -> JournalInfo {

@@ -1,10 +1,10 @@
 //! The verdict: a run passes only when it finished, completed (not aborted or
 //! crashed), every steady-state check held and every fault recovered within
-//! the plan's recovery SLO.
+//! the plan's recovery SLO. Also which faults breached that SLO.
 
 use std::fmt;
 
-use super::model::{Report, Verdict, VerdictFailure};
+use super::model::{FaultReport, Report, SloBreach, Verdict, VerdictFailure};
 
 /// Derives the verdict of an otherwise built report.
 pub fn verdict(r: &Report) -> Verdict {
@@ -64,6 +64,27 @@ fn run_failure(kind: &str, detail: String) -> VerdictFailure {
         subject: None,
         detail,
     }
+}
+
+/// The SLO breach of a fault that did not recover within `slo_ms`, if any.
+pub fn breach(f: &FaultReport, slo_ms: u64) -> Option<SloBreach> {
+    if f.slo_ok {
+        return None;
+    }
+    let reason = match (f.outcome.as_str(), f.total_ms) {
+        ("recovered", Some(t)) => format!("recovered in {t} ms, over the SLO of {slo_ms} ms"),
+        ("recovered", None) => "recovered, but no milestone was observed to time it".into(),
+        ("timed-out", _) => format!("not recovered within the recovery timeout of {slo_ms} ms"),
+        ("aborted", _) => "the run was aborted before it recovered".into(),
+        _ => "no fault-ended line: recovery was never observed".into(),
+    };
+    Some(SloBreach {
+        fault_id: f.fault_id.clone(),
+        kind: f.kind.clone(),
+        total_ms: f.total_ms,
+        slo_ms,
+        reason,
+    })
 }
 
 impl fmt::Display for Verdict {

@@ -15,8 +15,10 @@ use rackpong_agent::proto::HealthSample;
 use rackpong_agent::proto::health::{BufferStats, LoadAvg, NetRates, Throttle, Usage};
 use rackpong_controller::journal::event::*;
 
+mod scenarios;
+
 /// A tiny deterministic generator (xorshift64*), so fixtures never change.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -25,18 +27,18 @@ impl Rng {
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
 }
 
 /// Events with their journal times, sorted (stably) before writing.
-struct Journal {
+pub(crate) struct Journal {
     events: Vec<(u64, Event)>,
 }
 
 impl Journal {
-    fn at(&mut self, t_ms: u64, event: Event) {
+    pub(crate) fn at(&mut self, t_ms: u64, event: Event) {
         self.events.push((t_ms, event));
     }
     fn write(mut self, out: &mut impl Write) -> std::io::Result<()> {
@@ -54,16 +56,16 @@ impl Journal {
     }
 }
 
-struct Setup {
-    run_id: &'static str,
-    nodes: Vec<String>,
-    cluster: &'static str,
-    profile: &'static str,
-    seconds: u64,
-    health_every_ms: u64,
+pub(crate) struct Setup {
+    pub(crate) run_id: &'static str,
+    pub(crate) nodes: Vec<String>,
+    pub(crate) cluster: &'static str,
+    pub(crate) profile: &'static str,
+    pub(crate) seconds: u64,
+    pub(crate) health_every_ms: u64,
 }
 
-fn start(s: &Setup, faults: u64) -> Journal {
+pub(crate) fn start(s: &Setup, faults: u64) -> Journal {
     let mut plan = serde_json::Map::new();
     plan.insert(
         "name".into(),
@@ -99,7 +101,7 @@ fn start(s: &Setup, faults: u64) -> Journal {
     }
 }
 
-fn sample(node: &str, i: usize, t_ms: u64, rng: &mut Rng) -> HealthSample {
+pub(crate) fn sample(node: &str, i: usize, t_ms: u64, rng: &mut Rng) -> HealthSample {
     let hot = (t_ms / 1000 + i as u64 * 37) % 120 > 105;
     HealthSample {
         v: 1,
@@ -138,7 +140,7 @@ fn sample(node: &str, i: usize, t_ms: u64, rng: &mut Rng) -> HealthSample {
 }
 
 /// Health of every node and the service level, over the whole run.
-fn background(j: &mut Journal, s: &Setup, rng: &mut Rng, degraded: &[(u64, u64)]) {
+pub(crate) fn background(j: &mut Journal, s: &Setup, rng: &mut Rng, degraded: &[(u64, u64)]) {
     let end = s.seconds * 1000;
     for t in (0..end).step_by(s.health_every_ms as usize) {
         for (i, node) in s.nodes.iter().enumerate() {
@@ -181,7 +183,7 @@ fn background(j: &mut Journal, s: &Setup, rng: &mut Rng, degraded: &[(u64, u64)]
 
 /// One fault: its injection, milestones at offsets, and end.
 #[allow(clippy::too_many_arguments)]
-fn fault(
+pub(crate) fn fault(
     j: &mut Journal,
     id: &str,
     kind: FaultKind,
@@ -241,7 +243,7 @@ fn fault(
     }
 }
 
-fn kind_word(k: FaultKind) -> &'static str {
+pub(crate) fn kind_word(k: FaultKind) -> &'static str {
     match k {
         FaultKind::PodKill => "pod-kill",
         FaultKind::NodeKill => "node-kill",
@@ -249,7 +251,7 @@ fn kind_word(k: FaultKind) -> &'static str {
     }
 }
 
-fn steps(scale: u64, all: bool) -> Vec<(Milestone, u64)> {
+pub(crate) fn steps(scale: u64, all: bool) -> Vec<(Milestone, u64)> {
     use Milestone::*;
     let base = [
         (Detected, 40),
@@ -266,315 +268,20 @@ fn steps(scale: u64, all: bool) -> Vec<(Milestone, u64)> {
         .collect()
 }
 
-fn nodes(n: usize) -> Vec<String> {
+pub(crate) fn nodes(n: usize) -> Vec<String> {
     (1..=n).map(|i| format!("pi{i}")).collect()
-}
-
-fn clean(run_id: &'static str, scale: u64, profile: &'static str) -> Journal {
-    let s = Setup {
-        run_id,
-        nodes: nodes(4),
-        cluster: "k3s",
-        profile,
-        seconds: 120,
-        health_every_ms: 5000,
-    };
-    let mut j = start(&s, 4);
-    let mut rng = Rng(7);
-    background(&mut j, &s, &mut rng, &[]);
-    let rec = |dt| Some((FaultOutcome::Recovered, dt));
-    fault(
-        &mut j,
-        "f1",
-        FaultKind::PodKill,
-        "graceful",
-        "worker-a",
-        "pi2",
-        20_000,
-        &steps(scale, true),
-        rec(6000 * scale / 100),
-    );
-    fault(
-        &mut j,
-        "f2",
-        FaultKind::PodKill,
-        "forced",
-        "worker-c",
-        "pi3",
-        40_000,
-        &steps(scale * 9 / 10, true),
-        rec(5400 * scale / 100),
-    );
-    fault(
-        &mut j,
-        "f3",
-        FaultKind::PodKill,
-        "forced",
-        "worker-d",
-        "pi4",
-        55_000,
-        &steps(scale * 12 / 10, true),
-        rec(7200 * scale / 100),
-    );
-    let node_steps: Vec<_> = steps(scale * 5, true)
-        .into_iter()
-        .map(|(m, dt)| (m, dt + 3000))
-        .collect();
-    fault(
-        &mut j,
-        "f4",
-        FaultKind::NodeKill,
-        "stop-k3s",
-        "pi3",
-        "pi3",
-        70_000,
-        &node_steps,
-        rec(33_000 * scale / 100),
-    );
-    j.at(
-        75_000,
-        Event::Overlap {
-            fault_id: "f4".into(),
-            old_worker: "worker-c".into(),
-            new_worker: "worker-c-new".into(),
-            from_ms: 75_000,
-            to_ms: 77_500,
-        },
-    );
-    j.at(
-        s.seconds * 1000,
-        Event::RunEnded {
-            outcome: RunOutcome::Completed,
-            reason: None,
-        },
-    );
-    j
-}
-
-fn refused() -> Journal {
-    let s = Setup {
-        run_id: "refused-run",
-        nodes: nodes(3),
-        cluster: "local",
-        profile: "local",
-        seconds: 60,
-        health_every_ms: 5000,
-    };
-    let mut j = start(&s, 3);
-    let mut rng = Rng(11);
-    background(&mut j, &s, &mut rng, &[]);
-    fault(
-        &mut j,
-        "f1",
-        FaultKind::PodKill,
-        "forced",
-        "worker-b",
-        "pi1",
-        10_000,
-        &steps(80, false),
-        Some((FaultOutcome::Recovered, 4800)),
-    );
-    j.at(
-        25_000,
-        Event::FaultRefused {
-            fault: "node-kill-reboot".into(),
-            kind: FaultKind::NodeKill,
-            target: Some("pi1".into()),
-            reason: "pi1 runs the MQTT broker; node faults never target the broker's node".into(),
-        },
-    );
-    j.at(35_000, Event::FaultRefused {
-        fault: "pod-kill-forced".into(),
-        kind: FaultKind::PodKill,
-        target: None,
-        reason: "would leave fewer ready workers than max_unavailable allows (2 < 3) | never the last ready replica".into(),
-    });
-    fault(
-        &mut j,
-        "f2",
-        FaultKind::Scale,
-        "scale",
-        "rackpong-worker",
-        "pi2",
-        40_000,
-        &[
-            (Milestone::ReplacementCreated, 30),
-            (Milestone::Ready, 2100),
-            (Milestone::Serving, 1900),
-            (Milestone::ServiceRestored, 3000),
-        ],
-        Some((FaultOutcome::Recovered, 3000)),
-    );
-    j.at(
-        60_000,
-        Event::RunEnded {
-            outcome: RunOutcome::Completed,
-            reason: None,
-        },
-    );
-    j
-}
-
-fn aborted() -> Journal {
-    let s = Setup {
-        run_id: "aborted-run",
-        nodes: nodes(3),
-        cluster: "local",
-        profile: "local",
-        seconds: 30,
-        health_every_ms: 2000,
-    };
-    let mut j = start(&s, 2);
-    let mut rng = Rng(13);
-    background(&mut j, &s, &mut rng, &[(22_000, 30_000)]);
-    fault(
-        &mut j,
-        "f1",
-        FaultKind::PodKill,
-        "graceful",
-        "worker-a",
-        "pi2",
-        8_000,
-        &steps(100, false),
-        Some((FaultOutcome::Recovered, 6000)),
-    );
-    fault(
-        &mut j,
-        "f2",
-        FaultKind::NodeKill,
-        "net-drop",
-        "pi3",
-        "pi3",
-        21_000,
-        &steps(100, false)[..2],
-        Some((FaultOutcome::Aborted, 9000)),
-    );
-    j.at(
-        30_000,
-        Event::Rollback {
-            action: "restore node pi3 (net-drop)".into(),
-            ok: true,
-            detail: "uplink restored".into(),
-        },
-    );
-    j.at(
-        30_000,
-        Event::Rollback {
-            action: "scale rackpong-worker to 8".into(),
-            ok: false,
-            detail: "timed out waiting for the API".into(),
-        },
-    );
-    j.at(
-        30_000,
-        Event::RunEnded {
-            outcome: RunOutcome::Aborted,
-            reason: Some("SIGINT (Ctrl-C)".into()),
-        },
-    );
-    j
-}
-
-fn node_lost() -> Journal {
-    let s = Setup {
-        run_id: "node-lost-run",
-        nodes: nodes(4),
-        cluster: "k3s",
-        profile: "demo-fast",
-        seconds: 150,
-        health_every_ms: 5000,
-    };
-    let mut j = start(&s, 1);
-    let mut rng = Rng(17);
-    background(&mut j, &s, &mut rng, &[(20_000, 140_000)]);
-    use Milestone::*;
-    fault(
-        &mut j,
-        "f1",
-        FaultKind::NodeKill,
-        "reboot",
-        "pi4",
-        "pi4",
-        20_000,
-        &[(Detected, 5200), (ReplacementCreated, 50_300)],
-        Some((FaultOutcome::TimedOut, 60_000)),
-    );
-    j.at(
-        25_300,
-        Event::Zombie {
-            fault_id: "f1".into(),
-            worker: "worker-h".into(),
-            node: "pi4".into(),
-            from_ms: 25_300,
-            to_ms: 31_800,
-        },
-    );
-    j.at(
-        150_000,
-        Event::RunEnded {
-            outcome: RunOutcome::Completed,
-            reason: None,
-        },
-    );
-    j
-}
-
-fn bench(faults: u64, node_count: usize, seconds: u64) -> Journal {
-    let s = Setup {
-        run_id: "bench-run",
-        nodes: nodes(node_count),
-        cluster: "k3s",
-        profile: "demo-fast",
-        seconds,
-        health_every_ms: 1000,
-    };
-    let mut j = start(&s, faults);
-    let mut rng = Rng(99);
-    background(&mut j, &s, &mut rng, &[]);
-    let gap = (seconds * 1000 - 60_000) / faults.max(1);
-    for i in 0..faults {
-        let kind = [
-            FaultKind::PodKill,
-            FaultKind::PodKill,
-            FaultKind::NodeKill,
-            FaultKind::Scale,
-        ][(i % 4) as usize];
-        let scale = 60 + rng.below(100);
-        let node = &s.nodes[rng.below(node_count as u64) as usize];
-        let st = steps(scale, i % 3 != 0);
-        let end = st.last().map_or(0, |l| l.1);
-        fault(
-            &mut j,
-            &format!("f{}", i + 1),
-            kind,
-            "forced",
-            &format!("worker-{i}"),
-            node,
-            30_000 + i * gap,
-            &st,
-            Some((FaultOutcome::Recovered, end)),
-        );
-    }
-    j.at(
-        seconds * 1000,
-        Event::RunEnded {
-            outcome: RunOutcome::Completed,
-            reason: None,
-        },
-    );
-    j
 }
 
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let num = |i: usize, d: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(d);
     let journal = match args.first().map(String::as_str) {
-        Some("clean") => clean("clean-run", 100, "demo-fast"),
-        Some("slow") => clean("slow-run", 160, "default"),
-        Some("refused") => refused(),
-        Some("aborted") => aborted(),
-        Some("node-lost") => node_lost(),
-        Some("bench") => bench(num(1, 500), num(2, 20) as usize, num(3, 3600)),
+        Some("clean") => scenarios::clean("clean-run", 100, "demo-fast"),
+        Some("slow") => scenarios::clean("slow-run", 160, "default"),
+        Some("refused") => scenarios::refused(),
+        Some("aborted") => scenarios::aborted(),
+        Some("node-lost") => scenarios::node_lost(),
+        Some("bench") => scenarios::bench(num(1, 500), num(2, 20) as usize, num(3, 3600)),
         _ => {
             eprintln!(
                 "usage: report_journal clean|slow|refused|aborted|node-lost|bench [FAULTS NODES SECONDS]"
