@@ -146,4 +146,23 @@ mod tests {
                 .any(|n| n.contains("serving at 650 ms is earlier"))
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_milestones_give_consecutive_phases_from_injection(
+            injected in 0u64..10_000,
+            obs in proptest::collection::vec((0usize..7, 0u64..20_000), 0..12),
+        ) {
+            let obs: Vec<_> = obs.into_iter().map(|(m, t)| at(Milestone::ALL[m], t)).collect();
+            let t = timeline(injected, &obs);
+            let mut start = injected;
+            for p in &t.phases {
+                proptest::prop_assert_eq!(p.start_ms, start);
+                proptest::prop_assert_eq!(p.duration_ms, p.end_ms - p.start_ms);
+                start = p.end_ms;
+            }
+            let sum: u64 = t.phases.iter().map(|p| p.duration_ms).sum();
+            proptest::prop_assert_eq!(sum, start - injected);
+        }
+    }
 }
