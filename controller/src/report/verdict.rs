@@ -13,8 +13,7 @@ pub fn verdict(r: &Report) -> Verdict {
         failures.push(VerdictFailure {
             kind: "incomplete".into(),
             subject: None,
-            detail: "the journal is incomplete (no run-ended line, or lines cut off or lost)"
-                .into(),
+            detail: incomplete_detail(r),
         });
     }
     let reason = r
@@ -56,6 +55,25 @@ pub fn verdict(r: &Report) -> Verdict {
         passed: failures.is_empty(),
         failures,
     }
+}
+
+/// Says why the journal counts as incomplete.
+fn incomplete_detail(r: &Report) -> String {
+    let j = &r.journal;
+    let mut why = Vec::new();
+    if r.run.outcome == "incomplete" {
+        why.push("no run-ended line".to_owned());
+    }
+    if !j.truncated_lines.is_empty() {
+        why.push(format!(
+            "{} line(s) cut off mid-write",
+            j.truncated_lines.len()
+        ));
+    }
+    if !j.seq_gaps.is_empty() {
+        why.push(format!("{} gap(s) in seq (lines lost)", j.seq_gaps.len()));
+    }
+    format!("the journal is incomplete: {}", why.join(", "))
 }
 
 fn run_failure(kind: &str, detail: String) -> VerdictFailure {
