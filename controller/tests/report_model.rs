@@ -166,6 +166,24 @@ fn bad_input_names_file_line_and_reason() {
 }
 
 #[test]
+fn an_event_of_a_newer_controller_is_skipped_with_a_warning() {
+    let future = r#"{"v":1,"seq":1,"t_ms":5,"type":"balloon-popped","colour":"red"}"#;
+    let end = r#"{"v":1,"seq":2,"t_ms":9,"type":"run-ended","outcome":"completed","reason":null}"#;
+    let text = format!("{START}\n{future}\n{end}\n");
+    let read = parse::parse_journal(Path::new("j"), text.as_bytes()).unwrap();
+    assert_eq!(read.lines.len(), 2);
+    assert!(
+        read.seq_gaps.is_empty(),
+        "a skipped line is not a lost line"
+    );
+    assert!(
+        read.warnings[0].starts_with("line 2: event skipped"),
+        "{:?}",
+        read.warnings
+    );
+}
+
+#[test]
 fn seq_gaps_and_blank_lines_are_reported_not_fatal() {
     let text = format!(
         "{START}\n\n{}\n",

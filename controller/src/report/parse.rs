@@ -20,6 +20,8 @@ pub struct ReadJournal {
     /// `(line, expected seq, found seq)` where lines were lost.
     pub seq_gaps: Vec<(u64, u64, u64)>,
     pub warnings: Vec<String>,
+    /// `seq` of the last line read, skipped lines included.
+    last_seq: Option<u64>,
 }
 
 /// Reads and checks a journal file.
@@ -44,6 +46,7 @@ pub fn parse_journal(path: &Path, bytes: &[u8]) -> Result<ReadJournal, ReportErr
         truncated_lines: Vec::new(),
         seq_gaps: Vec::new(),
         warnings: Vec::new(),
+        last_seq: None,
     };
     for (idx, raw) in bytes.split(|&b| b == b'\n').enumerate() {
         let number = idx as u64 + 1;
@@ -72,6 +75,14 @@ pub fn parse_journal(path: &Path, bytes: &[u8]) -> Result<ReadJournal, ReportErr
                     ));
                     accept(&mut out, number, line).map_err(|r| bad(number, r))?;
                 }
+                // A well-formed v1 line of a kind this version does not know
+                // (a newer controller): skipped, and said so.
+                None if let Some(seq) = unknown_v1_event_seq(raw) => {
+                    out.last_seq = Some(seq);
+                    out.warnings.push(format!(
+                        "line {number}: event skipped, this version cannot read it ({err})"
+                    ));
+                }
                 None => return Err(bad(number, format!("not a journal line: {err}"))),
             },
         }
@@ -92,6 +103,20 @@ fn split_appended(raw: &[u8]) -> Option<JournalLine> {
     (1..raw.len())
         .filter(|&i| raw[i..].starts_with(needle))
         .find_map(|i| parse_line(&raw[i..]).ok())
+}
+
+/// The `seq` of a JSON object with `"v": 1`, a `seq`, a `t_ms` and a string
+/// `type`: a journal line of a kind this version does not know.
+fn unknown_v1_event_seq(raw: &[u8]) -> Option<u64> {
+    let serde_json::Value::Object(o) = serde_json::from_slice(raw).ok()? else {
+        return None;
+    };
+    let v1 = o.get("v").and_then(serde_json::Value::as_u64) == Some(u64::from(JOURNAL_VERSION));
+    let typed = o.get("t_ms").is_some_and(serde_json::Value::is_u64)
+        && o.get("type").is_some_and(serde_json::Value::is_string);
+    o.get("seq")
+        .and_then(serde_json::Value::as_u64)
+        .filter(|_| v1 && typed)
 }
 
 fn first_line_reason(raw: &[u8], err: &serde_json::Error) -> String {
@@ -121,10 +146,13 @@ fn accept(out: &mut ReadJournal, number: u64, line: JournalLine) -> Result<(), S
     if !first && is_start {
         return Err("a second run-started line: two runs in one journal".into());
     }
-    if let Some(prev) = out.lines.last() {
-        if line.seq != prev.seq + 1 {
-            out.seq_gaps.push((number, prev.seq + 1, line.seq));
+    if let Some(last_seq) = out.last_seq {
+        if line.seq != last_seq + 1 {
+            out.seq_gaps.push((number, last_seq + 1, line.seq));
         }
+    }
+    out.last_seq = Some(line.seq);
+    if let Some(prev) = out.lines.last() {
         if line.t_ms < prev.t_ms {
             out.warnings.push(format!(
                 "line {number}: t_ms {} is earlier than the line before ({})",
