@@ -146,19 +146,19 @@ fn accept(out: &mut ReadJournal, number: u64, line: JournalLine) -> Result<(), S
     if !first && is_start {
         return Err("a second run-started line: two runs in one journal".into());
     }
-    if let Some(last_seq) = out.last_seq {
-        if line.seq != last_seq + 1 {
-            out.seq_gaps.push((number, last_seq + 1, line.seq));
-        }
+    if let Some(last_seq) = out.last_seq
+        && line.seq != last_seq + 1
+    {
+        out.seq_gaps.push((number, last_seq + 1, line.seq));
     }
     out.last_seq = Some(line.seq);
-    if let Some(prev) = out.lines.last() {
-        if line.t_ms < prev.t_ms {
-            out.warnings.push(format!(
-                "line {number}: t_ms {} is earlier than the line before ({})",
-                line.t_ms, prev.t_ms
-            ));
-        }
+    if let Some(prev) = out.lines.last()
+        && line.t_ms < prev.t_ms
+    {
+        out.warnings.push(format!(
+            "line {number}: t_ms {} is earlier than the line before ({})",
+            line.t_ms, prev.t_ms
+        ));
     }
     out.lines.push(line);
     Ok(())
