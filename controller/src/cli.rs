@@ -29,6 +29,10 @@ pub enum Command {
     Demo(crate::demo::DemoArgs),
     /// Print the ChaosExperiment CustomResourceDefinition (YAML) for `kubectl apply -f -`.
     Crd,
+    /// Re-render a run's report.json, report.md, report.html and junit.xml from its journal.
+    Report(crate::report::ReportArgs),
+    /// Compare two runs side by side, per fault kind and phase.
+    Compare(crate::report::CompareArgs),
 }
 
 /// Why a subcommand failed.
@@ -45,6 +49,8 @@ pub enum CliError {
     Failed(#[from] crate::engine::EngineError),
     #[error(transparent)]
     Crd(#[from] crate::operator::CrdError),
+    #[error(transparent)]
+    Report(#[from] crate::report::cli::ReportCliError),
 }
 
 /// Runs the chosen subcommand until done or `cancel` fires.
@@ -57,6 +63,8 @@ pub async fn run(command: Command, cancel: CancellationToken) -> Result<(), CliE
         },
         Command::Demo(args) => finished(&crate::demo::run(args, cancel).await?)?,
         Command::Crd => print!("{}", crate::operator::crd_yaml()?),
+        Command::Report(args) => crate::report::cli::report(&args)?,
+        Command::Compare(args) => crate::report::cli::compare_runs(&args)?,
     }
     Ok(())
 }
