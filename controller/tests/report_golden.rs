@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use rackpong_controller::report::{self, ReportError, compare};
 
-const FIXTURES: [&str; 8] = [
+const FIXTURES: [&str; 9] = [
     "clean",
     "slow",
     "refused",
@@ -17,6 +17,7 @@ const FIXTURES: [&str; 8] = [
     "truncated",
     "crashed",
     "empty-run",
+    "engine-fake",
 ];
 
 fn root() -> PathBuf {

@@ -48,6 +48,13 @@ pub fn build(read: &ReadJournal) -> Report {
     for line in &read.lines[1..] {
         gather(&mut g, line);
     }
+    // Lines carry the time things were observed, not written, so a series
+    // may be slightly out of order in the file; stable sorts keep ties in
+    // journal order.
+    for samples in g.health.values_mut() {
+        samples.sort_by_key(|h| h.t_ms);
+    }
+    g.service.sort_by_key(|p| p.t_ms);
     let faults: Vec<FaultReport> = g
         .faults
         .iter()

@@ -53,6 +53,15 @@ pub fn opt_u64(v: Option<u64>, unit: &str) -> String {
     v.map_or_else(|| "—".into(), |v| format!("{v}{unit}"))
 }
 
+/// A comma-separated list; `—` when empty.
+pub fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "—".into()
+    } else {
+        items.join(", ")
+    }
+}
+
 pub fn opt_str(v: Option<&str>) -> String {
     v.map_or_else(|| "—".into(), str::to_owned)
 }

@@ -217,7 +217,7 @@ fn fault_cells(x: &FaultReport) -> Vec<String> {
         cell(&format!("{} ({})", x.fault_id, x.fault)),
         x.kind.clone(),
         cell(&x.action),
-        cell(&x.targets.join(", ")),
+        cell(&f::list(&x.targets)),
         f::at(x.injected_ms),
         f::opt_secs(x.total_ms),
         x.precision_ms.to_string(),
