@@ -131,3 +131,14 @@ fn a_file_that_is_not_a_journal_fails_naming_file_and_line() {
         "{text}"
     );
 }
+
+#[test]
+fn report_json_reads_back_into_the_same_report() {
+    for name in FIXTURES {
+        let r = report::load(&journal(name)).unwrap();
+        let json = report::render(&r).unwrap().json;
+        let back: report::Report = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, r, "{name}");
+        assert_eq!(back.schema_version, report::model::SCHEMA_VERSION);
+    }
+}
