@@ -47,7 +47,11 @@ fn broker_with_auth(user: &str, pass: &str) -> SocketAddr {
         v4: Some([("v4".to_string(), server)].into_iter().collect()),
         ..Default::default()
     };
-    std::thread::spawn(move || Broker::new(config).start());
+    std::thread::spawn(move || {
+        if let Err(e) = Broker::new(config).start() {
+            panic!("test broker stopped: {e}");
+        }
+    });
     let deadline = std::time::Instant::now() + WAIT;
     while std::net::TcpStream::connect(addr).is_err() {
         assert!(std::time::Instant::now() < deadline, "broker listening");
