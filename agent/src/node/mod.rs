@@ -56,7 +56,7 @@ pub struct NodeArgs {
     #[arg(long, env = "RACKPONG_HA_DISCOVERY")]
     pub ha_discovery: bool,
 
-    /// Home Assistant discovery prefix (its birth topic is <prefix>/status).
+    /// Home Assistant discovery prefix (its birth topic is `<prefix>/status`).
     #[arg(long, env = "RACKPONG_HA_PREFIX", default_value = "homeassistant", value_parser = topic_segment)]
     pub ha_prefix: String,
 
