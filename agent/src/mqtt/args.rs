@@ -16,7 +16,7 @@ pub struct MqttArgs {
     #[arg(long, env = "RACKPONG_BROKER", default_value = "mqtt://127.0.0.1:1883")]
     pub broker: BrokerUrl,
 
-    /// Rack name: topics live under rackpong/<rack>/.
+    /// Rack name: topics live under `rackpong/<rack>/`.
     #[arg(long, env = "RACKPONG_RACK", default_value = "rack", value_parser = topic_segment)]
     pub rack: String,
 

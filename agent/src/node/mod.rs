@@ -44,10 +44,11 @@ pub struct NodeArgs {
     #[arg(long, env = "RACKPONG_HTTP_ADDR", default_value = "0.0.0.0:9464")]
     pub http_addr: SocketAddr,
 
-    /// Root under which the Pi files are read: sys/class/thermal, sys/class/hwmon,
-    /// sys/devices/platform/*/*firmware/get_throttled, proc/uptime, proc/loadavg.
-    /// CPU, memory, swap, disk and network always come from this machine's
-    /// real /proc and /sys (sysinfo). `vcgencmd` is only tried when this is "/".
+    /// Root under which these are read: sys/class/thermal, sys/class/hwmon,
+    /// sys/devices/platform/*/*firmware/get_throttled, proc/uptime,
+    /// proc/loadavg, proc/net/dev. CPU, memory, swap and the root disk always
+    /// come from this machine's real /proc (sysinfo). `vcgencmd` is only tried
+    /// when this is "/".
     #[arg(long, env = "RACKPONG_SYSFS_ROOT", default_value = "/")]
     pub sysfs_root: PathBuf,
 
@@ -55,7 +56,7 @@ pub struct NodeArgs {
     #[arg(long, env = "RACKPONG_HA_DISCOVERY")]
     pub ha_discovery: bool,
 
-    /// Home Assistant discovery prefix (its birth topic is <prefix>/status).
+    /// Home Assistant discovery prefix (its birth topic is `<prefix>/status`).
     #[arg(long, env = "RACKPONG_HA_PREFIX", default_value = "homeassistant", value_parser = topic_segment)]
     pub ha_prefix: String,
 
