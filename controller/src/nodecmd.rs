@@ -19,7 +19,7 @@ use rackpong_agent::chaos::{Secret, SecretError};
 use rackpong_agent::now_ms;
 use rackpong_agent::proto::topics::TopicKind;
 use rackpong_agent::proto::{ChaosAction, CommandAck, NodeCommand, PROTO_VERSION, Topics};
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, NetworkOptions, Packet, QoS};
 use tokio::sync::{broadcast, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -106,7 +106,11 @@ impl MqttNodeCommander {
         timeout: Duration,
         cancel: CancellationToken,
     ) -> Self {
-        let (client, eventloop) = AsyncClient::new(opts, 64);
+        let (client, mut eventloop) = AsyncClient::new(opts, 64);
+        // Nagle + delayed ACK would add ~40 ms to every command and ack.
+        let mut net = NetworkOptions::new();
+        net.set_tcp_nodelay(true);
+        eventloop.set_network_options(net);
         let (ready_tx, ready) = watch::channel(false);
         let pending = Pending::default();
         let (acks, _) = broadcast::channel(256);
