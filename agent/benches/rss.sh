@@ -55,7 +55,15 @@ if [ -x "$EXPORTER" ]; then
   pids+=("$exporter")
 fi
 
+samples_now() { curl -fsS "http://$agent_http/metrics" | awk '/^rackpong_node_samples_total/ {print $2}'; }
+
 echo "# $(date -u +%FT%TZ) $(uname -m), $(nproc) cores; ${DURATION}s, agent interval ${INTERVAL}s" >&2
+sleep "$INTERVAL"
+# Steady state from here: start-up CPU (loading, first sysinfo scan) is reported apart.
+agent_cpu0=$(cpu_ms "$agent")
+samples0=$(samples_now)
+exporter_cpu0=0
+[ -n "$exporter" ] && exporter_cpu0=$(cpu_ms "$exporter")
 start=$(date +%s)
 while [ $(( $(date +%s) - start )) -lt "$DURATION" ]; do
   # The exporter works only when scraped: scrape it as often as the agent samples.
@@ -67,16 +75,18 @@ while [ $(( $(date +%s) - start )) -lt "$DURATION" ]; do
   fi
 done
 
-samples=$(curl -fsS "http://$agent_http/metrics" | awk '/^rackpong_node_samples_total/ {print $2}')
+samples=$(( $(samples_now) - samples0 ))
 agent_cpu=$(cpu_ms "$agent")
-echo "| process | RSS after ${DURATION}s (KiB) | peak RSS (KiB) | CPU time (ms) | per sample/scrape (ms) |"
-echo "|---|---|---|---|---|"
-printf '| rackpong-agent node | %s | %s | %s | %s |\n' "$(rss_kib "$agent")" "$(hwm_kib "$agent")" \
-  "$agent_cpu" "$(awk -v c="$agent_cpu" -v n="$samples" 'BEGIN { printf "%.3f", c / n }')"
+echo "| process | RSS after ${DURATION}s (KiB) | peak RSS (KiB) | start-up CPU (ms) | steady CPU (ms) | per sample/scrape (ms) |"
+echo "|---|---|---|---|---|---|"
+printf '| rackpong-agent node | %s | %s | %s | %s | %s |\n' "$(rss_kib "$agent")" "$(hwm_kib "$agent")" \
+  "$agent_cpu0" "$(awk -v a="$agent_cpu" -v b="$agent_cpu0" 'BEGIN { print a - b }')" \
+  "$(awk -v a="$agent_cpu" -v b="$agent_cpu0" -v n="$samples" 'BEGIN { printf "%.3f", (a - b) / n }')"
 if [ -n "$exporter" ]; then
   scrapes=$(( DURATION / INTERVAL ))
   ecpu=$(cpu_ms "$exporter")
-  printf '| prometheus-node-exporter | %s | %s | %s | %s |\n' "$(rss_kib "$exporter")" "$(hwm_kib "$exporter")" \
-    "$ecpu" "$(awk -v c="$ecpu" -v n="$scrapes" 'BEGIN { printf "%.3f", c / n }')"
+  printf '| prometheus-node-exporter | %s | %s | %s | %s | %s |\n' "$(rss_kib "$exporter")" "$(hwm_kib "$exporter")" \
+    "$exporter_cpu0" "$(awk -v a="$ecpu" -v b="$exporter_cpu0" 'BEGIN { print a - b }')" \
+    "$(awk -v a="$ecpu" -v b="$exporter_cpu0" -v n="$scrapes" 'BEGIN { printf "%.3f", (a - b) / n }')"
 fi
-echo "samples taken by the agent: $samples" >&2
+echo "samples taken by the agent during the run: $samples (CPU times have 1/CLK_TCK = $((1000 / $(getconf CLK_TCK))) ms resolution)" >&2

@@ -198,7 +198,10 @@ impl MqttLink {
             st.client.is_some()
         };
         if online {
-            let done = |i: &Inner| lock(&i.state).offline_acked || lock(&i.state).client.is_none();
+            let done = |i: &Inner| {
+                let st = lock(&i.state);
+                st.offline_acked || st.client.is_none()
+            };
             wait_until(&mut progress, deadline, || done(inner)).await;
             if let Some(c) = &lock(&inner.state).client {
                 let _ = c.try_disconnect();

@@ -15,7 +15,12 @@ use tokio::sync::{mpsc, watch};
 /// Generous bound for anything the tests wait on.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// `mqtt://host:port` of the broker the tests use.
+/// True when the tests run against an external broker (RACKPONG_TEST_BROKER).
+pub fn external_broker() -> bool {
+    std::env::var_os("RACKPONG_TEST_BROKER").is_some()
+}
+
+/// Address of the broker the tests use.
 pub fn broker_addr() -> SocketAddr {
     match std::env::var("RACKPONG_TEST_BROKER") {
         Ok(url) => {
