@@ -21,6 +21,18 @@ pub enum Command {
     /// from this one executable).
     #[command(subcommand, hide = true)]
     Agent(rackpong_agent::Role),
+    /// Run an experiment plan on k3s (--kubeconfig) or a local rack (--local);
+    /// --dry-run prints what would happen and touches nothing.
+    Run(crate::engine::command::RunArgs),
+    /// The whole demo on this machine: embedded broker, local rack, ball
+    /// factory and the default plan, with progress; prints the run directory.
+    Demo(crate::demo::DemoArgs),
+    /// Print the ChaosExperiment CustomResourceDefinition (YAML) for `kubectl apply -f -`.
+    Crd,
+    /// Re-render a run's report.json, report.md, report.html and junit.xml from its journal.
+    Report(crate::report::ReportArgs),
+    /// Compare two runs side by side, per fault kind and phase.
+    Compare(crate::report::CompareArgs),
 }
 
 /// Why a subcommand failed.
@@ -28,12 +40,46 @@ pub enum Command {
 pub enum CliError {
     #[error(transparent)]
     Agent(#[from] rackpong_agent::cli::RunError),
+    #[error(transparent)]
+    Run(#[from] crate::engine::command::RunCommandError),
+    #[error(transparent)]
+    Demo(#[from] crate::demo::DemoError),
+    /// The run finished but its steady state or an SLO failed.
+    #[error(transparent)]
+    Failed(#[from] crate::engine::EngineError),
+    #[error(transparent)]
+    Crd(#[from] crate::operator::CrdError),
+    #[error(transparent)]
+    Report(#[from] crate::report::cli::ReportCliError),
 }
 
 /// Runs the chosen subcommand until done or `cancel` fires.
 pub async fn run(command: Command, cancel: CancellationToken) -> Result<(), CliError> {
     match command {
         Command::Agent(role) => rackpong_agent::run(role, cancel).await?,
+        Command::Run(args) => match crate::engine::command::run(args, cancel).await? {
+            crate::engine::command::RunResult::DryRun(text) => print!("{text}"),
+            crate::engine::command::RunResult::Ran(summary) => finished(&summary)?,
+        },
+        Command::Demo(args) => finished(&crate::demo::run(args, cancel).await?)?,
+        Command::Crd => print!("{}", crate::operator::crd_yaml()?),
+        Command::Report(args) => crate::report::cli::report(&args)?,
+        Command::Compare(args) => crate::report::cli::compare_runs(&args)?,
     }
     Ok(())
+}
+
+/// Prints the summary and the run directory, renders the report, and fails
+/// naming what failed (steady state, SLOs, abort).
+fn finished(summary: &crate::engine::RunSummary) -> Result<(), CliError> {
+    print!("{}", summary.table());
+    render_report(&summary.run_dir);
+    println!("run directory: {}", summary.run_dir.display());
+    Ok(summary.verdict()?)
+}
+
+/// The one call site of the report renderer: at merge this becomes
+/// `crate::report::render_run(run_dir)` (logging its error).
+fn render_report(run_dir: &std::path::Path) {
+    tracing::info!(dir = %run_dir.display(), "journal written; render the report with `rackpong report`");
 }

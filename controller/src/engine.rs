@@ -1,1 +1,0 @@
-//! (engine: placeholder until its issue lands)

@@ -1,0 +1,248 @@
+//! Firing one scheduled fault: read the cluster, ask the safety rules, then
+//! (unless dry run) inject through the `Cluster` and start timing it. A
+//! refusal, by the rules or by the cluster, is journaled as `fault-refused`.
+
+use rackpong_agent::proto::ChaosAction;
+use rand::Rng;
+use tokio::time::Instant;
+
+use super::run::Run;
+use super::{EngineError, Scheduled, ServiceProbe};
+use crate::cluster::{Cluster, KillMode, NodeFault};
+use crate::journal::event::{Event, FaultInjected, FaultKind};
+use crate::plan::{FaultAction, FaultSpec, KillModeSpec, NodeAction};
+use crate::safety::{self, View};
+use crate::timing::{Injected, predict};
+
+/// What a fault did once injected: its record and the workers it took.
+struct Done {
+    at: Instant,
+    action: String,
+    targets: Vec<String>,
+    node: Option<String>,
+    replicas: Option<(u32, u32)>,
+    lost: Vec<String>,
+}
+
+impl<C: Cluster, S: ServiceProbe> Run<C, S> {
+    /// Fires one scheduled fault.
+    pub(super) async fn fire(&mut self, s: &Scheduled) -> Result<(), EngineError> {
+        let spec = self.plan.faults[s.fault].clone();
+        match self.decide_and_inject(&spec).await {
+            Ok(done) => self.record(&spec, done),
+            Err((target, reason)) => self.refuse(&spec, target, reason),
+        }
+    }
+
+    fn refuse(
+        &mut self,
+        spec: &FaultSpec,
+        target: Option<String>,
+        reason: String,
+    ) -> Result<(), EngineError> {
+        tracing::info!(fault = %spec.name, %reason, "fault refused");
+        self.journal.append(Event::FaultRefused {
+            fault: spec.name.clone(),
+            kind: spec.kind(),
+            target,
+            reason: reason.clone(),
+        })?;
+        self.refused.push((spec.name.clone(), reason.clone()));
+        self.progress.refused += 1;
+        self.progress.last = format!("{} refused: {reason}", spec.name);
+        self.publish_progress();
+        Ok(())
+    }
+
+    fn record(&mut self, spec: &FaultSpec, d: Done) -> Result<(), EngineError> {
+        self.next_fault += 1;
+        let kind = spec.kind();
+        let (predicted_ms, predicted_basis) = match predict(kind, &d.action, &self.detection) {
+            Some((ms, why)) => (Some(ms), Some(why)),
+            None => (None, None),
+        };
+        let fault = FaultInjected {
+            fault_id: format!("f{}", self.next_fault),
+            fault: spec.name.clone(),
+            kind,
+            action: d.action,
+            targets: d.targets,
+            node: d.node,
+            replicas_from: d.replicas.map(|r| r.0),
+            replicas_to: d.replicas.map(|r| r.1),
+            predicted_ms,
+            predicted_basis,
+        };
+        tracing::info!(fault_id = %fault.fault_id, fault = %fault.fault, targets = ?fault.targets, "fault injected");
+        self.journal
+            .append_at(d.at, Event::FaultInjected(fault.clone()))?;
+        self.progress.injected += 1;
+        self.progress.last = format!(
+            "{} {}: {}",
+            fault.fault_id,
+            fault.fault,
+            fault.targets.join(", ")
+        );
+        self.publish_progress();
+        self.tracker.injected(Injected {
+            at: d.at,
+            fault: fault.clone(),
+            lost_workers: d.lost,
+        });
+        self.injected.push(fault);
+        Ok(())
+    }
+
+    /// Decides and injects; `Err((target, reason))` when refused.
+    async fn decide_and_inject(
+        &mut self,
+        spec: &FaultSpec,
+    ) -> Result<Done, (Option<String>, String)> {
+        let read =
+            |e: crate::cluster::ClusterError| (None, format!("cannot read the cluster: {e}"));
+        let nodes = self.cluster.nodes().await.map_err(read)?;
+        let workers = self.cluster.workers().await.map_err(read)?;
+        let replicas = self.cluster.replicas().await.map_err(read)?;
+        let view = View {
+            nodes: &nodes,
+            workers: &workers,
+            replicas,
+            pdb: self.cfg.pdb,
+        };
+        let limits = self.plan.safety.clone();
+        let dry = limits.dry_run;
+        match &spec.action {
+            FaultAction::PodKill { amount, mode } => {
+                let targets = safety::pod_kill(view, &limits, *amount, &mut self.rng)
+                    .map_err(|r| (None, r.reason))?;
+                if dry {
+                    return Err((
+                        targets.first().cloned(),
+                        format!("dry run: would kill {}", targets.join(", ")),
+                    ));
+                }
+                let node = workers
+                    .iter()
+                    .find(|w| Some(&w.name) == targets.first())
+                    .and_then(|w| w.node.clone());
+                self.kill(&targets, *mode, node).await
+            }
+            FaultAction::NodeKill {
+                action,
+                down_for,
+                node,
+            } => {
+                let choice = safety::node_kill(view, &limits, node.as_deref(), &mut self.rng)
+                    .map_err(|r| (node.clone(), r.reason))?;
+                if dry {
+                    return Err((
+                        Some(choice.node.clone()),
+                        format!("dry run: would {} node {}", action.as_str(), choice.node),
+                    ));
+                }
+                let fault = match action {
+                    NodeAction::StopK3s => NodeFault::Agent(ChaosAction::StopK3s),
+                    NodeAction::Reboot => NodeFault::Agent(ChaosAction::Reboot),
+                    NodeAction::NetDrop => NodeFault::Agent(ChaosAction::NetDrop),
+                    NodeAction::CordonDrain => NodeFault::CordonDrain,
+                };
+                if !self.faulted_nodes.contains(&choice.node) {
+                    self.faulted_nodes.push(choice.node.clone());
+                }
+                let at = Instant::now();
+                self.cluster
+                    .node_down(&choice.node, fault, *down_for)
+                    .await
+                    .map_err(|e| (Some(choice.node.clone()), e.to_string()))?;
+                Ok(Done {
+                    at,
+                    action: action.as_str().to_string(),
+                    targets: vec![choice.node.clone()],
+                    node: Some(choice.node),
+                    replicas: None,
+                    lost: choice.workers,
+                })
+            }
+            FaultAction::Scale { min, max } => self.scale(*min, *max, replicas, dry).await,
+        }
+    }
+
+    async fn kill(
+        &mut self,
+        targets: &[String],
+        mode: KillModeSpec,
+        node: Option<String>,
+    ) -> Result<Done, (Option<String>, String)> {
+        let how = match mode {
+            KillModeSpec::Graceful => KillMode::Graceful,
+            KillModeSpec::Forced => KillMode::Forced,
+        };
+        let at = Instant::now();
+        let mut killed = Vec::new();
+        let mut errors = Vec::new();
+        for t in targets {
+            match self.cluster.kill_worker(t, how).await {
+                Ok(()) => killed.push(t.clone()),
+                Err(e) => errors.push(format!("{t}: {e}")),
+            }
+        }
+        if killed.is_empty() {
+            return Err((targets.first().cloned(), errors.join("; ")));
+        }
+        if !errors.is_empty() {
+            tracing::warn!(?errors, "some pod kills failed");
+        }
+        Ok(Done {
+            at,
+            action: mode.as_str().to_string(),
+            targets: killed.clone(),
+            node,
+            replicas: None,
+            lost: killed,
+        })
+    }
+
+    async fn scale(
+        &mut self,
+        min: u32,
+        max: u32,
+        current: u32,
+        dry: bool,
+    ) -> Result<Done, (Option<String>, String)> {
+        let choices: Vec<u32> = (min..=max).filter(|n| *n != current).collect();
+        let Some(&to) = choices.get(self.rng.random_range(0..choices.len().max(1))) else {
+            return Err((
+                None,
+                format!("the replica count is already {current}, the only value in {min}..={max}"),
+            ));
+        };
+        safety::scale(to).map_err(|r| (None, r.reason))?;
+        if dry {
+            return Err((None, format!("dry run: would scale {current} -> {to}")));
+        }
+        let at = Instant::now();
+        let from = self
+            .cluster
+            .scale(to)
+            .await
+            .map_err(|e| (None, e.to_string()))?;
+        self.original_replicas.get_or_insert(from);
+        Ok(Done {
+            at,
+            action: "scale".into(),
+            targets: vec![],
+            node: None,
+            replicas: Some((from, to)),
+            lost: vec![],
+        })
+    }
+}
+
+/// The fault kind's name in words, for the summary.
+pub(super) fn kind_name(k: FaultKind) -> &'static str {
+    match k {
+        FaultKind::PodKill => "pod-kill",
+        FaultKind::NodeKill => "node-kill",
+        FaultKind::Scale => "scale",
+    }
+}

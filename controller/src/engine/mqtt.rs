@@ -1,0 +1,214 @@
+//! From MQTT messages to engine inputs: node status (birth / Last Will),
+//! health samples, worker status and caught balls, classified by topic and
+//! stamped on arrival; and stale-health detection. Malformed payloads are
+//! counted and logged, never fatal.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rackpong_agent::proto::topics::TopicKind;
+use rackpong_agent::proto::{BallCaught, HealthSample, STATUS_OFFLINE, STATUS_ONLINE, Topics};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{Input, Timed};
+use crate::timing::Observation;
+
+/// Classifies one message of the rack: `Ok(None)` for topics the engine does
+/// not use, `Err` for a payload that does not decode.
+pub fn classify(topics: &Topics, topic: &str, payload: &[u8]) -> Result<Option<Input>, String> {
+    let Some(kind) = topics.parse(topic) else {
+        return Ok(None);
+    };
+    let status = |p: &[u8]| match p {
+        b if b == STATUS_ONLINE.as_bytes() => Ok(true),
+        b if b == STATUS_OFFLINE.as_bytes() => Ok(false),
+        b => Err(format!(
+            "status {:?} is neither online nor offline",
+            String::from_utf8_lossy(b)
+        )),
+    };
+    Ok(Some(match kind {
+        TopicKind::NodeStatus(node) => Input::Observation(Observation::NodeStatus {
+            node: node.to_string(),
+            online: status(payload)?,
+        }),
+        TopicKind::WorkerStatus(worker) => Input::Observation(Observation::WorkerStatus {
+            worker: worker.to_string(),
+            online: status(payload)?,
+        }),
+        TopicKind::NodeHealth(_) => {
+            let s: HealthSample =
+                serde_json::from_slice(payload).map_err(|e| format!("health: {e}"))?;
+            Input::Health(Box::new(s))
+        }
+        TopicKind::BallCaught => {
+            let c: BallCaught =
+                serde_json::from_slice(payload).map_err(|e| format!("caught ball: {e}"))?;
+            let mut hops: Vec<(String, String)> = c
+                .ball
+                .hops
+                .into_iter()
+                .map(|h| (h.worker, h.node))
+                .collect();
+            if hops.last().is_none_or(|(w, _)| *w != c.worker) {
+                hops.push((c.worker, c.node));
+            }
+            Input::Observation(Observation::BallCaught { hops })
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// Feeds `(topic, payload)` messages (e.g. from `MqttLink::subscribe(topics.all())`
+/// mapped to `(p.topic, p.payload)`) into the engine's input channel, stamped
+/// on arrival, until `cancel` or either channel closes. Returns the count of
+/// malformed payloads, which is also readable live through `malformed`.
+pub async fn feed(
+    topics: Topics,
+    mut rx: mpsc::Receiver<(String, Vec<u8>)>,
+    tx: mpsc::Sender<Timed>,
+    malformed: Arc<AtomicU64>,
+    cancel: CancellationToken,
+) -> u64 {
+    loop {
+        let (topic, payload) = tokio::select! {
+            _ = cancel.cancelled() => break,
+            m = rx.recv() => match m { Some(m) => m, None => break },
+        };
+        let at = Instant::now();
+        match classify(&topics, &topic, &payload) {
+            Ok(Some(input)) => {
+                if tx.send(Timed { at, input }).await.is_err() {
+                    break;
+                }
+            }
+            Ok(None) => {}
+            Err(reason) => {
+                let n = malformed.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::warn!(%topic, %reason, malformed = n, "malformed MQTT payload ignored");
+            }
+        }
+    }
+    malformed.load(Ordering::Relaxed)
+}
+
+/// When each node's health was last received, to flag it stale once.
+#[derive(Debug, Default)]
+pub struct HealthWatch {
+    last: HashMap<String, (Instant, bool)>,
+}
+
+impl HealthWatch {
+    pub fn seen(&mut self, node: &str, at: Instant) {
+        self.last.insert(node.to_string(), (at, false));
+    }
+
+    /// Nodes that just went stale, with the instant they became stale.
+    pub fn stale(&mut self, now: Instant, after: Duration) -> Vec<(String, Instant)> {
+        let mut out = Vec::new();
+        for (node, (last, flagged)) in &mut self.last {
+            if !*flagged && now.saturating_duration_since(*last) >= after {
+                *flagged = true;
+                out.push((node.clone(), *last + after));
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_the_rack_topics() {
+        let t = Topics::new("lab");
+        assert_eq!(
+            classify(&t, &t.node_status("n1"), b"offline").unwrap(),
+            Some(Input::Observation(Observation::NodeStatus {
+                node: "n1".into(),
+                online: false
+            }))
+        );
+        assert_eq!(
+            classify(&t, &t.worker_status("w1"), b"online").unwrap(),
+            Some(Input::Observation(Observation::WorkerStatus {
+                worker: "w1".into(),
+                online: true
+            }))
+        );
+        let caught = br#"{"v":1,"ball":{"id":"b","target":"w2","ttl":3,"born_ms":1,
+            "hops":[{"worker":"w1","node":"n1","at_ms":2}]},"worker":"w2","node":"n2","caught_ms":3}"#;
+        assert_eq!(
+            classify(&t, &t.balls_caught(), caught).unwrap(),
+            Some(Input::Observation(Observation::BallCaught {
+                hops: vec![("w1".into(), "n1".into()), ("w2".into(), "n2".into())]
+            }))
+        );
+        assert_eq!(
+            classify(&t, "rackpong/other/balls/caught", caught).unwrap(),
+            None
+        );
+        assert_eq!(classify(&t, &t.node_cmd("n1"), b"{}").unwrap(), None);
+    }
+
+    #[test]
+    fn malformed_payloads_are_errors_not_panics() {
+        let t = Topics::default();
+        assert!(classify(&t, &t.node_status("n1"), b"maybe").is_err());
+        assert!(classify(&t, &t.node_health("n1"), b"{").is_err());
+        assert!(classify(&t, &t.balls_caught(), b"[]").is_err());
+    }
+
+    #[tokio::test]
+    async fn feed_stamps_forwards_and_counts_malformed() {
+        let t = Topics::default();
+        let (mtx, mrx) = mpsc::channel(8);
+        let (tx, mut rx) = mpsc::channel(8);
+        let bad = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(feed(
+            t.clone(),
+            mrx,
+            tx,
+            bad.clone(),
+            CancellationToken::new(),
+        ));
+        let before = Instant::now();
+        mtx.send((t.node_status("n1"), b"garbage".to_vec()))
+            .await
+            .unwrap();
+        mtx.send((t.node_status("n1"), b"online".to_vec()))
+            .await
+            .unwrap();
+        let got = rx.recv().await.unwrap();
+        assert!(got.at >= before);
+        assert!(matches!(
+            got.input,
+            Input::Observation(Observation::NodeStatus { online: true, .. })
+        ));
+        drop(mtx);
+        assert_eq!(task.await.unwrap(), 1);
+        assert_eq!(bad.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn health_goes_stale_once_until_seen_again() {
+        let mut h = HealthWatch::default();
+        let t0 = Instant::now();
+        h.seen("n1", t0);
+        let after = Duration::from_secs(6);
+        assert!(h.stale(t0 + Duration::from_secs(5), after).is_empty());
+        assert_eq!(
+            h.stale(t0 + Duration::from_secs(7), after),
+            vec![("n1".into(), t0 + after)]
+        );
+        assert!(h.stale(t0 + Duration::from_secs(8), after).is_empty());
+        h.seen("n1", t0 + Duration::from_secs(9));
+        assert_eq!(h.stale(t0 + Duration::from_secs(20), after).len(), 1);
+    }
+}

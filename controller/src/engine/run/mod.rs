@@ -1,0 +1,280 @@
+//! One run's state and its event pump: every cluster event, input and
+//! service sample goes through here to the journal and the tracker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::{Instant, Interval, MissedTickBehavior, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+mod handlers;
+
+use handlers::{recv_event, recv_input};
+
+use super::mqtt::HealthWatch;
+use super::{EngineConfig, EngineError, Progress, ServiceProbe, Timed};
+use crate::cluster::{Cluster, ClusterEvent};
+use crate::journal::event::{Event, FaultInjected, RunOutcome, RunStarted};
+use crate::journal::{Journal, new_run_id};
+use crate::plan::Plan;
+use crate::timing::{Precision, Tracker};
+
+/// Why the pump returned.
+pub(super) enum Stop {
+    Deadline,
+    Cancelled,
+}
+
+/// How the run ended, with the reason when not completed cleanly.
+pub(super) type Ending = (RunOutcome, Option<String>);
+
+pub(super) struct Run<C: Cluster, S: ServiceProbe> {
+    pub(super) cluster: Arc<C>,
+    pub(super) service: S,
+    pub(super) plan: Plan,
+    pub(super) cfg: EngineConfig,
+    pub(super) journal: Journal,
+    pub(super) tracker: Tracker,
+    pub(super) detection: crate::journal::event::Detection,
+    events: Option<broadcast::Receiver<ClusterEvent>>,
+    inputs: Option<mpsc::Receiver<Timed>>,
+    service_tick: Interval,
+    timeout_tick: Interval,
+    health: HealthWatch,
+    pub(super) rng: StdRng,
+    pub(super) next_fault: u32,
+    pub(super) injected: Vec<FaultInjected>,
+    pub(super) refused: Vec<(String, String)>,
+    /// Replica count before the first scale fault.
+    pub(super) original_replicas: Option<u32>,
+    /// Nodes taken down, in order, without repeats.
+    pub(super) faulted_nodes: Vec<String>,
+    pub(super) steady_before: Option<(bool, String)>,
+    pub(super) steady_after: Option<(bool, String)>,
+    pub(super) fault_start: Instant,
+    pub(super) progress: Progress,
+}
+
+fn interval(period: Duration) -> Interval {
+    let mut i = tokio::time::interval(period);
+    i.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    i
+}
+
+impl<C: Cluster, S: ServiceProbe> Run<C, S> {
+    /// Reads the cluster, opens the journal and writes `run-started`.
+    pub(super) async fn start(
+        cluster: Arc<C>,
+        service: S,
+        plan: Plan,
+        cfg: EngineConfig,
+        inputs: mpsc::Receiver<Timed>,
+    ) -> Result<Self, EngineError> {
+        let events = cluster.subscribe();
+        let detection = cluster.detection().await?;
+        let nodes = cluster.nodes().await?;
+        let workers = cluster.workers().await?;
+        let precision = Precision::from_detection(
+            &detection,
+            cfg.service_period.as_millis() as u64,
+            cfg.stale_after.as_millis() as u64,
+        );
+        let tracker = Tracker::new(precision, plan.steady_state.min_delivery_rate, &workers)
+            .for_cluster(cluster.kind());
+        let start = Instant::now();
+        let journal = Journal::create(&cfg.runs_dir, &new_run_id(&plan.name), start)?;
+        journal.append_at(
+            start,
+            Event::RunStarted(RunStarted {
+                run_id: journal.run_id(),
+                started_unix_ms: rackpong_agent::now_ms(),
+                controller_version: crate::VERSION.to_string(),
+                cluster_kind: cluster.kind().to_string(),
+                nodes: nodes.iter().map(|n| n.name.clone()).collect(),
+                plan_name: plan.name.clone(),
+                seed: plan.seed,
+                plan: serde_json::to_value(&plan).unwrap_or_default(),
+                recovery_timeout_ms: plan.recovery_timeout.as_millis() as u64,
+                min_delivery_rate: plan.steady_state.min_delivery_rate,
+                detection: detection.clone(),
+            }),
+        )?;
+        tracing::info!(run_dir = %journal.dir().display(), "run started");
+        let progress = Progress {
+            phase: "settling",
+            duration: plan.duration,
+            ..Progress::default()
+        };
+        Ok(Run {
+            rng: StdRng::seed_from_u64(plan.seed.wrapping_add(0x5eed)),
+            service_tick: interval(cfg.service_period),
+            timeout_tick: interval(Duration::from_millis(100)),
+            health: HealthWatch::default(),
+            cluster,
+            service,
+            plan,
+            cfg,
+            journal,
+            tracker,
+            detection,
+            events: Some(events),
+            inputs: Some(inputs),
+            next_fault: 0,
+            injected: Vec::new(),
+            refused: Vec::new(),
+            original_replicas: None,
+            faulted_nodes: Vec::new(),
+            steady_before: None,
+            steady_after: None,
+            fault_start: start,
+            progress,
+        })
+    }
+
+    /// Settle, fire the faults, wait for recovery, check the steady state.
+    pub(super) async fn execute(
+        &mut self,
+        cancel: &CancellationToken,
+    ) -> Result<Ending, EngineError> {
+        let settle_deadline = Instant::now() + self.cfg.settle_timeout;
+        let (ok, detail) = match self.wait_steady(settle_deadline, cancel).await? {
+            Some(s) => s,
+            None => return Ok(cancelled()),
+        };
+        self.journal.append(Event::SteadyState {
+            ok,
+            detail: detail.clone(),
+        })?;
+        self.steady_before = Some((ok, detail.clone()));
+        if !ok {
+            return Ok((
+                RunOutcome::Aborted,
+                Some(format!(
+                    "steady state not met before the first fault: {detail}"
+                )),
+            ));
+        }
+        self.fault_start = Instant::now();
+        self.set_phase("faults");
+        for s in super::schedule(&self.plan) {
+            if let Stop::Cancelled = self.pump(self.fault_start + s.at, cancel).await? {
+                return Ok(cancelled());
+            }
+            self.fire(&s).await?;
+        }
+        if let Stop::Cancelled = self
+            .pump(self.fault_start + self.plan.duration, cancel)
+            .await?
+        {
+            return Ok(cancelled());
+        }
+        self.set_phase("recovering");
+        while self.tracker.open() > 0 {
+            let next = Instant::now() + self.cfg.service_period;
+            if let Stop::Cancelled = self.pump(next, cancel).await? {
+                return Ok(cancelled());
+            }
+        }
+        self.set_phase("checking");
+        let deadline = Instant::now() + self.plan.steady_state.window;
+        let Some((ok, detail)) = self.wait_steady(deadline, cancel).await? else {
+            return Ok(cancelled());
+        };
+        self.journal.append(Event::SteadyState {
+            ok,
+            detail: detail.clone(),
+        })?;
+        self.steady_after = Some((ok, detail));
+        Ok((RunOutcome::Completed, None))
+    }
+
+    /// Checks the steady state until it holds or `deadline`; `None` when cancelled.
+    async fn wait_steady(
+        &mut self,
+        deadline: Instant,
+        cancel: &CancellationToken,
+    ) -> Result<Option<(bool, String)>, EngineError> {
+        loop {
+            let (ok, detail) = self.steady().await;
+            if ok || Instant::now() >= deadline {
+                return Ok(Some((ok, detail)));
+            }
+            let next = (Instant::now() + self.cfg.service_period).min(deadline);
+            if let Stop::Cancelled = self.pump(next, cancel).await? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Whether the steady-state hypothesis holds now, in words.
+    async fn steady(&mut self) -> (bool, String) {
+        let s = &self.plan.steady_state;
+        let ready = match self.cluster.workers().await {
+            Ok(w) => w.iter().filter(|w| w.ready && !w.terminating).count() as u32,
+            Err(e) => return (false, format!("cannot list workers: {e}")),
+        };
+        let level = self.service.service_level();
+        let rate_ok = level
+            .delivery_rate
+            .is_some_and(|r| r >= s.min_delivery_rate);
+        let rate = level
+            .delivery_rate
+            .map_or("no balls yet".to_string(), |r| format!("{:.1}%", r * 100.0));
+        let ok = ready >= s.min_ready_workers && rate_ok;
+        let detail = format!(
+            "{ready} ready workers (need {}), delivery {rate} (need {:.1}%) over {}",
+            s.min_ready_workers,
+            s.min_delivery_rate * 100.0,
+            humantime::format_duration(Duration::from_millis(level.window_ms))
+        );
+        (ok, detail)
+    }
+
+    /// Handles events until `deadline` or cancellation.
+    pub(super) async fn pump(
+        &mut self,
+        deadline: Instant,
+        cancel: &CancellationToken,
+    ) -> Result<Stop, EngineError> {
+        loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Ok(Stop::Cancelled),
+                ev = recv_event(&mut self.events) => {
+                    if let Some(ev) = ev {
+                        self.on_cluster(ev)?;
+                    }
+                }
+                t = recv_input(&mut self.inputs) => {
+                    if let Some(t) = t {
+                        self.on_input(t)?;
+                    }
+                }
+                _ = self.service_tick.tick() => self.sample_service()?,
+                _ = self.timeout_tick.tick() => self.on_tick()?,
+                _ = sleep_until(deadline) => return Ok(Stop::Deadline),
+            }
+        }
+    }
+
+    pub(super) fn set_phase(&mut self, phase: &'static str) {
+        self.progress.phase = phase;
+        self.publish_progress();
+    }
+
+    pub(super) fn publish_progress(&self) {
+        if let Some(tx) = &self.cfg.progress {
+            tx.send_replace(self.progress.clone());
+        }
+    }
+}
+
+fn cancelled() -> Ending {
+    (
+        RunOutcome::Aborted,
+        Some("cancelled (Ctrl-C, SIGTERM or stop)".into()),
+    )
+}

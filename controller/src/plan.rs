@@ -1,1 +1,0 @@
-//! (plan: placeholder until its issue lands)

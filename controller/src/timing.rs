@@ -1,1 +1,0 @@
-//! (timing: placeholder until its issue lands)

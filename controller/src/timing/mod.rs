@@ -1,0 +1,355 @@
+//! Recovery timing: turns what the controller observes (cluster watch
+//! events, MQTT status / health / birth messages, ball outcomes and
+//! service-level samples, each stamped with the monotonic instant it
+//! arrived) into per-fault milestones: detected, replacement-created,
+//! scheduled, running, ready, serving, service-restored. Pure logic, no I/O
+//! and no clock of its own: the engine feeds it and journals its outputs.
+//!
+//! Milestones are emitted in order and never go back in time: a signal seen
+//! before its predecessor (a ball caught by a new worker before the Ready
+//! condition arrived) is recorded at the predecessor's instant, so phases
+//! never overlap and add up to the total. A milestone no signal was seen for
+//! (a node's old worker coming back is never "created") is absent, and the
+//! phase before it spans it. A fault with several replacements reaches a
+//! milestone when the last of them does.
+
+mod fault;
+pub mod predict;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::cluster::{ClusterEventKind, WorkerInfo};
+use crate::journal::event::{FaultInjected, FaultKind, FaultOutcome, Milestone, MilestoneEvent};
+use fault::FaultTrack;
+pub use predict::{Precision, predict};
+
+/// Something observed, besides cluster events, that timing needs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observation {
+    Cluster(ClusterEventKind),
+    /// `nodes/<node>/status`: retained birth or Last Will.
+    NodeStatus {
+        node: String,
+        online: bool,
+    },
+    /// No health sample from `node` for longer than the stale threshold.
+    HealthStale {
+        node: String,
+    },
+    /// `workers/<worker>/status`: birth or Last Will.
+    WorkerStatus {
+        worker: String,
+        online: bool,
+    },
+    /// A ball was caught; `hops` is its trail as (worker, node), the catching
+    /// worker last.
+    BallCaught {
+        hops: Vec<(String, String)>,
+    },
+    /// A service-level sample from the ball factory.
+    Service {
+        delivery_rate: Option<f64>,
+    },
+}
+
+/// What the tracker concluded, to be journaled.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    Milestone {
+        at: Instant,
+        event: MilestoneEvent,
+    },
+    /// A worker kept catching balls after its node went NotReady.
+    Zombie {
+        fault_id: String,
+        worker: String,
+        node: String,
+        from: Instant,
+        to: Instant,
+    },
+    /// An old worker was still terminating while its replacement served.
+    Overlap {
+        fault_id: String,
+        old_worker: String,
+        new_worker: String,
+        from: Instant,
+        to: Instant,
+    },
+    Ended {
+        at: Instant,
+        fault_id: String,
+        outcome: FaultOutcome,
+    },
+}
+
+/// A finished fault's timeline, for the summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timeline {
+    pub fault_id: String,
+    pub fault: String,
+    pub kind: FaultKind,
+    pub injected: Instant,
+    pub milestones: Vec<(Milestone, Instant)>,
+    pub outcome: FaultOutcome,
+    pub ended: Instant,
+}
+
+impl Timeline {
+    /// Consecutive phases from injection through every reached milestone:
+    /// (phase end milestone, duration). They add up to [`Timeline::total`].
+    pub fn phases(&self) -> Vec<(Milestone, Duration)> {
+        let mut prev = self.injected;
+        self.milestones
+            .iter()
+            .map(|(m, at)| {
+                let d = at.saturating_duration_since(prev);
+                prev = *at;
+                (*m, d)
+            })
+            .collect()
+    }
+
+    /// Injection to the last milestone reached.
+    pub fn total(&self) -> Duration {
+        self.milestones.last().map_or(Duration::ZERO, |(_, at)| {
+            at.saturating_duration_since(self.injected)
+        })
+    }
+}
+
+/// What the engine tells the tracker about an injected fault.
+#[derive(Debug, Clone)]
+pub struct Injected {
+    pub at: Instant,
+    pub fault: FaultInjected,
+    /// Workers the fault takes away (pod-kill targets, the node's workers).
+    pub lost_workers: Vec<String>,
+}
+
+/// Follows every open fault through its milestones.
+#[derive(Debug)]
+pub struct Tracker {
+    precision: Precision,
+    min_delivery_rate: f64,
+    /// Every worker name seen so far; a created worker not in it is new.
+    known: std::collections::HashSet<String>,
+    /// Nodes currently NotReady, since when.
+    not_ready: HashMap<String, Instant>,
+    faults: Vec<FaultTrack>,
+    done: Vec<Timeline>,
+    /// Source names of cluster observations: `watch-pod`/`watch-node` on
+    /// k3s, `local-rack` on the local rack.
+    pod_source: &'static str,
+    node_source: &'static str,
+}
+
+impl Tracker {
+    /// `workers` are the workers existing before the first fault.
+    pub fn new(precision: Precision, min_delivery_rate: f64, workers: &[WorkerInfo]) -> Self {
+        Tracker {
+            precision,
+            min_delivery_rate,
+            known: workers.iter().map(|w| w.name.clone()).collect(),
+            not_ready: HashMap::new(),
+            faults: Vec::new(),
+            done: Vec::new(),
+            pod_source: "watch-pod",
+            node_source: "watch-node",
+        }
+    }
+
+    /// Names the sources after the cluster kind (`local` or `k3s`).
+    pub fn for_cluster(mut self, kind: &str) -> Self {
+        if kind == "local" {
+            self.pod_source = "local-rack";
+            self.node_source = "local-rack";
+        }
+        self
+    }
+
+    /// Starts following a fault.
+    pub fn injected(&mut self, inj: Injected) {
+        self.faults.push(FaultTrack::new(inj, self.pod_source));
+    }
+
+    /// Faults not yet ended.
+    pub fn open(&self) -> usize {
+        self.faults.iter().filter(|f| !f.is_ended()).count()
+    }
+
+    /// Timelines of the faults that ended, in the order they ended.
+    pub fn timelines(&self) -> &[Timeline] {
+        &self.done
+    }
+
+    /// Feeds one observation; returns what it concluded, in order.
+    pub fn observe(&mut self, at: Instant, obs: &Observation) -> Vec<Output> {
+        let mut out = Vec::new();
+        match obs {
+            Observation::Cluster(ev) => self.cluster(at, ev),
+            Observation::NodeStatus {
+                node,
+                online: false,
+            } => self.node_signal(at, node, "mqtt-lwt", self.precision.lwt_ms),
+            Observation::HealthStale { node } => {
+                self.node_signal(at, node, "mqtt-health-stale", self.precision.stale_ms)
+            }
+            Observation::WorkerStatus {
+                worker,
+                online: false,
+            } => self.worker_gone(at, worker, "mqtt-worker-status"),
+            Observation::NodeStatus { online: true, .. }
+            | Observation::WorkerStatus { online: true, .. } => {}
+            Observation::BallCaught { hops } => self.ball(at, hops),
+            Observation::Service { delivery_rate } => {
+                let ok = delivery_rate.is_some_and(|r| r >= self.min_delivery_rate);
+                for f in &mut self.faults {
+                    f.service_sample(at, ok);
+                }
+            }
+        }
+        self.advance(&mut out);
+        out
+    }
+
+    /// Ends faults whose recovery took longer than `timeout` by `now`.
+    pub fn tick(&mut self, now: Instant, timeout: Duration) -> Vec<Output> {
+        let mut out = Vec::new();
+        for f in &mut self.faults {
+            let deadline = f.injected() + timeout;
+            if !f.is_ended() && now >= deadline {
+                f.end(deadline, FaultOutcome::TimedOut, &mut out);
+            }
+        }
+        self.collect_done();
+        out
+    }
+
+    /// Ends every open fault as aborted.
+    pub fn abort(&mut self, now: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        for f in &mut self.faults {
+            if !f.is_ended() {
+                f.end(now, FaultOutcome::Aborted, &mut out);
+            }
+        }
+        self.collect_done();
+        out
+    }
+
+    fn cluster(&mut self, at: Instant, ev: &ClusterEventKind) {
+        use ClusterEventKind::*;
+        let p = self.precision;
+        match ev {
+            WorkerCreated { worker } => self.created(at, worker),
+            WorkerScheduled { worker, .. } => self.slot_step(at, worker, Milestone::Scheduled),
+            WorkerRunning { worker, .. } => self.slot_step(at, worker, Milestone::Running),
+            WorkerReady { worker, .. } => self.slot_step(at, worker, Milestone::Ready),
+            WorkerNotReady { worker, .. } | WorkerTerminating { worker, .. } => {
+                self.worker_gone(at, worker, self.pod_source);
+                if matches!(ev, WorkerTerminating { .. }) {
+                    self.faults
+                        .iter_mut()
+                        .for_each(|f| f.old_terminating(at, worker));
+                }
+            }
+            WorkerDeleted { worker, .. } => {
+                self.worker_gone(at, worker, self.pod_source);
+                self.faults
+                    .iter_mut()
+                    .for_each(|f| f.old_deleted(at, worker));
+                if let Some(f) = self.faults.iter_mut().find(|f| f.wants_deletion(worker)) {
+                    f.deleted_surplus(at, p.event_ms);
+                }
+            }
+            NodeNotReady { node } => {
+                self.not_ready.entry(node.clone()).or_insert(at);
+                self.node_signal(at, node, self.node_source, p.event_ms);
+            }
+            NodeReady { node } => {
+                self.not_ready.remove(node);
+            }
+            ReplicasChanged { replicas } => {
+                for f in &mut self.faults {
+                    f.replicas_changed(at, *replicas, p.event_ms);
+                }
+            }
+        }
+    }
+
+    fn created(&mut self, at: Instant, worker: &str) {
+        let is_new = self.known.insert(worker.to_string());
+        // The same name coming back for a fault that lost it (local rack
+        // restarting a worker in place) fills that fault's slot first.
+        if let Some(f) = self.faults.iter_mut().find(|f| f.lost_and_unfilled(worker)) {
+            f.fill(at, worker, self.precision.event_ms);
+            return;
+        }
+        if is_new && let Some(f) = self.faults.iter_mut().find(|f| f.has_free_slot()) {
+            f.fill(at, worker, self.precision.event_ms);
+        }
+    }
+
+    fn slot_step(&mut self, at: Instant, worker: &str, m: Milestone) {
+        let precision = if m == Milestone::Ready {
+            self.precision.ready_ms
+        } else {
+            self.precision.event_ms
+        };
+        for f in &mut self.faults {
+            f.slot_step(at, worker, m, precision);
+        }
+    }
+
+    fn worker_gone(&mut self, at: Instant, worker: &str, source: &'static str) {
+        let precision = self.precision.event_ms;
+        for f in &mut self.faults {
+            f.worker_gone(at, worker, source, precision);
+        }
+    }
+
+    fn node_signal(&mut self, at: Instant, node: &str, source: &'static str, precision: u64) {
+        for f in &mut self.faults {
+            f.node_signal(at, node, source, precision);
+        }
+    }
+
+    fn ball(&mut self, at: Instant, hops: &[(String, String)]) {
+        for (worker, node) in hops {
+            let since = self.not_ready.get(node).copied();
+            for f in &mut self.faults {
+                f.ball_through(at, worker, node, since, self.precision.event_ms);
+            }
+        }
+    }
+
+    fn advance(&mut self, out: &mut Vec<Output>) {
+        for f in &mut self.faults {
+            f.advance(self.precision.service_ms, out);
+        }
+        for f in &mut self.faults {
+            f.flush_overlaps(out);
+        }
+        self.collect_done();
+    }
+
+    fn collect_done(&mut self) {
+        let mut i = 0;
+        while i < self.faults.len() {
+            if let Some(t) = self.faults[i].take_timeline() {
+                self.done.push(t);
+            }
+            if self.faults[i].is_finished() {
+                self.faults.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,445 @@
+//! The engine against a scripted in-memory rack, in paused virtual time:
+//! complete ordered timelines whose phases equal the rack's known delays,
+//! refusals journaled, abort rolls back, SLO and steady-state failures are
+//! errors that say which, and a crashed run is rolled back on the next start.
+
+mod engine_fake;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use engine_fake::{FakeRack, service};
+use rackpong_controller::engine::{Engine, EngineConfig, EngineError, RunSummary};
+use rackpong_controller::journal::event::{
+    Event, FaultInjected, FaultKind, FaultOutcome, JournalLine, Milestone, RunOutcome, RunStarted,
+};
+use rackpong_controller::journal::{JOURNAL_FILE, Journal, UNFINISHED_MARKER, read_journal};
+use rackpong_controller::plan::{self, Plan};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+const PLAN: &str = "\
+name: fake
+seed: 1
+duration: 30s
+steady-state: {min-ready-workers: 4, min-delivery-rate: 0.9, window: 2s}
+safety: {max-unavailable: 3}
+recovery-timeout: 10s
+faults:
+  - {name: pk, at: 2s, pod-kill: {count: 1, mode: forced}}
+  - {name: nk, at: 8s, node-kill: {action: stop-k3s, down-for: 3s}}
+  - {name: sc, at: 16s, scale: {min: 7, max: 9}}
+";
+
+fn plan(text: &str) -> Plan {
+    plan::parse(text, Path::new("test.yaml")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+struct Outcome {
+    result: Result<RunSummary, EngineError>,
+    lines: Vec<JournalLine>,
+    calls: Vec<String>,
+}
+
+async fn run_with(
+    rack: engine_fake::Fake,
+    inputs: tokio::sync::mpsc::Receiver<rackpong_controller::engine::Timed>,
+    p: Plan,
+    rate: Option<f64>,
+    runs: &Path,
+    cancel: CancellationToken,
+) -> Outcome {
+    let mut cfg = EngineConfig::new(runs);
+    cfg.settle_timeout = Duration::from_secs(2);
+    let probe = service(Arc::new(Mutex::new(rate)));
+    let engine = Engine::new(Arc::new(rack.clone()), probe, p, cfg);
+    let result = engine.run(inputs, cancel).await;
+    let dir = std::fs::read_dir(runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join(JOURNAL_FILE).exists())
+        .max()
+        .unwrap();
+    let lines = read_journal(&dir.join(JOURNAL_FILE)).unwrap().lines;
+    Outcome {
+        result,
+        lines,
+        calls: rack.calls(),
+    }
+}
+
+/// A fault as journaled: its record, injection t_ms, milestones (t_ms), outcome.
+type Track = (
+    FaultInjected,
+    u64,
+    Vec<(Milestone, u64)>,
+    Option<FaultOutcome>,
+);
+
+/// t_ms of each fault's injection and milestones, by fault id.
+fn timelines(lines: &[JournalLine]) -> BTreeMap<String, Track> {
+    let mut m = BTreeMap::new();
+    for l in lines {
+        match &l.event {
+            Event::FaultInjected(f) => {
+                m.insert(f.fault_id.clone(), (f.clone(), l.t_ms, vec![], None));
+            }
+            Event::Milestone(e) => m
+                .get_mut(&e.fault_id)
+                .unwrap()
+                .2
+                .push((e.milestone, l.t_ms)),
+            Event::FaultEnded { fault_id, outcome } => {
+                m.get_mut(fault_id).unwrap().3 = Some(*outcome)
+            }
+            _ => {}
+        }
+    }
+    m
+}
+
+fn last_event(lines: &[JournalLine]) -> &Event {
+    &lines.last().unwrap().event
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_measures_every_fault_exactly_and_cleans_up() {
+    let runs = tempfile::tempdir().unwrap();
+    let (rack, inputs) = FakeRack::start(4, 2);
+    let o = run_with(
+        rack,
+        inputs,
+        plan(PLAN),
+        Some(1.0),
+        runs.path(),
+        CancellationToken::new(),
+    )
+    .await;
+    let summary = o.result.unwrap();
+    assert_eq!(summary.outcome, RunOutcome::Completed);
+    summary.verdict().unwrap();
+    assert!(
+        summary.table().contains("verdict: PASS"),
+        "{}",
+        summary.table()
+    );
+
+    let t = timelines(&o.lines);
+    assert_eq!(t.len(), 3, "{t:?}");
+    for (id, (f, injected, ms, outcome)) in &t {
+        assert_eq!(*outcome, Some(FaultOutcome::Recovered), "{id}");
+        let order: Vec<Milestone> = ms.iter().map(|(m, _)| *m).collect();
+        assert_eq!(order.first(), Some(&Milestone::Detected), "{id}");
+        assert_eq!(order.last(), Some(&Milestone::ServiceRestored), "{id}");
+        assert!(order.windows(2).all(|p| p[0] < p[1]), "{id}: {order:?}");
+        let rel: BTreeMap<Milestone, u64> = ms.iter().map(|(m, at)| (*m, at - injected)).collect();
+        use engine_fake::*;
+        let expect: &[(Milestone, u64)] = match f.kind {
+            FaultKind::PodKill => &[
+                (Milestone::Detected, 0),
+                (Milestone::ReplacementCreated, CREATED),
+                (Milestone::Scheduled, SCHEDULED),
+                (Milestone::Running, RUNNING),
+                (Milestone::Ready, READY),
+                (Milestone::Serving, SERVING),
+            ],
+            FaultKind::NodeKill => &[
+                (Milestone::Detected, NOT_READY),
+                (Milestone::ReplacementCreated, NOT_READY + CREATED),
+                (Milestone::Ready, NOT_READY + READY),
+                (Milestone::Serving, NOT_READY + SERVING),
+            ],
+            FaultKind::Scale => &[
+                (Milestone::Detected, 0),
+                (Milestone::ReplacementCreated, CREATED),
+                (Milestone::Ready, READY),
+            ],
+        };
+        for (m, want) in expect {
+            assert_eq!(rel.get(m), Some(want), "{id} {m:?}: {rel:?}");
+        }
+        // Service restored on the first 500 ms sample after serving.
+        let serving = rel[&Milestone::Serving];
+        let restored = rel[&Milestone::ServiceRestored];
+        assert!(
+            restored >= serving && restored <= serving + 500,
+            "{id}: {rel:?}"
+        );
+    }
+    let nk = t
+        .values()
+        .find(|v| v.0.kind == FaultKind::NodeKill)
+        .unwrap();
+    assert_eq!(nk.0.predicted_ms, Some(2000), "grace 1s + readiness 1s");
+    assert_eq!(nk.0.targets.len(), 1);
+    assert_ne!(nk.0.targets[0], "n1", "n1 is protected");
+    // The scale is undone at the end; the node came back by itself.
+    let sc = t.values().find(|v| v.0.kind == FaultKind::Scale).unwrap();
+    assert_eq!(sc.0.replicas_from, Some(6));
+    assert_eq!(o.calls.last().map(String::as_str), Some("scale 6"));
+    assert!(
+        !o.calls.iter().any(|c| c.starts_with("up ")),
+        "{:?}",
+        o.calls
+    );
+    // Steady state checked before and after; the run is closed.
+    let steady = o
+        .lines
+        .iter()
+        .filter(|l| matches!(l.event, Event::SteadyState { ok: true, .. }))
+        .count();
+    assert_eq!(steady, 2);
+    assert!(matches!(
+        last_event(&o.lines),
+        Event::RunEnded {
+            outcome: RunOutcome::Completed,
+            ..
+        }
+    ));
+    assert!(!summary.run_dir.join(UNFINISHED_MARKER).exists());
+    let seqs: Vec<u64> = o.lines.iter().map(|l| l.seq).collect();
+    assert_eq!(seqs, (0..o.lines.len() as u64).collect::<Vec<_>>());
+}
+
+#[tokio::test(start_paused = true)]
+async fn refused_faults_are_journaled_with_their_reason() {
+    let runs = tempfile::tempdir().unwrap();
+    let (rack, inputs) = FakeRack::start(4, 2);
+    let text = PLAN.replace("action: stop-k3s,", "action: stop-k3s, node: n1,");
+    let o = run_with(
+        rack,
+        inputs,
+        plan(&text),
+        Some(1.0),
+        runs.path(),
+        CancellationToken::new(),
+    )
+    .await;
+    let refused: Vec<(String, String)> = o
+        .lines
+        .iter()
+        .filter_map(|l| match &l.event {
+            Event::FaultRefused {
+                fault,
+                reason,
+                kind: FaultKind::NodeKill,
+                ..
+            } => Some((fault.clone(), reason.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].0, "nk");
+    assert!(
+        refused[0].1.contains("protected (k3s server)"),
+        "{}",
+        refused[0].1
+    );
+    assert!(!o.calls.iter().any(|c| c.starts_with("down")));
+    let s = o.result.unwrap();
+    assert_eq!(s.refused.len(), 1);
+    s.verdict().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn plan_dry_run_decides_but_touches_nothing() {
+    let runs = tempfile::tempdir().unwrap();
+    let (rack, inputs) = FakeRack::start(4, 2);
+    let text = PLAN.replace("max-unavailable: 3}", "max-unavailable: 3, dry-run: true}");
+    let o = run_with(
+        rack,
+        inputs,
+        plan(&text),
+        Some(1.0),
+        runs.path(),
+        CancellationToken::new(),
+    )
+    .await;
+    assert!(o.calls.is_empty(), "{:?}", o.calls);
+    let reasons: Vec<String> = o
+        .lines
+        .iter()
+        .filter_map(|l| match &l.event {
+            Event::FaultRefused { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons.len(), 3);
+    assert!(
+        reasons.iter().all(|r| r.starts_with("dry run: would")),
+        "{reasons:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn abort_mid_run_rolls_everything_back() {
+    let runs = tempfile::tempdir().unwrap();
+    let (rack, inputs) = FakeRack::start(4, 2);
+    let cancel = CancellationToken::new();
+    *rack.cancel_on_node_down.lock().unwrap() = Some(cancel.clone());
+    // Scale first, then the node kill that triggers the abort.
+    let text = PLAN.replace("at: 16s, scale", "at: 5s, scale");
+    let o = run_with(rack, inputs, plan(&text), Some(1.0), runs.path(), cancel).await;
+    let s = o.result.unwrap();
+    assert_eq!(s.outcome, RunOutcome::Aborted);
+    let e = s.verdict().unwrap_err().to_string();
+    assert!(e.contains("cancelled"), "{e}");
+    let down = o
+        .calls
+        .iter()
+        .find(|c| c.starts_with("down "))
+        .unwrap()
+        .replace("down ", "");
+    let tail: Vec<&str> = o
+        .calls
+        .iter()
+        .rev()
+        .take(2)
+        .rev()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(tail, vec!["scale 6".to_string(), format!("up {down}")]);
+    let t = timelines(&o.lines);
+    let nk = t
+        .values()
+        .find(|v| v.0.kind == FaultKind::NodeKill)
+        .unwrap();
+    assert_eq!(nk.3, Some(FaultOutcome::Aborted));
+    let rollbacks = o
+        .lines
+        .iter()
+        .filter(|l| matches!(l.event, Event::Rollback { ok: true, .. }))
+        .count();
+    assert_eq!(rollbacks, 2);
+    assert!(matches!(
+        last_event(&o.lines),
+        Event::RunEnded {
+            outcome: RunOutcome::Aborted,
+            ..
+        }
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fault_past_its_slo_fails_the_run_naming_it() {
+    let runs = tempfile::tempdir().unwrap();
+    let (rack, inputs) = FakeRack::start(4, 2);
+    rack.state.lock().unwrap().stuck = true;
+    let text = "name: slo\nduration: 5s\nsteady-state: {min-ready-workers: 4, min-delivery-rate: 0.9}\n\
+        recovery-timeout: 3s\nfaults:\n  - {name: pk, at: 1s, pod-kill: {count: 1}}\n";
+    let o = run_with(
+        rack,
+        inputs,
+        plan(text),
+        Some(1.0),
+        runs.path(),
+        CancellationToken::new(),
+    )
+    .await;
+    let s = o.result.unwrap();
+    assert_eq!(s.outcome, RunOutcome::Completed);
+    let e = s.verdict().unwrap_err().to_string();
+    assert!(e.contains("f1 (pk) not recovered within the 3s SLO"), "{e}");
+    let t = timelines(&o.lines);
+    let (_, injected, ms, outcome) = &t["f1"];
+    assert_eq!(*outcome, Some(FaultOutcome::TimedOut));
+    assert_eq!(ms.last().map(|m| m.0), Some(Milestone::Running));
+    let ended = o
+        .lines
+        .iter()
+        .find(|l| matches!(l.event, Event::FaultEnded { .. }))
+        .unwrap();
+    assert_eq!(ended.t_ms - injected, 3000, "ended at the deadline");
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_steady_state_means_no_faults_and_a_failed_run() {
+    let runs = tempfile::tempdir().unwrap();
+    let (rack, inputs) = FakeRack::start(4, 2);
+    let o = run_with(
+        rack,
+        inputs,
+        plan(PLAN),
+        Some(0.5),
+        runs.path(),
+        CancellationToken::new(),
+    )
+    .await;
+    assert!(o.calls.is_empty());
+    let s = o.result.unwrap();
+    assert_eq!(s.outcome, RunOutcome::Aborted);
+    let e = s.verdict().unwrap_err().to_string();
+    assert!(e.contains("steady state not met before the faults"), "{e}");
+    assert!(e.contains("delivery 50.0% (need 90.0%)"), "{e}");
+}
+
+fn crashed_run(runs: &Path, kind: &str) -> std::path::PathBuf {
+    let j = Journal::create(runs, "old", Instant::now()).unwrap();
+    j.append(Event::RunStarted(RunStarted {
+        run_id: "old".into(),
+        started_unix_ms: 0,
+        controller_version: "0".into(),
+        cluster_kind: kind.into(),
+        nodes: vec![],
+        plan_name: "old".into(),
+        seed: 0,
+        plan: serde_json::Value::Null,
+        recovery_timeout_ms: 1,
+        min_delivery_rate: 0.9,
+        detection: Default::default(),
+    }))
+    .unwrap();
+    let inj = |id: &str, kind, node: Option<&str>, from| {
+        Event::FaultInjected(FaultInjected {
+            fault_id: id.into(),
+            fault: id.into(),
+            kind,
+            action: "x".into(),
+            targets: vec![],
+            node: node.map(String::from),
+            replicas_from: from,
+            replicas_to: None,
+            predicted_ms: None,
+            predicted_basis: None,
+        })
+    };
+    j.append(inj("f1", FaultKind::Scale, None, Some(5)))
+        .unwrap();
+    j.append(inj("f2", FaultKind::NodeKill, Some("n3"), None))
+        .unwrap();
+    j.dir().to_path_buf()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crashed_run_is_rolled_back_on_the_next_start() {
+    let runs = tempfile::tempdir().unwrap();
+    let old = crashed_run(runs.path(), "fake");
+    let other = crashed_run(runs.path(), "k3s");
+    let (rack, inputs) = FakeRack::start(4, 2);
+    let text = "name: next\nduration: 1s\nsteady-state: {min-ready-workers: 1, min-delivery-rate: 0.5}\n\
+        recovery-timeout: 1s\nfaults: []\n";
+    let o = run_with(
+        rack,
+        inputs,
+        plan(text),
+        Some(1.0),
+        runs.path(),
+        CancellationToken::new(),
+    )
+    .await;
+    o.result.unwrap().verdict().unwrap();
+    assert_eq!(&o.calls[..2], &["scale 5".to_string(), "up n3".to_string()]);
+    let lines = read_journal(&old.join(JOURNAL_FILE)).unwrap().lines;
+    assert!(matches!(
+        last_event(&lines),
+        Event::RunEnded {
+            outcome: RunOutcome::Crashed,
+            ..
+        }
+    ));
+    assert!(!old.join(UNFINISHED_MARKER).exists());
+    // A run of another cluster kind is left for a controller of that kind.
+    assert!(other.join(UNFINISHED_MARKER).exists());
+}
