@@ -40,6 +40,43 @@ verify_unit() { # rendered dir of one host
     fi
 }
 
+check_broker() { # rendered dir of one host: mosquitto accepts the config
+    command -v mosquitto >/dev/null || PATH="$PATH:/usr/sbin"
+    if ! command -v mosquitto >/dev/null || ! command -v mosquitto_passwd >/dev/null; then
+        echo "mosquitto not found: broker config not loaded" >&2
+        return 0
+    fi
+    local dir port pid
+    dir="$(mktemp -d)"
+    port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    cp "$1/rackpong.passwd.src" "$dir/passwd" && chmod 600 "$dir/passwd"
+    mosquitto_passwd -U "$dir/passwd"
+    cp "$1/rackpong.acl" "$dir/acl"
+    sed -e "s|^listener .*|listener $port 127.0.0.1|" \
+        -e "s|/etc/mosquitto/rackpong.passwd|$dir/passwd|" \
+        -e "s|/etc/mosquitto/rackpong.acl|$dir/acl|" \
+        "$1/rackpong.conf" >"$dir/mosquitto.conf"
+    # Started as root, mosquitto would drop to its own user and lose the temp files.
+    echo "user $(id -un)" >>"$dir/mosquitto.conf"
+    mosquitto -c "$dir/mosquitto.conf" >"$dir/log" 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do
+        grep -q "running" "$dir/log" && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    local ok=0
+    grep -q "running" "$dir/log" || ok=1
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    if [ "$ok" -ne 0 ]; then
+        echo "mosquitto refused the rendered config ($1):" >&2
+        cat "$dir/log" >&2
+    fi
+    rm -rf "$dir"
+    return "$ok"
+}
+
 for profile in safe demo-fast; do
     out="$(mktemp -d)"
     RENDER_DIR="$out" ansible-playbook tests/render.yml -e "k3s_profile=$profile"
@@ -50,6 +87,7 @@ for profile in safe demo-fast; do
     else
         echo "systemd-analyze not found: unit files not verified" >&2
     fi
+    check_broker "$out/pi1"
     rm -rf "$out"
 done
 echo "ansible checks passed"

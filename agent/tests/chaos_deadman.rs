@@ -153,3 +153,47 @@ async fn clean_shutdown_restores_the_node_first() {
         }
     );
 }
+
+#[tokio::test]
+async fn a_failed_restore_is_retried_until_it_works() {
+    let broker = broker();
+    let mut cfg = config();
+    cfg.restore_retry = Duration::from_millis(200);
+    let agent = agent(&broker, "pi1", cfg).await;
+    let mut ctl = Controller::new(&broker, "pi1").await;
+    assert!(
+        ctl.send(ctl.command(ChaosAction::StopK3s, 60), SECRET)
+            .await
+            .accepted
+    );
+    agent.runner.wait_for(1, WAIT).await.unwrap();
+
+    // The controller's restore fails: it is told so, and the node still
+    // comes back by itself without another command.
+    agent.runner.fail_next(2);
+    let ack = ctl.send(ctl.command(ChaosAction::Restore, 0), SECRET).await;
+    assert!(
+        !ack.accepted && ack.reason.starts_with("failed:"),
+        "{ack:?}"
+    );
+    let steps = agent
+        .runner
+        .wait_for(4, WAIT)
+        .await
+        .expect("retried until it worked");
+    let kinds: Vec<_> = steps.iter().map(|r| r.step.clone()).collect();
+    assert_eq!(
+        kinds,
+        [
+            Step::StopK3s,
+            Step::StartK3s,
+            Step::StartK3s,
+            Step::StartK3s
+        ]
+    );
+    assert!(steps[2].at - steps[1].at >= Duration::from_millis(150));
+
+    // Restored for good: the next restore has nothing to do.
+    let ack = ctl.send(ctl.command(ChaosAction::Restore, 0), SECRET).await;
+    assert_eq!(ack.reason, "nothing to restore");
+}

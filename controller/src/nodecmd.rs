@@ -1,7 +1,8 @@
 //! The controller's side of node-chaos commands: signs a [`NodeCommand`] with
 //! the shared secret, publishes it on `nodes/<node>/cmd` (QoS 1) and awaits
 //! the agent's ack on `nodes/<node>/cmd/ack`, matched by command id, within a
-//! timeout. The k3s backend only sees the [`NodeCommander`] trait.
+//! timeout. The k3s backend only sees the [`NodeCommander`] trait (defined
+//! beside it in `cluster::k3s`, re-exported here).
 //!
 //! An ack says `accepted: true/false` with the agent's reason; both are `Ok`
 //! here (a rejection is an answer, not a transport failure). An agent that
@@ -19,30 +20,13 @@ use rackpong_agent::chaos::{Secret, SecretError};
 use rackpong_agent::now_ms;
 use rackpong_agent::proto::topics::TopicKind;
 use rackpong_agent::proto::{ChaosAction, CommandAck, NodeCommand, PROTO_VERSION, Topics};
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, NetworkOptions, Packet, QoS};
 use tokio::sync::{broadcast, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-/// Why a command got no answer. Same shape as the k3s backend's seam.
-#[derive(Debug, thiserror::Error)]
-#[error("node command to {node}: {reason}")]
-pub struct CommandError {
-    pub node: String,
-    pub reason: String,
-}
-
-/// Sends one signed node-chaos command and waits for the agent's ack.
-/// Object-safe (`Arc<dyn NodeCommander>`) so backends can hold one.
-pub trait NodeCommander: Send + Sync + 'static {
-    /// Signs and sends `action` to `node`'s agent; resolves with its ack
-    /// (accepted or rejected with a reason), or an error when no ack came.
-    fn send(
-        &self,
-        node: &str,
-        action: ChaosAction,
-        down_for: Duration,
-    ) -> BoxFuture<'_, Result<CommandAck, CommandError>>;
-}
+// One seam for every backend: the trait the k3s backend holds
+// (`K3sCluster::with_commander(Arc<dyn NodeCommander>)`), implemented below.
+pub use crate::cluster::k3s::{CommandError, NodeCommander};
 
 /// The detailed error of [`MqttNodeCommander::send_command`].
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +90,11 @@ impl MqttNodeCommander {
         timeout: Duration,
         cancel: CancellationToken,
     ) -> Self {
-        let (client, eventloop) = AsyncClient::new(opts, 64);
+        let (client, mut eventloop) = AsyncClient::new(opts, 64);
+        // Nagle + delayed ACK would add ~40 ms to every command and ack.
+        let mut net = NetworkOptions::new();
+        net.set_tcp_nodelay(true);
+        eventloop.set_network_options(net);
         let (ready_tx, ready) = watch::channel(false);
         let pending = Pending::default();
         let (acks, _) = broadcast::channel(256);

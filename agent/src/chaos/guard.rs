@@ -10,7 +10,7 @@
 //! of still-live nonces, new commands are refused (fail closed) rather than
 //! evicting a live nonce, which would reopen a replay.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashSet};
 
 use crate::proto::{NodeCommand, PROTO_VERSION, SignedCommand};
 
@@ -78,17 +78,20 @@ pub struct Rejected {
     pub reason: Rejection,
 }
 
-/// Nonces of recently issued commands, keyed to their `issued_ms`.
+/// Nonces of recently issued commands: a set for lookup plus the same
+/// entries ordered by `issued_ms`, so pruning pops only what expired.
 #[derive(Debug)]
 pub struct NonceCache {
-    seen: HashMap<String, u64>,
+    seen: HashSet<String>,
+    by_issue: BTreeSet<(u64, String)>,
     capacity: usize,
 }
 
 impl NonceCache {
     pub fn new(capacity: usize) -> Self {
         Self {
-            seen: HashMap::new(),
+            seen: HashSet::new(),
+            by_issue: BTreeSet::new(),
             capacity,
         }
     }
@@ -111,14 +114,20 @@ impl NonceCache {
         window_ms: u64,
     ) -> Result<(), Rejection> {
         let oldest_live = now_ms.saturating_sub(window_ms);
-        self.seen.retain(|_, issued| *issued >= oldest_live);
-        if self.seen.contains_key(nonce) {
+        while let Some((issued, _)) = self.by_issue.first()
+            && *issued < oldest_live
+        {
+            let (_, old) = self.by_issue.pop_first().expect("just seen");
+            self.seen.remove(&old);
+        }
+        if self.seen.contains(nonce) {
             return Err(Rejection::Replayed(nonce.to_string()));
         }
         if self.seen.len() >= self.capacity {
             return Err(Rejection::ReplayCacheFull(self.seen.len()));
         }
-        self.seen.insert(nonce.to_string(), issued_ms);
+        self.seen.insert(nonce.to_string());
+        self.by_issue.insert((issued_ms, nonce.to_string()));
         Ok(())
     }
 }

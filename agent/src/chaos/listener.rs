@@ -98,7 +98,8 @@ impl Listener {
             let deadline = self.active.as_ref().map(|(_, at)| *at);
             tokio::select! {
                 _ = cancel.cancelled() => break,
-                _ = sleep_until_opt(deadline) => self.restore("dead-man timer").await,
+                // A failed restore re-arms itself (logged in `restore`).
+                _ = sleep_until_opt(deadline) => { let _ = self.restore("dead-man timer").await; }
                 msg = commands.recv(), if open => match msg {
                     Some(publish) => self.handle(&publish.payload).await,
                     // The link is gone; keep the dead-man timer until cancelled.
@@ -106,8 +107,10 @@ impl Listener {
                 },
             }
         }
-        if self.active.is_some() {
-            self.restore("agent shutdown").await;
+        if self.active.is_some() && self.restore("agent shutdown").await.is_err() {
+            tracing::error!(
+                "chaos: node left faulted at shutdown; the state file restores it on the next start"
+            );
         }
     }
 
@@ -265,33 +268,39 @@ impl Listener {
             ),
             None => "nothing to restore".to_string(),
         };
-        if self.active.is_some() {
-            self.restore(&format!("restore command {:?}", cmd.id)).await;
+        let why = format!("restore command {:?}", cmd.id);
+        match self.restore(&why).await {
+            Ok(()) => self.accept(cmd, received_ms, Some(now_ms()), None, reason),
+            Err(e) => {
+                let reason = format!("failed: {e}; retried every {:?}", self.cfg.restore_retry);
+                self.send_ack(ack(&cmd.id, &self.node, false, reason, received_ms));
+            }
         }
-        self.accept(cmd, received_ms, Some(now_ms()), None, reason);
     }
 
     /// Undoes the fault in force. A failed step keeps it in force and retries
-    /// in 5 s: the node must come back without anyone's help.
-    async fn restore(&mut self, why: &str) {
+    /// after `restore_retry`: the node must come back without anyone's help.
+    async fn restore(&mut self, why: &str) -> Result<(), super::runner::RunnerError> {
         let Some((fault, _)) = self.active.take() else {
-            return;
+            return Ok(());
         };
         tracing::warn!(why, ?fault, "chaos: restoring the node");
         if why == "dead-man timer" {
             self.stats.deadman_restores.fetch_add(1, Ordering::Relaxed);
         }
-        match self.run_steps(&fault.restore_steps()).await {
+        let result = self.run_steps(&fault.restore_steps()).await;
+        match &result {
             Ok(()) => {
                 if let Err(e) = self.state.clear() {
                     tracing::error!(error = %e, "chaos: restored, but the state file remains");
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "chaos: restore failed, retrying in 5 s");
-                self.active = Some((fault, Instant::now() + Duration::from_secs(5)));
+                tracing::error!(error = %e, retry_in = ?self.cfg.restore_retry, "chaos: restore failed, will retry");
+                self.active = Some((fault, Instant::now() + self.cfg.restore_retry));
             }
         }
+        result
     }
 
     async fn run_steps(&self, steps: &[Step]) -> Result<(), super::runner::RunnerError> {

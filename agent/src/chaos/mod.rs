@@ -188,11 +188,13 @@ pub struct ChaosConfig {
     pub ack_grace: Duration,
     /// Bound of the nonce replay cache.
     pub nonce_capacity: usize,
+    /// Delay before a failed restore step is tried again.
+    pub restore_retry: Duration,
 }
 
 impl ChaosConfig {
     /// Defaults: ±30 s window, 10 min max down, no state file, uplink from the
-    /// routing table, 500 ms ack grace, 4096 nonces.
+    /// routing table, 500 ms ack grace, 4096 nonces, restore retried every 5 s.
     pub fn new(secret: Secret) -> Self {
         Self {
             secret,
@@ -203,6 +205,7 @@ impl ChaosConfig {
             route_table: PathBuf::from("/proc/net/route"),
             ack_grace: Duration::from_millis(500),
             nonce_capacity: 4096,
+            restore_retry: Duration::from_secs(5),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! only logs (`--chaos-dry-run`), [`RecordingRunner`] records for tests.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -163,6 +164,7 @@ pub struct Recorded {
 pub struct RecordingRunner {
     steps: Arc<Mutex<Vec<Recorded>>>,
     count: watch::Sender<usize>,
+    failures: Arc<AtomicUsize>,
 }
 
 impl Default for RecordingRunner {
@@ -170,6 +172,7 @@ impl Default for RecordingRunner {
         Self {
             steps: Arc::default(),
             count: watch::Sender::new(0),
+            failures: Arc::default(),
         }
     }
 }
@@ -177,6 +180,11 @@ impl Default for RecordingRunner {
 impl RecordingRunner {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Makes the next `n` steps fail (they are still recorded).
+    pub fn fail_next(&self, n: usize) {
+        self.failures.store(n, Ordering::SeqCst);
     }
 
     /// Every step recorded so far, in order.
@@ -207,7 +215,20 @@ impl Runner for RecordingRunner {
             steps.len()
         };
         self.count.send_replace(len);
-        Box::pin(async { Ok(()) })
+        let fail = self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        Box::pin(async move {
+            match fail {
+                true => Err(RunnerError::Failed {
+                    program: "recording-runner".into(),
+                    status: "injected failure".into(),
+                    stderr: String::new(),
+                }),
+                false => Ok(()),
+            }
+        })
     }
 }
 

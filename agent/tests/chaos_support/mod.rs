@@ -33,6 +33,10 @@ pub async fn client(
     let mut opts = MqttOptions::new(id, addr.ip().to_string(), addr.port());
     opts.set_keep_alive(Duration::from_secs(5));
     let (client, mut el) = AsyncClient::new(opts, 64);
+    // Without TCP_NODELAY, Nagle + delayed ACK add ~40 ms per hop on loopback.
+    let mut net = rumqttc::NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    el.set_network_options(net);
     client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
     let (tx, rx) = mpsc::channel(64);
     let (ready_tx, ready_rx) = oneshot::channel();
