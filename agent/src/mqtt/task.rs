@@ -51,6 +51,11 @@ pub(super) async fn run(inner: Arc<Inner>) {
         match options(&inner.cfg) {
             Ok(opts) => {
                 let (client, mut eventloop) = AsyncClient::new(opts, WINDOW + CHANNEL_SLACK);
+                // Nagle would hold small QoS 1 packets for up to ~40 ms: timing
+                // signals (births, Last Wills, caught balls) must leave at once.
+                let mut net = eventloop.network_options();
+                net.set_tcp_nodelay(true);
+                eventloop.set_network_options(net);
                 let ended = tokio::select! {
                     e = connection(&inner, &client, &mut eventloop, &mut backoff) => e,
                     _ = inner.stop.cancelled() => return,
