@@ -27,6 +27,12 @@ pub enum Command {
     /// The whole demo on this machine: embedded broker, local rack, ball
     /// factory and the default plan, with progress; prints the run directory.
     Demo(crate::demo::DemoArgs),
+    /// Print the ChaosExperiment CustomResourceDefinition (YAML) for `kubectl apply -f -`.
+    Crd,
+    /// Re-render a run's report.json, report.md, report.html and junit.xml from its journal.
+    Report(crate::report::ReportArgs),
+    /// Compare two runs side by side, per fault kind and phase.
+    Compare(crate::report::CompareArgs),
 }
 
 /// Why a subcommand failed.
@@ -41,6 +47,10 @@ pub enum CliError {
     /// The run finished but its steady state or an SLO failed.
     #[error(transparent)]
     Failed(#[from] crate::engine::EngineError),
+    #[error(transparent)]
+    Crd(#[from] crate::operator::CrdError),
+    #[error(transparent)]
+    Report(#[from] crate::report::cli::ReportCliError),
 }
 
 /// Runs the chosen subcommand until done or `cancel` fires.
@@ -52,6 +62,9 @@ pub async fn run(command: Command, cancel: CancellationToken) -> Result<(), CliE
             crate::engine::command::RunResult::Ran(summary) => finished(&summary)?,
         },
         Command::Demo(args) => finished(&crate::demo::run(args, cancel).await?)?,
+        Command::Crd => print!("{}", crate::operator::crd_yaml()?),
+        Command::Report(args) => crate::report::cli::report(&args)?,
+        Command::Compare(args) => crate::report::cli::compare_runs(&args)?,
     }
     Ok(())
 }

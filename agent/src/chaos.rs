@@ -1,1 +1,0 @@
-//! Signed node-chaos commands executed by the node role (placeholder until its issue lands).

@@ -1,1 +1,0 @@
-//! Node health sampling from sysinfo and the Pi sysfs (placeholder until its issue lands).

@@ -1,1 +1,0 @@
-//! The MQTT link: birth/Last Will, reconnect with backoff, store-and-forward (placeholder until its issue lands).

@@ -1,0 +1,164 @@
+//! The MQTT link against a real broker (embedded rumqttd, or the one named by
+//! RACKPONG_TEST_BROKER): birth and Last Will, store-and-forward across a cut
+//! link, the bound, re-subscription and clean shutdown.
+
+mod mqtt_support;
+
+use std::time::Duration;
+
+use mqtt_support::{Proxy, Subscriber, WAIT, broker_addr, unique_rack};
+use rackpong_agent::mqtt::{LinkConfig, MqttLink};
+
+fn config(url: &str, rack: &str, capacity: usize) -> LinkConfig {
+    LinkConfig {
+        broker: url.parse().unwrap(),
+        client_id: format!("{rack}-link"),
+        keepalive: Duration::from_secs(5),
+        username: None,
+        password: None,
+        ca_file: None,
+        status_topic: format!("{rack}/status"),
+        buffer_capacity: capacity,
+    }
+}
+
+async fn wait_connected(link: &MqttLink, want: bool) {
+    let mut rx = link.connected();
+    tokio::time::timeout(WAIT, rx.wait_for(|c| *c == want))
+        .await
+        .expect("connection state in time")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn birth_is_retained_and_messages_arrive_in_order() {
+    let broker = broker_addr();
+    let rack = unique_rack("birth");
+    let mut sub = Subscriber::start(broker, &format!("{rack}/#")).await;
+    let link = MqttLink::start(config(&format!("mqtt://{broker}"), &rack, 100));
+    for n in 0..50 {
+        link.publish(format!("{rack}/data"), n.to_string(), false);
+    }
+    let status = sub.next_on(&format!("{rack}/status")).await;
+    assert_eq!(status.text(), "online");
+    for n in 0..50 {
+        assert_eq!(
+            sub.next_on(&format!("{rack}/data")).await.text(),
+            n.to_string()
+        );
+    }
+    // A later subscriber gets the retained birth.
+    let mut late = Subscriber::start(broker, &format!("{rack}/status")).await;
+    let m = late.next().await;
+    assert_eq!((m.text().as_str(), m.retain), ("online", true));
+    link.shutdown(WAIT).await;
+    assert_eq!(
+        sub.next_on(&format!("{rack}/status")).await.text(),
+        "offline"
+    );
+}
+
+#[tokio::test]
+async fn messages_published_while_cut_off_arrive_once_in_order_after_reconnect() {
+    let broker = broker_addr();
+    let proxy = Proxy::start(broker).await;
+    let rack = unique_rack("saf");
+    let data = format!("{rack}/data");
+    let mut sub = Subscriber::start(broker, &format!("{rack}/#")).await;
+    let link = MqttLink::start(config(&proxy.url(), &rack, 100));
+    wait_connected(&link, true).await;
+    link.publish(&data, "before", false);
+    assert_eq!(sub.next_on(&data).await.text(), "before");
+
+    proxy.cut();
+    wait_connected(&link, false).await;
+    // The broker noticed the dropped TCP connection: Last Will.
+    sub.wait_for_text(&format!("{rack}/status"), "offline")
+        .await;
+    for n in 0..20 {
+        link.publish(&data, n.to_string(), false);
+    }
+    assert_eq!(link.buffer_stats().queued, 20);
+    let attempts = proxy.accepted();
+    proxy.wait_accepted(attempts + 1).await; // it keeps retrying while cut
+    proxy.restore();
+
+    sub.wait_for_text(&format!("{rack}/status"), "online").await;
+    for n in 0..20 {
+        assert_eq!(sub.next_on(&data).await.text(), n.to_string());
+    }
+    link.publish(&data, "after", false);
+    assert_eq!(
+        sub.next_on(&data).await.text(),
+        "after",
+        "nothing sent twice"
+    );
+    link.shutdown(WAIT).await; // flushes: every PUBACK is in
+    assert_eq!(link.buffer_stats().queued, 0);
+    assert_eq!(link.counters().connects, 2);
+}
+
+#[tokio::test]
+async fn past_the_bound_the_oldest_are_dropped_and_counted() {
+    let broker = broker_addr();
+    let proxy = Proxy::start(broker).await;
+    proxy.cut();
+    let rack = unique_rack("bound");
+    let data = format!("{rack}/data");
+    let mut sub = Subscriber::start(broker, &format!("{rack}/#")).await;
+    let link = MqttLink::start(config(&proxy.url(), &rack, 5));
+    for n in 0..8 {
+        link.publish(&data, n.to_string(), false);
+    }
+    let stats = link.buffer_stats();
+    assert_eq!((stats.queued, stats.capacity, stats.dropped), (5, 5, 3));
+    proxy.restore();
+    for n in 3..8 {
+        assert_eq!(sub.next_on(&data).await.text(), n.to_string());
+    }
+}
+
+#[tokio::test]
+async fn subscriptions_survive_a_reconnect() {
+    let broker = broker_addr();
+    let proxy = Proxy::start(broker).await;
+    let rack = unique_rack("resub");
+    let link = MqttLink::start(config(&proxy.url(), &rack, 10));
+    let mut rx = link.subscribe(format!("{rack}/cmd/+"));
+    wait_connected(&link, true).await;
+    proxy.cut();
+    wait_connected(&link, false).await;
+    proxy.restore();
+    wait_connected(&link, true).await;
+
+    // Publish from the link itself through the broker, until the
+    // re-subscription (whose SUBACK we cannot see) delivers it.
+    let got = tokio::time::timeout(WAIT, async {
+        loop {
+            link.publish(format!("{rack}/cmd/x"), "hello", false);
+            if let Ok(Some(p)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
+                return p;
+            }
+        }
+    })
+    .await
+    .expect("message through the re-subscription");
+    assert_eq!(got.topic, format!("{rack}/cmd/x"));
+    assert_eq!(&got.payload[..], b"hello");
+}
+
+#[tokio::test]
+async fn shutdown_while_unreachable_returns_promptly() {
+    let rack = unique_rack("down");
+    let broker = broker_addr();
+    let proxy = Proxy::start(broker).await;
+    proxy.cut();
+    let link = MqttLink::start(config(&proxy.url(), &rack, 10));
+    link.publish(format!("{rack}/data"), "lost", false);
+    tokio::time::timeout(
+        Duration::from_secs(3),
+        link.shutdown(Duration::from_secs(60)),
+    )
+    .await
+    .expect("shutdown does not wait for a broker that is not there");
+}

@@ -1,1 +1,0 @@
-//! (k3s backend: placeholder until its issue lands)

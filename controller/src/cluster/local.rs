@@ -1,1 +1,0 @@
-//! (local rack: placeholder until its issue lands)

@@ -1,0 +1,201 @@
+//! The local rack's settings and its error type.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::journal::event::Detection;
+
+/// Settings of a [`super::LocalRack`]. Start from [`LocalRackConfig::new`] and
+/// override what you need; every default is documented on its field.
+#[derive(Debug, Clone)]
+pub struct LocalRackConfig {
+    /// The executable that runs the agent roles (`EXE agent node|worker ...`):
+    /// `std::env::current_exe()` in the controller, `env!("CARGO_BIN_EXE_rackpong")` in tests.
+    pub exe: PathBuf,
+    /// Number of nodes (1..=254); node `i` (1-based) is `node<i>` on `127.0.1.<i>`.
+    pub nodes: u8,
+    /// Desired worker replicas at start.
+    pub workers: u32,
+    /// The MQTT broker every agent talks to (the embedded broker in the demo and tests).
+    pub broker: SocketAddr,
+    /// The rack name of the MQTT topics (`rackpong/<rack>/...`).
+    pub rack: String,
+    /// Node agents' health sample interval (`--interval`); default 1 s.
+    pub node_interval: Duration,
+    /// MQTT keepalive of every agent (`--mqtt-keepalive`, whole seconds, ≥ 1 s); default 2 s.
+    pub mqtt_keepalive: Duration,
+    /// A node without life signs (MQTT health or "online" status) for this long
+    /// is NotReady and its workers are evicted (k3s: node-monitor-grace-period
+    /// plus zero toleration); default 4 s. Must exceed `node_interval`.
+    pub node_grace: Duration,
+    /// Readiness probe period of the workers' `/readyz`: the precision of the
+    /// `ready` timestamps; default 200 ms.
+    pub probe_period: Duration,
+    /// Timeout of one readiness probe; default 1 s.
+    pub probe_timeout: Duration,
+    /// SIGTERM → SIGKILL escalation of graceful kills and evictions; default 5 s.
+    pub termination_grace: Duration,
+    /// Workers' `--peer-refresh`; default 500 ms.
+    pub peer_refresh: Duration,
+    /// `--start-delay` given to *replacement* workers (not the initial ones):
+    /// the timing-fidelity test's known delay; default 0.
+    pub replacement_start_delay: Duration,
+    /// First octets of the node addresses: node `i` gets `base` with its last
+    /// octet set to `i`; default 127.0.1.0.
+    pub base_ip: Ipv4Addr,
+    /// How long `start` waits for every node to become Ready; default 20 s.
+    pub boot_timeout: Duration,
+    /// Where the children's stdout/stderr go (`<dir>/<name>.log`); `None` discards them.
+    pub log_dir: Option<PathBuf>,
+    /// `--log` filter given to the children; default `info`.
+    pub child_log: String,
+}
+
+impl LocalRackConfig {
+    /// Defaults for `nodes` nodes and `workers` workers of `exe`, talking to `broker`.
+    pub fn new(exe: impl Into<PathBuf>, broker: SocketAddr, nodes: u8, workers: u32) -> Self {
+        Self {
+            exe: exe.into(),
+            nodes,
+            workers,
+            broker,
+            rack: "rack".into(),
+            node_interval: Duration::from_secs(1),
+            mqtt_keepalive: Duration::from_secs(2),
+            node_grace: Duration::from_secs(4),
+            probe_period: Duration::from_millis(200),
+            probe_timeout: Duration::from_secs(1),
+            termination_grace: Duration::from_secs(5),
+            peer_refresh: Duration::from_millis(500),
+            replacement_start_delay: Duration::ZERO,
+            base_ip: Ipv4Addr::new(127, 0, 1, 0),
+            boot_timeout: Duration::from_secs(20),
+            log_dir: None,
+            child_log: "info".into(),
+        }
+    }
+
+    /// Checks the settings that would make the rack misbehave.
+    pub fn validate(&self) -> Result<(), LocalRackError> {
+        let bad = |reason: &str| Err(LocalRackError::Config(reason.to_string()));
+        if self.nodes == 0 || self.nodes == 255 {
+            return bad("nodes must be 1..=254");
+        }
+        if self.node_grace <= self.node_interval {
+            return bad("node_grace must exceed node_interval, or healthy nodes flap");
+        }
+        if self.mqtt_keepalive < Duration::from_secs(1) || self.mqtt_keepalive.subsec_nanos() != 0 {
+            return bad("mqtt_keepalive must be whole seconds, at least 1 s (MQTT counts seconds)");
+        }
+        if self.probe_period.is_zero() {
+            return bad("probe_period must be positive");
+        }
+        Ok(())
+    }
+
+    /// The failure-detection settings of a rack with these settings (and
+    /// replacements currently started with `replacement_delay`), for the predicted bounds.
+    pub fn detection(&self, replacement_delay: Duration) -> Detection {
+        let ceil_s = |d: Duration| d.as_millis().div_ceil(1000) as u64;
+        let ms = |d: Duration| d.as_millis().to_string();
+        let extra = [
+            ("node_monitor_grace_ms", ms(self.node_grace)),
+            ("node_health_interval_ms", ms(self.node_interval)),
+            ("readiness_period_ms", ms(self.probe_period)),
+            ("readiness_timeout_ms", ms(self.probe_timeout)),
+            ("mqtt_keepalive_ms", ms(self.mqtt_keepalive)),
+            ("termination_grace_ms", ms(self.termination_grace)),
+            ("replacement_start_delay_ms", ms(replacement_delay)),
+            ("nodes", self.nodes.to_string()),
+        ];
+        Detection {
+            profile: "local".into(),
+            node_monitor_grace_s: Some(ceil_s(self.node_grace)),
+            not_ready_toleration_s: Some(0),
+            unreachable_toleration_s: Some(0),
+            readiness_period_s: Some(ceil_s(self.probe_period)),
+            readiness_failure_threshold: Some(1),
+            mqtt_keepalive_s: Some(self.mqtt_keepalive.as_secs()),
+            extra: extra.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        }
+    }
+
+    /// Loopback address of node `index` (1-based).
+    pub fn node_ip(&self, index: u8) -> Ipv4Addr {
+        let [a, b, c, _] = self.base_ip.octets();
+        Ipv4Addr::new(a, b, c, index)
+    }
+}
+
+/// Why the local rack could not start or act.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalRackError {
+    #[error("invalid local rack settings: {0}")]
+    Config(String),
+    #[error("cannot create the rack's state directory: {0}")]
+    StateDir(std::io::Error),
+    #[error("cannot start {name} ({exe}): {source}")]
+    Spawn {
+        name: String,
+        exe: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write the peers file {path}: {source}")]
+    PeersFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "nodes not Ready within the boot timeout (is the node agent running and the broker reachable?): {0}"
+    )]
+    Boot(String),
+    #[error("http client: {0}")]
+    Http(String),
+}
+
+impl From<LocalRackError> for super::super::ClusterError {
+    fn from(e: LocalRackError) -> Self {
+        super::super::ClusterError::Local(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> LocalRackConfig {
+        LocalRackConfig::new("/bin/rackpong", "127.0.0.1:1883".parse().unwrap(), 3, 4)
+    }
+
+    #[test]
+    fn defaults_are_valid_and_bad_settings_say_why() {
+        assert!(cfg().validate().is_ok());
+        let mut c = cfg();
+        c.nodes = 0;
+        assert!(c.validate().unwrap_err().to_string().contains("nodes"));
+        let mut c = cfg();
+        c.mqtt_keepalive = Duration::from_millis(1500);
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("whole seconds")
+        );
+        let mut c = cfg();
+        c.probe_period = Duration::ZERO;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("probe_period")
+        );
+    }
+
+    #[test]
+    fn nodes_get_consecutive_loopback_addresses() {
+        let c = cfg();
+        assert_eq!(c.node_ip(1), Ipv4Addr::new(127, 0, 1, 1));
+        assert_eq!(c.node_ip(3), Ipv4Addr::new(127, 0, 1, 3));
+    }
+}

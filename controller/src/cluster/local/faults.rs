@@ -1,0 +1,195 @@
+//! Faults the local rack injects: killing a worker (SIGTERM, or SIGKILL),
+//! taking a node down (SIGKILL its whole process group for `stop-k3s`,
+//! `reboot` and `power-relay`; SIGSTOP it for `net-drop`; cordon and drain)
+//! and bringing it back, by itself after `down_for` or now on rollback.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use tokio::time::Instant;
+
+use super::inner::Inner;
+use super::process::{signal_group, signal_pid};
+use super::state::{Phase, RackState};
+use crate::cluster::{ClusterError, ClusterEventKind, KillMode, NodeFault};
+use rackpong_agent::proto::ChaosAction;
+
+/// Marks a worker terminating and signals it; a worker without a process is
+/// deleted at once. Graceful kills escalate to SIGKILL after the termination grace.
+pub fn terminate(inner: &Arc<Inner>, st: &mut RackState, name: &str, mode: KillMode, at: Instant) {
+    let Some(w) = st.workers.get_mut(name) else {
+        return;
+    };
+    let node = w.node.clone();
+    if !w.terminating {
+        w.terminating = true;
+        w.ready = false;
+        let worker = name.to_string();
+        inner.emit(
+            at,
+            ClusterEventKind::WorkerTerminating {
+                worker,
+                node: node.clone(),
+            },
+        );
+    }
+    match (w.phase, w.proc) {
+        (Phase::Running, Some(proc)) => {
+            let forced = mode == KillMode::Forced;
+            signal_pid(
+                proc.pid,
+                if forced {
+                    Signal::SIGKILL
+                } else {
+                    Signal::SIGTERM
+                },
+            );
+            if !forced {
+                escalate(inner, name.to_string(), proc.pid);
+            }
+        }
+        _ => {
+            st.workers.remove(name);
+            let worker = name.to_string();
+            inner.emit(at, ClusterEventKind::WorkerDeleted { worker, node });
+        }
+    }
+    inner.sync_peers(st);
+}
+
+fn escalate(inner: &Arc<Inner>, name: String, pid: nix::unistd::Pid) {
+    let inner = Arc::clone(inner);
+    tokio::spawn(async move {
+        tokio::time::sleep(inner.cfg.termination_grace).await;
+        let alive = inner
+            .lock()
+            .workers
+            .get(&name)
+            .and_then(|w| w.proc)
+            .map(|p| p.pid);
+        if alive == Some(pid) {
+            tracing::warn!(worker = %name, "termination grace over, sending SIGKILL");
+            signal_pid(pid, Signal::SIGKILL);
+        }
+    });
+}
+
+/// Kills one worker; the reconcile task replaces it.
+pub fn kill_worker(inner: &Arc<Inner>, name: &str, mode: KillMode) -> Result<(), ClusterError> {
+    let mut st = inner.lock();
+    let Some(w) = st.workers.get(name) else {
+        return Err(ClusterError::NoSuchWorker(name.to_string()));
+    };
+    if w.terminating && mode == KillMode::Graceful {
+        return Ok(());
+    }
+    terminate(inner, &mut st, name, mode, Instant::now());
+    drop(st);
+    inner.wake.notify_one();
+    Ok(())
+}
+
+/// Evicts every worker of `node` (node NotReady, or drain).
+pub fn evict(inner: &Arc<Inner>, st: &mut RackState, node: &str, at: Instant) {
+    let names: Vec<String> = st
+        .workers
+        .values()
+        .filter(|w| w.node.as_deref() == Some(node) && !w.terminating)
+        .map(|w| w.name.clone())
+        .collect();
+    for name in names {
+        terminate(inner, st, &name, KillMode::Graceful, at);
+    }
+}
+
+/// Takes `node` down and arms its restore after `down_for`.
+pub fn node_down(
+    inner: &Arc<Inner>,
+    node: &str,
+    fault: NodeFault,
+    down_for: Duration,
+) -> Result<(), ClusterError> {
+    let refused = |reason: &str| ClusterError::Refused {
+        action: format!("{fault:?} on {node}"),
+        reason: reason.to_string(),
+    };
+    let mut st = inner.lock();
+    let groups = st.groups_of(node);
+    let n = st
+        .node_mut(node)
+        .ok_or_else(|| ClusterError::NoSuchNode(node.to_string()))?;
+    if n.fault.is_some() {
+        return Err(refused("the node is already down"));
+    }
+    if fault == NodeFault::Agent(ChaosAction::Restore) {
+        return Err(refused("restore is not a fault; use node_up"));
+    }
+    n.fault = Some(fault);
+    n.generation += 1;
+    let generation = n.generation;
+    match fault {
+        NodeFault::Agent(ChaosAction::NetDrop) => {
+            n.frozen = true;
+            groups
+                .iter()
+                .for_each(|g| signal_group(*g, Signal::SIGSTOP));
+        }
+        NodeFault::Agent(_) => groups
+            .iter()
+            .for_each(|g| signal_group(*g, Signal::SIGKILL)),
+        NodeFault::CordonDrain => {
+            n.cordoned = true;
+            evict(inner, &mut st, node, Instant::now());
+        }
+    }
+    tracing::info!(%node, ?fault, ?down_for, "node fault injected");
+    drop(st);
+    arm_restore(inner, node.to_string(), generation, down_for);
+    inner.wake.notify_one();
+    Ok(())
+}
+
+fn arm_restore(inner: &Arc<Inner>, node: String, generation: u64, down_for: Duration) {
+    let inner = Arc::clone(inner);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(down_for) => restore(&inner, &node, Some(generation)),
+            _ = inner.cancel.cancelled() => {}
+        }
+    });
+}
+
+/// Brings `node` back now (rollback): uncordon, SIGCONT, restart its agent.
+pub fn node_up(inner: &Arc<Inner>, node: &str) -> Result<(), ClusterError> {
+    if inner.lock().node(node).is_none() {
+        return Err(ClusterError::NoSuchNode(node.to_string()));
+    }
+    restore(inner, node, None);
+    Ok(())
+}
+
+/// Undoes the node's fault, if `generation` (when given) is still current.
+fn restore(inner: &Arc<Inner>, node: &str, generation: Option<u64>) {
+    let mut st = inner.lock();
+    let groups = st.groups_of(node);
+    let Some(n) = st.node_mut(node) else { return };
+    if generation.is_some_and(|g| g != n.generation) {
+        return;
+    }
+    n.generation += 1;
+    let fault = n.fault.take();
+    n.cordoned = false;
+    if std::mem::take(&mut n.frozen) {
+        groups
+            .iter()
+            .for_each(|g| signal_group(*g, Signal::SIGCONT));
+    }
+    let restart = n.agent.is_none().then_some(n.generation);
+    tracing::info!(%node, ?fault, "node restored");
+    drop(st);
+    if let Some(generation) = restart {
+        inner.restart_agent(node, generation);
+    }
+    inner.wake.notify_one();
+}

@@ -1,1 +1,0 @@
-//! (factory: placeholder until its issue lands)

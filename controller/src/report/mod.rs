@@ -1,0 +1,120 @@
+//! Run reports, rendered from `runs/<run-id>/journal.jsonl` alone:
+//! `report.json` (schema `docs/report.schema.json`), `report.md`,
+//! a self-contained `report.html` with SVG charts, and `junit.xml`; plus the
+//! side-by-side comparison of two runs. The same journal always renders to
+//! byte-identical files.
+
+mod build;
+mod charts;
+pub mod cli;
+pub mod compare;
+mod fmt;
+mod html;
+mod junit;
+mod markdown;
+pub mod model;
+pub mod parse;
+mod phases;
+pub mod stats;
+mod verdict;
+
+use std::path::{Path, PathBuf};
+
+pub use cli::{CompareArgs, ReportArgs};
+pub use model::{Report, Verdict, VerdictFailure};
+
+/// The journal's file name inside a run directory.
+pub const JOURNAL_FILE: &str = "journal.jsonl";
+
+/// Why a report could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}:{line}: {reason}", path.display())]
+    NotAJournal {
+        path: PathBuf,
+        line: u64,
+        reason: String,
+    },
+    #[error("{}: cannot serialize the report: {source}", path.display())]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("chart {chart}: {reason}")]
+    Chart { chart: &'static str, reason: String },
+}
+
+/// The four rendered files of one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub json: String,
+    pub markdown: String,
+    pub html: String,
+    pub junit: String,
+}
+
+impl Rendered {
+    /// `(file name, contents)` of every output, in a fixed order.
+    pub fn files(&self) -> [(&'static str, &str); 4] {
+        [
+            ("report.json", &self.json),
+            ("report.md", &self.markdown),
+            ("report.html", &self.html),
+            ("junit.xml", &self.junit),
+        ]
+    }
+}
+
+/// Reads a journal file and builds its report.
+pub fn load(journal: &Path) -> Result<Report, ReportError> {
+    let read = parse::read_journal(journal)?;
+    Ok(build::build(&read))
+}
+
+/// Renders every output of a report to strings.
+pub fn render(report: &Report) -> Result<Rendered, ReportError> {
+    let json = serde_json::to_string_pretty(report).map_err(|source| ReportError::Json {
+        path: PathBuf::from("report.json"),
+        source,
+    })? + "\n";
+    Ok(Rendered {
+        json,
+        markdown: markdown::render(report),
+        html: html::render(report)?,
+        junit: junit::render(report),
+    })
+}
+
+/// Re-renders `report.json`, `report.md`, `report.html` and `junit.xml` in
+/// `run_dir` from its journal and returns the run's verdict.
+pub fn render_run(run_dir: &Path) -> Result<Verdict, ReportError> {
+    let report = load(&run_dir.join(JOURNAL_FILE))?;
+    let rendered = render(&report)?;
+    for (name, contents) in rendered.files() {
+        write_atomic(&run_dir.join(name), contents)?;
+    }
+    tracing::info!(run = %report.run.run_id, dir = %run_dir.display(), passed = report.verdict.passed, "report rendered");
+    Ok(report.verdict)
+}
+
+/// Writes through a temporary file and a rename, so a reader never sees half a file.
+pub(crate) fn write_atomic(path: &Path, contents: &str) -> Result<(), ReportError> {
+    let io = |source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension("tmp-write");
+    std::fs::write(&tmp, contents).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// The JSON Schema of `report.json`, as committed in `docs/report.schema.json`.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(Report);
+    serde_json::to_string_pretty(&schema).expect("a schema always serializes") + "\n"
+}
