@@ -58,6 +58,9 @@ pub struct LocalSetup {
     pub runs_dir: PathBuf,
     /// Show an indicatif progress bar on stderr.
     pub progress: bool,
+    /// The executable that runs the agent roles; `None` is this one (tests
+    /// pass `env!("CARGO_BIN_EXE_rackpong")`).
+    pub exe: Option<PathBuf>,
 }
 
 /// Why the demo (or a local run) could not run.
@@ -108,6 +111,7 @@ pub async fn run(args: DemoArgs, cancel: CancellationToken) -> Result<RunSummary
         workers: args.workers,
         runs_dir: args.runs_dir,
         progress: true,
+        exe: None,
     };
     run_local(setup, plan, cancel).await
 }
@@ -121,8 +125,12 @@ pub async fn run_local(
 ) -> Result<RunSummary, DemoError> {
     let broker = EmbeddedBroker::start(IpAddr::V4(Ipv4Addr::LOCALHOST))?;
     tracing::info!(broker = %broker.url(), nodes = setup.nodes, workers = setup.workers, "starting the local rack");
-    let exe =
-        std::env::current_exe().map_err(|e| DemoError::Rack(format!("own executable: {e}")))?;
+    let exe = match setup.exe {
+        Some(exe) => exe,
+        None => {
+            std::env::current_exe().map_err(|e| DemoError::Rack(format!("own executable: {e}")))?
+        }
+    };
     let rack_cfg = LocalRackConfig::new(exe, broker.addr(), setup.nodes, setup.workers);
     let health_interval = rack_cfg.node_interval;
     let topics = Topics::new(&rack_cfg.rack);

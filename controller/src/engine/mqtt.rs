@@ -182,12 +182,8 @@ mod tests {
         let before = Instant::now();
         let msg =
             |p: &[u8]| Publish::new(t.node_status("n1"), rumqttc::QoS::AtLeastOnce, p.to_vec());
-        mtx.send(msg(b"garbage"))
-            .await
-            .unwrap();
-        mtx.send(msg(b"online"))
-            .await
-            .unwrap();
+        mtx.send(msg(b"garbage")).await.unwrap();
+        mtx.send(msg(b"online")).await.unwrap();
         let got = rx.recv().await.unwrap();
         assert!(got.at >= before);
         assert!(matches!(
