@@ -51,7 +51,7 @@ pub struct DemoArgs {
 }
 
 /// The local rack a run gets.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct LocalSetup {
     pub nodes: u8,
     pub workers: u32,
@@ -61,6 +61,8 @@ pub struct LocalSetup {
     /// The executable that runs the agent roles; `None` is this one (tests
     /// pass `env!("CARGO_BIN_EXE_rackpong")`).
     pub exe: Option<PathBuf>,
+    /// Also receives the run's progress (a dashboard, a test), if set.
+    pub observe: Option<watch::Sender<Progress>>,
 }
 
 /// Why the demo (or a local run) could not run.
@@ -112,6 +114,7 @@ pub async fn run(args: DemoArgs, cancel: CancellationToken) -> Result<RunSummary
         runs_dir: args.runs_dir,
         progress: true,
         exe: None,
+        observe: None,
     };
     run_local(setup, plan, cancel).await
 }
@@ -142,6 +145,7 @@ pub async fn run_local(
     let parts = Parts::start(&rack, &broker, &topics, &plan);
     let mut cfg = EngineConfig::new(&setup.runs_dir);
     cfg.stale_after = health_interval * 3;
+    cfg.progress = setup.observe;
     let probe = {
         let f = parts.factory.clone();
         move || f.service_level()
@@ -254,8 +258,14 @@ pub async fn drive<C: Cluster, S: ServiceProbe>(
     show_progress: bool,
     cancel: CancellationToken,
 ) -> Result<RunSummary, DemoError> {
-    let (tx, rx) = watch::channel(Progress::default());
-    cfg.progress = Some(tx);
+    let rx = match &cfg.progress {
+        Some(tx) => tx.subscribe(),
+        None => {
+            let (tx, rx) = watch::channel(Progress::default());
+            cfg.progress = Some(tx);
+            rx
+        }
+    };
     let bar = show_progress.then(|| progress_bar(plan.duration));
     let render = bar.clone().map(|b| tokio::spawn(render_progress(b, rx)));
     let result = Engine::new(cluster, service, plan, cfg)

@@ -70,6 +70,7 @@ pub async fn run(args: RunArgs, cancel: CancellationToken) -> Result<RunResult, 
             runs_dir: args.runs_dir,
             progress: true,
             exe: None,
+            observe: None,
         };
         return Ok(RunResult::Ran(
             crate::demo::run_local(setup, plan, cancel).await?,
