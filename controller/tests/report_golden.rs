@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use rackpong_controller::report::{self, ReportError, compare};
 
-const FIXTURES: [&str; 8] = [
+const FIXTURES: [&str; 9] = [
     "clean",
     "slow",
     "refused",
@@ -17,6 +17,7 @@ const FIXTURES: [&str; 8] = [
     "truncated",
     "crashed",
     "empty-run",
+    "engine-fake",
 ];
 
 fn root() -> PathBuf {
@@ -129,4 +130,15 @@ fn a_file_that_is_not_a_journal_fails_naming_file_and_line() {
         text.starts_with(&format!("{}:1: not a rackpong journal", path.display())),
         "{text}"
     );
+}
+
+#[test]
+fn report_json_reads_back_into_the_same_report() {
+    for name in FIXTURES {
+        let r = report::load(&journal(name)).unwrap();
+        let json = report::render(&r).unwrap().json;
+        let back: report::Report = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, r, "{name}");
+        assert_eq!(back.schema_version, report::model::SCHEMA_VERSION);
+    }
 }

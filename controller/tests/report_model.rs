@@ -193,3 +193,21 @@ fn seq_gaps_and_blank_lines_are_reported_not_fatal() {
     assert_eq!(read.seq_gaps, [(3, 1, 5)]);
     assert_eq!(read.line_count, 2);
 }
+
+#[test]
+fn a_journal_written_by_the_real_engine_reads_as_written() {
+    let r = load("engine-fake");
+    assert!(r.verdict.passed, "{:?}", r.verdict);
+    assert_eq!((r.faults.len(), r.refused.len()), (2, 1));
+    for f in &r.faults {
+        assert_eq!(
+            f.phases.len(),
+            7,
+            "{}: every milestone observed",
+            f.fault_id
+        );
+        assert_eq!(f.total_ms, Some(1000));
+        assert!(f.notes.is_empty(), "{:?}", f.notes);
+    }
+    assert!(r.journal.warnings.is_empty(), "{:?}", r.journal.warnings);
+}

@@ -34,7 +34,7 @@ impl Rng {
 
 /// Events with their journal times, sorted (stably) before writing.
 pub(crate) struct Journal {
-    events: Vec<(u64, Event)>,
+    pub(crate) events: Vec<(u64, Event)>,
 }
 
 impl Journal {

@@ -11,6 +11,7 @@ use super::stats::kind_stats;
 use super::verdict::{breach, verdict};
 use crate::journal::event::{
     Event, FaultInjected, FaultKind, FaultOutcome, JournalLine, Milestone, RunOutcome, RunStarted,
+    ServiceLevel,
 };
 use rackpong_agent::proto::HealthSample;
 
@@ -48,6 +49,13 @@ pub fn build(read: &ReadJournal) -> Report {
     for line in &read.lines[1..] {
         gather(&mut g, line);
     }
+    // Lines carry the time things were observed, not written, so a series
+    // may be slightly out of order in the file; stable sorts keep ties in
+    // journal order.
+    for samples in g.health.values_mut() {
+        samples.sort_by_key(|h| h.t_ms);
+    }
+    g.service.sort_by_key(|p| p.t_ms);
     let faults: Vec<FaultReport> = g
         .faults
         .iter()
@@ -97,18 +105,7 @@ fn gather(g: &mut Gathered, line: &JournalLine) {
                 .or_default()
                 .push(health_point(t_ms, sample));
         }
-        Event::Service(s) => g.service.push(ServicePoint {
-            t_ms,
-            window_ms: s.window_ms,
-            sent: s.sent,
-            caught: s.caught,
-            dropped: s.dropped,
-            timed_out: s.timed_out,
-            delivery_rate: s.delivery_rate,
-            p50_ms: s.p50_ms,
-            p95_ms: s.p95_ms,
-            p99_ms: s.p99_ms,
-        }),
+        Event::Service(s) => g.service.push(service_point(t_ms, s)),
         Event::SteadyState { ok, detail } => g.steady.push(SteadyCheck {
             t_ms,
             ok: *ok,
@@ -120,16 +117,16 @@ fn gather(g: &mut Gathered, line: &JournalLine) {
             kind,
             target,
             reason,
-        } => g.refused.push((
-            *kind,
-            RefusedFault {
+        } => {
+            let refused = RefusedFault {
                 t_ms,
                 fault: fault.clone(),
                 kind: kind_name(*kind).into(),
                 target: target.clone(),
                 reason: reason.clone(),
-            },
-        )),
+            };
+            g.refused.push((*kind, refused));
+        }
         Event::Milestone(m) => milestone(g, t_ms, m),
         Event::Zombie {
             fault_id,
@@ -210,6 +207,21 @@ fn window(fault_id: &str, worker: &str, other: &str, from_ms: u64, to_ms: u64) -
         from_ms,
         to_ms,
         duration_ms: to_ms.saturating_sub(from_ms),
+    }
+}
+
+fn service_point(t_ms: u64, s: &ServiceLevel) -> ServicePoint {
+    ServicePoint {
+        t_ms,
+        window_ms: s.window_ms,
+        sent: s.sent,
+        caught: s.caught,
+        dropped: s.dropped,
+        timed_out: s.timed_out,
+        delivery_rate: s.delivery_rate,
+        p50_ms: s.p50_ms,
+        p95_ms: s.p95_ms,
+        p99_ms: s.p99_ms,
     }
 }
 

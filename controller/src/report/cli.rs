@@ -42,7 +42,10 @@ pub enum ReportCliError {
 /// Runs `rackpong report`; prints the verdict.
 pub fn report(args: &ReportArgs) -> Result<(), ReportCliError> {
     let verdict = render_run(&args.run_dir)?;
-    println!("{}: {verdict}", args.run_dir.display());
+    println!(
+        "{}: wrote report.json, report.md, report.html, junit.xml\n{verdict}",
+        args.run_dir.display()
+    );
     if args.fail_on_verdict && !verdict.passed {
         return Err(ReportCliError::Failed(verdict));
     }

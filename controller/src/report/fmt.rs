@@ -3,6 +3,8 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use super::model::Report;
+
 /// Milliseconds as seconds with millisecond digits: `1234` → `1.234 s`.
 pub fn secs(ms: u64) -> String {
     format!("{}.{:03} s", ms / 1000, ms % 1000)
@@ -53,6 +55,15 @@ pub fn opt_u64(v: Option<u64>, unit: &str) -> String {
     v.map_or_else(|| "—".into(), |v| format!("{v}{unit}"))
 }
 
+/// A comma-separated list; `—` when empty.
+pub fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "—".into()
+    } else {
+        items.join(", ")
+    }
+}
+
 pub fn opt_str(v: Option<&str>) -> String {
     v.map_or_else(|| "—".into(), str::to_owned)
 }
@@ -61,6 +72,68 @@ pub fn opt_str(v: Option<&str>) -> String {
 pub fn throttle(now: bool, raw: Option<u32>) -> String {
     let word = if now { "YES" } else { "no" };
     raw.map_or_else(|| word.into(), |r| format!("{word} (0x{r:x})"))
+}
+
+/// The run's metadata as (label, value) rows, shared by every renderer.
+pub fn run_rows(r: &Report) -> Vec<(String, String)> {
+    let m = &r.run;
+    let d = &m.detection;
+    let reason = m
+        .end_reason
+        .as_ref()
+        .map_or(String::new(), |r| format!(": {r}"));
+    let completeness = if r.journal.complete {
+        "complete"
+    } else {
+        "incomplete"
+    };
+    let mut rows = vec![
+        ("Plan", m.plan_name.clone()),
+        ("Seed", m.seed.to_string()),
+        ("Started (UTC)", wall(m.started_unix_ms)),
+        ("Duration", secs(m.duration_ms)),
+        ("Outcome", format!("{}{reason}", m.outcome)),
+        ("Cluster", m.cluster_kind.clone()),
+        (
+            "Nodes",
+            format!("{} ({})", m.node_count, m.nodes.join(", ")),
+        ),
+        ("Controller version", m.controller_version.clone()),
+        ("Agent versions", list(&m.agent_versions)),
+        ("Recovery SLO per fault", secs(m.recovery_timeout_ms)),
+        ("Steady-state delivery rate", pct(Some(m.min_delivery_rate))),
+        ("Failure-detection profile", d.profile.clone()),
+        (
+            "Node monitor grace period",
+            opt_u64(d.node_monitor_grace_s, " s"),
+        ),
+        (
+            "Not-ready toleration",
+            opt_u64(d.not_ready_toleration_s, " s"),
+        ),
+        (
+            "Unreachable toleration",
+            opt_u64(d.unreachable_toleration_s, " s"),
+        ),
+        (
+            "Readiness probe period",
+            opt_u64(d.readiness_period_s, " s"),
+        ),
+        (
+            "Readiness failure threshold",
+            opt_u64(d.readiness_failure_threshold, ""),
+        ),
+        ("MQTT keepalive", opt_u64(d.mqtt_keepalive_s, " s")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect::<Vec<_>>();
+    rows.extend(d.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+    rows.push((
+        "Journal lines".into(),
+        format!("{} ({completeness})", r.journal.lines),
+    ));
+    rows
 }
 
 #[cfg(test)]

@@ -122,7 +122,7 @@ fn fault_case(out: &mut String, x: &FaultReport, slo_ms: u64) {
         x.fault_id,
         x.fault,
         x.action,
-        x.targets.join(",")
+        f::list(&x.targets)
     );
     let _ = writeln!(
         out,

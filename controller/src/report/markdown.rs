@@ -58,78 +58,11 @@ fn header(out: &mut String, r: &Report) {
 }
 
 fn run_table(out: &mut String, r: &Report) {
-    let m = &r.run;
-    let d = &m.detection;
     out.push_str("## Run\n\n");
     table_head(out, &["Item", "Value"]);
-    let mut kv = |k: &str, v: String| row(out, &[k.into(), cell(&v)]);
-    kv("Plan", m.plan_name.clone());
-    kv("Seed", m.seed.to_string());
-    kv("Started (UTC)", f::wall(m.started_unix_ms));
-    kv("Duration", f::secs(m.duration_ms));
-    kv(
-        "Outcome",
-        m.outcome.clone()
-            + &m.end_reason
-                .as_ref()
-                .map_or(String::new(), |r| format!(": {r}")),
-    );
-    kv("Cluster", m.cluster_kind.clone());
-    kv(
-        "Nodes",
-        format!("{} ({})", m.node_count, m.nodes.join(", ")),
-    );
-    kv("Controller version", m.controller_version.clone());
-    kv(
-        "Agent versions",
-        if m.agent_versions.is_empty() {
-            "—".into()
-        } else {
-            m.agent_versions.join(", ")
-        },
-    );
-    kv("Recovery SLO per fault", f::secs(m.recovery_timeout_ms));
-    kv(
-        "Steady-state delivery rate",
-        f::pct(Some(m.min_delivery_rate)),
-    );
-    kv("Failure-detection profile", d.profile.clone());
-    kv(
-        "Node monitor grace period",
-        f::opt_u64(d.node_monitor_grace_s, " s"),
-    );
-    kv(
-        "Not-ready toleration",
-        f::opt_u64(d.not_ready_toleration_s, " s"),
-    );
-    kv(
-        "Unreachable toleration",
-        f::opt_u64(d.unreachable_toleration_s, " s"),
-    );
-    kv(
-        "Readiness probe period",
-        f::opt_u64(d.readiness_period_s, " s"),
-    );
-    kv(
-        "Readiness failure threshold",
-        f::opt_u64(d.readiness_failure_threshold, ""),
-    );
-    kv("MQTT keepalive", f::opt_u64(d.mqtt_keepalive_s, " s"));
-    for (k, v) in &d.extra {
-        kv(k, v.clone());
+    for (k, v) in f::run_rows(r) {
+        row(out, &[cell(&k), cell(&v)]);
     }
-    kv(
-        "Journal lines",
-        format!(
-            "{} ({})",
-            r.journal.lines,
-            if r.journal.complete {
-                "complete"
-            } else {
-                "incomplete"
-            }
-        ),
-    );
     out.push('\n');
 }
 
@@ -217,7 +150,7 @@ fn fault_cells(x: &FaultReport) -> Vec<String> {
         cell(&format!("{} ({})", x.fault_id, x.fault)),
         x.kind.clone(),
         cell(&x.action),
-        cell(&x.targets.join(", ")),
+        cell(&f::list(&x.targets)),
         f::at(x.injected_ms),
         f::opt_secs(x.total_ms),
         x.precision_ms.to_string(),

@@ -152,14 +152,6 @@ fn accept(out: &mut ReadJournal, number: u64, line: JournalLine) -> Result<(), S
         out.seq_gaps.push((number, last_seq + 1, line.seq));
     }
     out.last_seq = Some(line.seq);
-    if let Some(prev) = out.lines.last()
-        && line.t_ms < prev.t_ms
-    {
-        out.warnings.push(format!(
-            "line {number}: t_ms {} is earlier than the line before ({})",
-            line.t_ms, prev.t_ms
-        ));
-    }
     out.lines.push(line);
     Ok(())
 }

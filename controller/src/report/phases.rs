@@ -27,17 +27,21 @@ pub fn timeline(injected_ms: u64, observed: &[(Milestone, MilestoneAt)]) -> Time
     let (mut prev_name, mut prev_t) = ("injected", injected_ms);
     let mut pending: Vec<String> = Vec::new();
     for m in Milestone::ALL {
-        let mut seen = observed.iter().filter(|(k, _)| *k == m).map(|(_, at)| at);
-        let Some(first) = seen.next() else {
+        let seen: Vec<&MilestoneAt> = observed
+            .iter()
+            .filter(|(k, _)| *k == m)
+            .map(|(_, at)| at)
+            .collect();
+        // The earliest observation counts (lines are not strictly in time order).
+        let Some(first) = seen.iter().min_by_key(|at| at.t_ms) else {
             pending.push(m.as_str().to_owned());
             continue;
         };
-        let repeats = seen.count();
-        if repeats > 0 {
+        if seen.len() > 1 {
             out.notes.push(format!(
                 "{} observed {} times; the first (at {} ms) is used",
                 m.as_str(),
-                repeats + 1,
+                seen.len(),
                 first.t_ms
             ));
         }

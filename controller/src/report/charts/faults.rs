@@ -141,7 +141,7 @@ pub fn recovery(r: &Report) -> Result<String, ReportError> {
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_labels((n as usize).min(30))
+            .x_labels((n as usize).clamp(8, 30))
             .x_label_formatter(&fmt)
             .y_desc("recovery (s)")
             .x_desc("fault")

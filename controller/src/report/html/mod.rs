@@ -106,81 +106,9 @@ fn glance(out: &mut String, r: &Report) {
 }
 
 fn run_table(out: &mut String, r: &Report) {
-    let m = &r.run;
-    let d = &m.detection;
-    let rows = [
-        ("Plan", m.plan_name.clone()),
-        ("Seed", m.seed.to_string()),
-        ("Started (UTC)", f::wall(m.started_unix_ms)),
-        ("Duration", f::secs(m.duration_ms)),
-        (
-            "Outcome",
-            m.outcome.clone()
-                + &m.end_reason
-                    .as_ref()
-                    .map_or(String::new(), |r| format!(": {r}")),
-        ),
-        (
-            "Cluster",
-            format!(
-                "{}, {} nodes ({})",
-                m.cluster_kind,
-                m.node_count,
-                m.nodes.join(", ")
-            ),
-        ),
-        (
-            "Versions",
-            format!(
-                "controller {}; agents {}",
-                m.controller_version,
-                if m.agent_versions.is_empty() {
-                    "—".into()
-                } else {
-                    m.agent_versions.join(", ")
-                }
-            ),
-        ),
-        ("Recovery SLO", f::secs(m.recovery_timeout_ms)),
-        (
-            "Steady-state delivery rate",
-            f::pct(Some(m.min_delivery_rate)),
-        ),
-        (
-            "Failure detection",
-            format!(
-                "profile {}; node monitor grace {}; not-ready toleration {}; unreachable toleration {}; readiness period {} × {}; MQTT keepalive {}",
-                d.profile,
-                f::opt_u64(d.node_monitor_grace_s, " s"),
-                f::opt_u64(d.not_ready_toleration_s, " s"),
-                f::opt_u64(d.unreachable_toleration_s, " s"),
-                f::opt_u64(d.readiness_period_s, " s"),
-                f::opt_u64(d.readiness_failure_threshold, ""),
-                f::opt_u64(d.mqtt_keepalive_s, " s")
-            ),
-        ),
-        (
-            "Journal",
-            format!(
-                "{} lines, {}",
-                r.journal.lines,
-                if r.journal.complete {
-                    "complete"
-                } else {
-                    "incomplete"
-                }
-            ),
-        ),
-    ];
     out.push_str("<h2>Run</h2>\n<table>\n");
-    for (k, v) in rows.iter().chain(
-        d.extra
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.clone()))
-            .collect::<Vec<_>>()
-            .iter(),
-    ) {
-        let _ = writeln!(out, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(v));
+    for (k, v) in f::run_rows(r) {
+        let _ = writeln!(out, "<tr><th>{}</th><td>{}</td></tr>", esc(&k), esc(&v));
     }
     out.push_str("</table>\n");
 }

@@ -142,77 +142,86 @@ fn table(out: &mut String, title: &str, head: &[&str], rows: Vec<Vec<String>>) {
 }
 
 pub(super) fn lists(out: &mut String, r: &Report) {
-    let b = r
-        .slo_breaches
-        .iter()
-        .map(|b| {
-            vec![
-                b.fault_id.clone(),
-                b.kind.clone(),
-                f::opt_secs(b.total_ms),
-                f::secs(b.slo_ms),
-                b.reason.clone(),
-            ]
-        })
-        .collect();
+    let breaches = r.slo_breaches.iter();
+    let rows = breaches.map(|b| {
+        let total = f::opt_secs(b.total_ms);
+        vec![
+            b.fault_id.clone(),
+            b.kind.clone(),
+            total,
+            f::secs(b.slo_ms),
+            b.reason.clone(),
+        ]
+    });
     table(
         out,
         "SLO breaches",
         &["Fault", "Kind", "Total", "SLO", "Reason"],
-        b,
+        rows.collect(),
     );
-    let rf = r
-        .refused
-        .iter()
-        .map(|x| {
-            vec![
-                f::at(x.t_ms),
-                x.fault.clone(),
-                x.kind.clone(),
-                f::opt_str(x.target.as_deref()),
-                x.reason.clone(),
-            ]
-        })
-        .collect();
+    let rows = r.refused.iter().map(|x| {
+        let target = f::opt_str(x.target.as_deref());
+        vec![
+            f::at(x.t_ms),
+            x.fault.clone(),
+            x.kind.clone(),
+            target,
+            x.reason.clone(),
+        ]
+    });
     table(
         out,
         "Refused faults",
         &["At", "Fault", "Kind", "Target", "Reason"],
-        rf,
+        rows.collect(),
     );
-    let w = |list: &[Window]| {
-        list.iter()
-            .map(|w| {
-                vec![
-                    w.fault_id.clone(),
-                    w.worker.clone(),
-                    w.other.clone(),
-                    f::at(w.from_ms),
-                    f::at(w.to_ms),
-                    f::secs(w.duration_ms),
-                ]
-            })
-            .collect()
-    };
+    let head = ["Fault", "Worker", "Node", "From", "To", "Duration"];
+    table(out, "Zombie windows", &head, window_rows(&r.zombies));
+    let head = [
+        "Fault",
+        "Old worker",
+        "New worker",
+        "From",
+        "To",
+        "Duration",
+    ];
+    table(out, "Overlaps", &head, window_rows(&r.overlaps));
+    steady(out, r);
+    let rows = r.rollbacks.iter().map(|b| {
+        let result = if b.ok { "ok" } else { "FAILED" };
+        vec![
+            f::at(b.t_ms),
+            b.action.clone(),
+            result.into(),
+            b.detail.clone(),
+        ]
+    });
     table(
         out,
-        "Zombie windows",
-        &["Fault", "Worker", "Node", "From", "To", "Duration"],
-        w(&r.zombies),
+        "Rollback",
+        &["At", "Action", "Result", "Detail"],
+        rows.collect(),
     );
-    table(
-        out,
-        "Overlaps",
-        &[
-            "Fault",
-            "Old worker",
-            "New worker",
-            "From",
-            "To",
-            "Duration",
-        ],
-        w(&r.overlaps),
-    );
+    notes(out, r);
+}
+
+fn window_rows(list: &[Window]) -> Vec<Vec<String>> {
+    list.iter()
+        .map(|w| {
+            let (from, to) = (f::at(w.from_ms), f::at(w.to_ms));
+            vec![
+                w.fault_id.clone(),
+                w.worker.clone(),
+                w.other.clone(),
+                from,
+                to,
+                f::secs(w.duration_ms),
+            ]
+        })
+        .collect()
+}
+
+fn steady(out: &mut String, r: &Report) {
     let failed: Vec<_> = r.steady_state.iter().filter(|c| !c.ok).collect();
     let _ = writeln!(
         out,
@@ -228,30 +237,22 @@ pub(super) fn lists(out: &mut String, r: &Report) {
             .collect();
         let _ = writeln!(out, "<ul>{items}</ul>");
     }
-    let rb = r
-        .rollbacks
-        .iter()
-        .map(|b| {
-            vec![
-                f::at(b.t_ms),
-                b.action.clone(),
-                if b.ok { "ok".into() } else { "FAILED".into() },
-                b.detail.clone(),
-            ]
-        })
-        .collect();
-    table(out, "Rollback", &["At", "Action", "Result", "Detail"], rb);
-    let notes: Vec<Vec<String>> = r
+}
+
+fn notes(out: &mut String, r: &Report) {
+    let journal = r
         .journal
         .warnings
         .iter()
-        .map(|w| vec!["journal".into(), w.clone()])
-        .chain(
-            r.faults
-                .iter()
-                .flat_map(|x| x.notes.iter().map(|n| vec![x.fault_id.clone(), n.clone()])),
-        )
-        .take(100)
-        .collect();
-    table(out, "Notes", &["Where", "Note"], notes);
+        .map(|w| vec!["journal".into(), w.clone()]);
+    let faults = r
+        .faults
+        .iter()
+        .flat_map(|x| x.notes.iter().map(|n| vec![x.fault_id.clone(), n.clone()]));
+    table(
+        out,
+        "Notes",
+        &["Where", "Note"],
+        journal.chain(faults).take(100).collect(),
+    );
 }
