@@ -20,7 +20,7 @@ pub enum Command {
     /// Run an agent role (used by the local rack to run every node and worker
     /// from this one executable).
     #[command(subcommand, hide = true)]
-    Agent(rackpong_agent::Role),
+    Agent(Box<rackpong_agent::Role>),
     /// Run an experiment plan on k3s (--kubeconfig) or a local rack (--local);
     /// --dry-run prints what would happen and touches nothing.
     Run(crate::engine::command::RunArgs),
@@ -56,7 +56,7 @@ pub enum CliError {
 /// Runs the chosen subcommand until done or `cancel` fires.
 pub async fn run(command: Command, cancel: CancellationToken) -> Result<(), CliError> {
     match command {
-        Command::Agent(role) => rackpong_agent::run(role, cancel).await?,
+        Command::Agent(role) => rackpong_agent::run(*role, cancel).await?,
         Command::Run(args) => match crate::engine::command::run(args, cancel).await? {
             crate::engine::command::RunResult::DryRun(text) => print!("{text}"),
             crate::engine::command::RunResult::Ran(summary) => finished(&summary)?,
@@ -78,8 +78,11 @@ fn finished(summary: &crate::engine::RunSummary) -> Result<(), CliError> {
     Ok(summary.verdict()?)
 }
 
-/// The one call site of the report renderer: at merge this becomes
-/// `crate::report::render_run(run_dir)` (logging its error).
+/// Renders report.json, report.md, report.html and junit.xml into the run
+/// directory; a rendering error is logged (the journal is still there for
+/// `rackpong report`), never hides the run's own verdict.
 fn render_report(run_dir: &std::path::Path) {
-    tracing::info!(dir = %run_dir.display(), "journal written; render the report with `rackpong report`");
+    if let Err(e) = crate::report::render_run(run_dir) {
+        tracing::error!(dir = %run_dir.display(), error = %e, "cannot render the report; the journal is intact");
+    }
 }

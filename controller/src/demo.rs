@@ -12,13 +12,22 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::str::FromStr;
+use std::sync::atomic::AtomicU64;
+
 use indicatif::{ProgressBar, ProgressStyle};
 use rackpong_agent::broker::{BrokerError, EmbeddedBroker};
+use rackpong_agent::mqtt::{BrokerUrl, LinkConfig, MqttLink};
+use rackpong_agent::proto::Topics;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Cluster;
-use crate::engine::{Engine, EngineConfig, EngineError, Progress, RunSummary, ServiceProbe, Timed};
+use crate::cluster::local::{LocalRack, LocalRackConfig, WorkerAddr};
+use crate::engine::{
+    Engine, EngineConfig, EngineError, Progress, RunSummary, ServiceProbe, Timed, mqtt,
+};
+use crate::factory::{BallFactory, Entry, FactoryConfig, FactoryHandle, WorkerEndpoint};
 use crate::plan::{self, FaultAction, Plan, PlanError};
 
 /// Flags of `rackpong demo`.
@@ -42,13 +51,18 @@ pub struct DemoArgs {
 }
 
 /// The local rack a run gets.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct LocalSetup {
     pub nodes: u8,
     pub workers: u32,
     pub runs_dir: PathBuf,
     /// Show an indicatif progress bar on stderr.
     pub progress: bool,
+    /// The executable that runs the agent roles; `None` is this one (tests
+    /// pass `env!("CARGO_BIN_EXE_rackpong")`).
+    pub exe: Option<PathBuf>,
+    /// Also receives the run's progress (a dashboard, a test), if set.
+    pub observe: Option<watch::Sender<Progress>>,
 }
 
 /// Why the demo (or a local run) could not run.
@@ -99,12 +113,14 @@ pub async fn run(args: DemoArgs, cancel: CancellationToken) -> Result<RunSummary
         workers: args.workers,
         runs_dir: args.runs_dir,
         progress: true,
+        exe: None,
+        observe: None,
     };
     run_local(setup, plan, cancel).await
 }
 
 /// Runs `plan` on a fresh local rack with an embedded broker and the ball
-/// factory, then stops the rack.
+/// factory, then stops everything it started (also after Ctrl-C or an error).
 pub async fn run_local(
     setup: LocalSetup,
     plan: Plan,
@@ -112,16 +128,123 @@ pub async fn run_local(
 ) -> Result<RunSummary, DemoError> {
     let broker = EmbeddedBroker::start(IpAddr::V4(Ipv4Addr::LOCALHOST))?;
     tracing::info!(broker = %broker.url(), nodes = setup.nodes, workers = setup.workers, "starting the local rack");
-    // Merge point: start `crate::cluster::local::LocalRack` on `broker`, the
-    // ball factory targeting its live workers, and the MQTT feed
-    // (`crate::engine::mqtt::feed`), then call `drive` (see the core
-    // engineer's report for the exact wiring). Until then the demo says so.
-    let _ = (&plan, &cancel);
-    Err(DemoError::Rack(
-        "the local rack and the ball factory are wired into the demo at merge; \
-         this build has only the engine"
-            .into(),
-    ))
+    let exe = match setup.exe {
+        Some(exe) => exe,
+        None => {
+            std::env::current_exe().map_err(|e| DemoError::Rack(format!("own executable: {e}")))?
+        }
+    };
+    let rack_cfg = LocalRackConfig::new(exe, broker.addr(), setup.nodes, setup.workers);
+    let health_interval = rack_cfg.node_interval;
+    let topics = Topics::new(&rack_cfg.rack);
+    let rack = Arc::new(
+        LocalRack::start(rack_cfg)
+            .await
+            .map_err(|e| DemoError::Rack(e.to_string()))?,
+    );
+    let parts = Parts::start(&rack, &broker, &topics, &plan);
+    let mut cfg = EngineConfig::new(&setup.runs_dir);
+    cfg.stale_after = health_interval * 3;
+    cfg.progress = setup.observe;
+    let probe = {
+        let f = parts.factory.clone();
+        move || f.service_level()
+    };
+    let result = drive(
+        rack.clone(),
+        probe,
+        parts.inputs,
+        plan,
+        cfg,
+        setup.progress,
+        cancel,
+    )
+    .await;
+    parts.stop.cancel();
+    parts.link.shutdown(Duration::from_secs(1)).await;
+    rack.shutdown(Duration::from_secs(5)).await;
+    result
+}
+
+/// What runs beside the rack: the controller's MQTT link, the ball factory
+/// aimed at the live workers, and the MQTT feed into the engine.
+struct Parts {
+    link: MqttLink,
+    factory: FactoryHandle,
+    inputs: mpsc::Receiver<Timed>,
+    /// Stops the factory, the target updates and the feed.
+    stop: CancellationToken,
+}
+
+impl Parts {
+    fn start(rack: &LocalRack, broker: &EmbeddedBroker, topics: &Topics, plan: &Plan) -> Parts {
+        let stop = CancellationToken::new();
+        let link = MqttLink::start(LinkConfig {
+            broker: BrokerUrl::from_str(&broker.url()).expect("the embedded broker's URL parses"),
+            client_id: format!("rackpong-controller-{}", std::process::id()),
+            keepalive: Duration::from_secs(5),
+            username: None,
+            password: None,
+            ca_file: None,
+            status_topic: format!("{}/controller/status", topics.root()),
+            buffer_capacity: 1024,
+        });
+        let (tx, inputs) = mpsc::channel(4096);
+        let malformed = Arc::new(AtomicU64::new(0));
+        let sub = link.subscribe(topics.all());
+        tokio::spawn(mqtt::feed(topics.clone(), sub, tx, malformed, stop.clone()));
+        let (targets_tx, targets) = watch::channel(Vec::new());
+        tokio::spawn(follow_workers(
+            rack.live_workers(),
+            targets_tx,
+            stop.clone(),
+        ));
+        let factory = BallFactory::start(
+            FactoryConfig {
+                rate_per_s: plan.balls.rate_per_s,
+                ttl: plan.balls.ttl,
+                timeout: plan.balls.timeout,
+                window: plan.steady_state.window,
+                seed: plan.seed,
+                id_prefix: format!("demo{}", std::process::id()),
+                entry: Entry::Direct,
+                max_balls: None,
+            },
+            targets,
+            &link,
+            topics,
+            stop.clone(),
+        );
+        Parts {
+            link,
+            factory,
+            inputs,
+            stop,
+        }
+    }
+}
+
+/// Keeps the factory's targets equal to the rack's live workers.
+async fn follow_workers(
+    mut live: watch::Receiver<Vec<WorkerAddr>>,
+    targets: watch::Sender<Vec<WorkerEndpoint>>,
+    stop: CancellationToken,
+) {
+    loop {
+        let now: Vec<WorkerEndpoint> = live
+            .borrow_and_update()
+            .iter()
+            .map(|w| WorkerEndpoint {
+                name: w.name.clone(),
+                url: Some(w.url.clone()),
+            })
+            .collect();
+        targets.send_replace(now);
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            changed = live.changed() => if changed.is_err() { return },
+        }
+    }
 }
 
 /// Drives one run over a started rack: the engine with a progress bar.
@@ -135,8 +258,14 @@ pub async fn drive<C: Cluster, S: ServiceProbe>(
     show_progress: bool,
     cancel: CancellationToken,
 ) -> Result<RunSummary, DemoError> {
-    let (tx, rx) = watch::channel(Progress::default());
-    cfg.progress = Some(tx);
+    let rx = match &cfg.progress {
+        Some(tx) => tx.subscribe(),
+        None => {
+            let (tx, rx) = watch::channel(Progress::default());
+            cfg.progress = Some(tx);
+            rx
+        }
+    };
     let bar = show_progress.then(|| progress_bar(plan.duration));
     let render = bar.clone().map(|b| tokio::spawn(render_progress(b, rx)));
     let result = Engine::new(cluster, service, plan, cfg)

@@ -443,3 +443,41 @@ async fn a_crashed_run_is_rolled_back_on_the_next_start() {
     // A run of another cluster kind is left for a controller of that kind.
     assert!(other.join(UNFINISHED_MARKER).exists());
 }
+
+#[tokio::test(start_paused = true)]
+async fn mqtt_last_will_detects_a_node_fault_before_the_watch() {
+    let runs = tempfile::tempdir().unwrap();
+    let (rack, inputs) = FakeRack::start(4, 2);
+    rack.state.lock().unwrap().lwt_after = Some(30);
+    let text = "name: lwt\nduration: 4s\nsteady-state: {min-ready-workers: 4, min-delivery-rate: 0.9}\n\
+        safety: {max-unavailable: 2}\nrecovery-timeout: 5s\n\
+        faults:\n  - {name: nk, at: 1s, node-kill: {action: net-drop, down-for: 1s}}\n";
+    let o = run_with(
+        rack,
+        inputs,
+        plan(text),
+        Some(1.0),
+        runs.path(),
+        CancellationToken::new(),
+    )
+    .await;
+    o.result.unwrap().verdict().unwrap();
+    let detected = o
+        .lines
+        .iter()
+        .find_map(|l| match &l.event {
+            Event::Milestone(m) if m.milestone == Milestone::Detected => Some((l.t_ms, m.clone())),
+            _ => None,
+        })
+        .unwrap();
+    let injected = timelines(&o.lines)["f1"].1;
+    assert_eq!(detected.0 - injected, 30);
+    assert_eq!(detected.1.source, "mqtt-lwt");
+    assert_eq!(detected.1.precision_ms, 1500, "1.5 keepalives of 1 s");
+    // The status message is journaled for the record.
+    assert!(
+        o.lines
+            .iter()
+            .any(|l| matches!(&l.event, Event::Cluster { what, .. } if what == "node-offline"))
+    );
+}

@@ -69,6 +69,8 @@ pub async fn run(args: RunArgs, cancel: CancellationToken) -> Result<RunResult, 
             workers: args.workers,
             runs_dir: args.runs_dir,
             progress: true,
+            exe: None,
+            observe: None,
         };
         return Ok(RunResult::Ran(
             crate::demo::run_local(setup, plan, cancel).await?,

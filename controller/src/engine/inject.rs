@@ -140,31 +140,40 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
                         format!("dry run: would {} node {}", action.as_str(), choice.node),
                     ));
                 }
-                let fault = match action {
-                    NodeAction::StopK3s => NodeFault::Agent(ChaosAction::StopK3s),
-                    NodeAction::Reboot => NodeFault::Agent(ChaosAction::Reboot),
-                    NodeAction::NetDrop => NodeFault::Agent(ChaosAction::NetDrop),
-                    NodeAction::CordonDrain => NodeFault::CordonDrain,
-                };
-                if !self.faulted_nodes.contains(&choice.node) {
-                    self.faulted_nodes.push(choice.node.clone());
-                }
-                let at = Instant::now();
-                self.cluster
-                    .node_down(&choice.node, fault, *down_for)
-                    .await
-                    .map_err(|e| (Some(choice.node.clone()), e.to_string()))?;
-                Ok(Done {
-                    at,
-                    action: action.as_str().to_string(),
-                    targets: vec![choice.node.clone()],
-                    node: Some(choice.node),
-                    replicas: None,
-                    lost: choice.workers,
-                })
+                self.node_down(choice, *action, *down_for).await
             }
             FaultAction::Scale { min, max } => self.scale(*min, *max, replicas, dry).await,
         }
+    }
+
+    async fn node_down(
+        &mut self,
+        choice: safety::NodeChoice,
+        action: NodeAction,
+        down_for: std::time::Duration,
+    ) -> Result<Done, (Option<String>, String)> {
+        let fault = match action {
+            NodeAction::StopK3s => NodeFault::Agent(ChaosAction::StopK3s),
+            NodeAction::Reboot => NodeFault::Agent(ChaosAction::Reboot),
+            NodeAction::NetDrop => NodeFault::Agent(ChaosAction::NetDrop),
+            NodeAction::CordonDrain => NodeFault::CordonDrain,
+        };
+        if !self.faulted_nodes.contains(&choice.node) {
+            self.faulted_nodes.push(choice.node.clone());
+        }
+        let at = Instant::now();
+        self.cluster
+            .node_down(&choice.node, fault, down_for)
+            .await
+            .map_err(|e| (Some(choice.node.clone()), e.to_string()))?;
+        Ok(Done {
+            at,
+            action: action.as_str().to_string(),
+            targets: vec![choice.node.clone()],
+            node: Some(choice.node),
+            replicas: None,
+            lost: choice.workers,
+        })
     }
 
     async fn kill(

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use rackpong_agent::proto::topics::TopicKind;
 use rackpong_agent::proto::{BallCaught, HealthSample, STATUS_OFFLINE, STATUS_ONLINE, Topics};
+use rumqttc::Publish;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -63,19 +64,19 @@ pub fn classify(topics: &Topics, topic: &str, payload: &[u8]) -> Result<Option<I
     }))
 }
 
-/// Feeds `(topic, payload)` messages (e.g. from `MqttLink::subscribe(topics.all())`
-/// mapped to `(p.topic, p.payload)`) into the engine's input channel, stamped
-/// on arrival, until `cancel` or either channel closes. Returns the count of
-/// malformed payloads, which is also readable live through `malformed`.
+/// Feeds the messages of `MqttLink::subscribe(topics.all())` into the
+/// engine's input channel, stamped on arrival, until `cancel` or either
+/// channel closes. Returns the count of malformed payloads, which is also
+/// readable live through `malformed`.
 pub async fn feed(
     topics: Topics,
-    mut rx: mpsc::Receiver<(String, Vec<u8>)>,
+    mut rx: mpsc::Receiver<Publish>,
     tx: mpsc::Sender<Timed>,
     malformed: Arc<AtomicU64>,
     cancel: CancellationToken,
 ) -> u64 {
     loop {
-        let (topic, payload) = tokio::select! {
+        let Publish { topic, payload, .. } = tokio::select! {
             _ = cancel.cancelled() => break,
             m = rx.recv() => match m { Some(m) => m, None => break },
         };
@@ -179,12 +180,10 @@ mod tests {
             CancellationToken::new(),
         ));
         let before = Instant::now();
-        mtx.send((t.node_status("n1"), b"garbage".to_vec()))
-            .await
-            .unwrap();
-        mtx.send((t.node_status("n1"), b"online".to_vec()))
-            .await
-            .unwrap();
+        let msg =
+            |p: &[u8]| Publish::new(t.node_status("n1"), rumqttc::QoS::AtLeastOnce, p.to_vec());
+        mtx.send(msg(b"garbage")).await.unwrap();
+        mtx.send(msg(b"online")).await.unwrap();
         let got = rx.recv().await.unwrap();
         assert!(got.at >= before);
         assert!(matches!(

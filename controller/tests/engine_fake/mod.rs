@@ -36,6 +36,8 @@ pub struct State {
     pub calls: Vec<String>,
     /// Replacements never become ready (an SLO failure).
     pub stuck: bool,
+    /// A downed node's Last Will arrives over MQTT this many ms after the fault.
+    pub lwt_after: Option<u64>,
 }
 
 pub struct FakeRack {
@@ -279,6 +281,24 @@ impl Cluster for Fake {
         }
         let rack = self.0.clone();
         let node = node.to_string();
+        let lwt = self.state.lock().unwrap().lwt_after;
+        if let Some(ms) = lwt {
+            let (rack, node) = (self.0.clone(), node.clone());
+            tokio::spawn(async move {
+                sleep(Duration::from_millis(ms)).await;
+                let input = Input::Observation(Observation::NodeStatus {
+                    node,
+                    online: false,
+                });
+                let _ = rack
+                    .inputs
+                    .send(Timed {
+                        at: Instant::now(),
+                        input,
+                    })
+                    .await;
+            });
+        }
         tokio::spawn(async move {
             sleep(Duration::from_millis(NOT_READY)).await;
             rack.set_node(&node, false);

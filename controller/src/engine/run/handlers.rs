@@ -85,58 +85,64 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
     /// Journals the tracker's conclusions.
     pub(in crate::engine) fn emit(&mut self, out: Vec<Output>) -> Result<(), EngineError> {
         for o in out {
-            match o {
-                Output::Milestone { at, event } => {
-                    self.journal.append_at(at, Event::Milestone(event))?;
-                }
-                Output::Zombie {
+            if let Output::Ended {
+                fault_id, outcome, ..
+            } = &o
+            {
+                self.progress.last = format!("{fault_id} {outcome:?}");
+            }
+            let (at, ev) = self.to_event(o);
+            self.journal.append_at(at, ev)?;
+        }
+        Ok(())
+    }
+
+    /// A tracker conclusion as a journal line and the instant it is stamped with.
+    fn to_event(&self, o: Output) -> (Instant, Event) {
+        let ms = |i: Instant| self.journal.t_ms(i);
+        match o {
+            Output::Milestone { at, event } => (at, Event::Milestone(event)),
+            Output::Zombie {
+                fault_id,
+                worker,
+                node,
+                from,
+                to,
+            } => {
+                let ev = Event::Zombie {
                     fault_id,
                     worker,
                     node,
-                    from,
+                    from_ms: ms(from),
+                    to_ms: ms(to),
+                };
+                (to, ev)
+            }
+            Output::Overlap {
+                fault_id,
+                old_worker,
+                new_worker,
+                from,
+                to,
+            } => {
+                let (from_ms, to_ms) = (ms(from), ms(to));
+                (
                     to,
-                } => {
-                    let (from_ms, to_ms) = (self.journal.t_ms(from), self.journal.t_ms(to));
-                    self.journal.append_at(
-                        to,
-                        Event::Zombie {
-                            fault_id,
-                            worker,
-                            node,
-                            from_ms,
-                            to_ms,
-                        },
-                    )?;
-                }
-                Output::Overlap {
-                    fault_id,
-                    old_worker,
-                    new_worker,
-                    from,
-                    to,
-                } => {
-                    let (from_ms, to_ms) = (self.journal.t_ms(from), self.journal.t_ms(to));
-                    let ev = Event::Overlap {
+                    Event::Overlap {
                         fault_id,
                         old_worker,
                         new_worker,
                         from_ms,
                         to_ms,
-                    };
-                    self.journal.append_at(to, ev)?;
-                }
-                Output::Ended {
-                    at,
-                    fault_id,
-                    outcome,
-                } => {
-                    self.progress.last = format!("{fault_id} {outcome:?}");
-                    self.journal
-                        .append_at(at, Event::FaultEnded { fault_id, outcome })?;
-                }
+                    },
+                )
             }
+            Output::Ended {
+                at,
+                fault_id,
+                outcome,
+            } => (at, Event::FaultEnded { fault_id, outcome }),
         }
-        Ok(())
     }
 }
 

@@ -86,22 +86,9 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
             .for_cluster(cluster.kind());
         let start = Instant::now();
         let journal = Journal::create(&cfg.runs_dir, &new_run_id(&plan.name), start)?;
-        journal.append_at(
-            start,
-            Event::RunStarted(RunStarted {
-                run_id: journal.run_id(),
-                started_unix_ms: rackpong_agent::now_ms(),
-                controller_version: crate::VERSION.to_string(),
-                cluster_kind: cluster.kind().to_string(),
-                nodes: nodes.iter().map(|n| n.name.clone()).collect(),
-                plan_name: plan.name.clone(),
-                seed: plan.seed,
-                plan: serde_json::to_value(&plan).unwrap_or_default(),
-                recovery_timeout_ms: plan.recovery_timeout.as_millis() as u64,
-                min_delivery_rate: plan.steady_state.min_delivery_rate,
-                detection: detection.clone(),
-            }),
-        )?;
+        let nodes: Vec<String> = nodes.into_iter().map(|n| n.name).collect();
+        let first = run_started(&journal, cluster.kind(), nodes, &plan, &detection);
+        journal.append_at(start, first)?;
         tracing::info!(run_dir = %journal.dir().display(), "run started");
         let progress = Progress {
             phase: "settling",
@@ -140,35 +127,15 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
         cancel: &CancellationToken,
     ) -> Result<Ending, EngineError> {
         let settle_deadline = Instant::now() + self.cfg.settle_timeout;
-        let (ok, detail) = match self.wait_steady(settle_deadline, cancel).await? {
-            Some(s) => s,
-            None => return Ok(cancelled()),
+        let Some((ok, detail)) = self.checked_steady(settle_deadline, cancel).await? else {
+            return Ok(cancelled());
         };
-        self.journal.append(Event::SteadyState {
-            ok,
-            detail: detail.clone(),
-        })?;
         self.steady_before = Some((ok, detail.clone()));
         if !ok {
-            return Ok((
-                RunOutcome::Aborted,
-                Some(format!(
-                    "steady state not met before the first fault: {detail}"
-                )),
-            ));
+            let reason = format!("steady state not met before the first fault: {detail}");
+            return Ok((RunOutcome::Aborted, Some(reason)));
         }
-        self.fault_start = Instant::now();
-        self.set_phase("faults");
-        for s in super::schedule(&self.plan) {
-            if let Stop::Cancelled = self.pump(self.fault_start + s.at, cancel).await? {
-                return Ok(cancelled());
-            }
-            self.fire(&s).await?;
-        }
-        if let Stop::Cancelled = self
-            .pump(self.fault_start + self.plan.duration, cancel)
-            .await?
-        {
+        if let Stop::Cancelled = self.fault_window(cancel).await? {
             return Ok(cancelled());
         }
         self.set_phase("recovering");
@@ -180,15 +147,42 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
         }
         self.set_phase("checking");
         let deadline = Instant::now() + self.plan.steady_state.window;
-        let Some((ok, detail)) = self.wait_steady(deadline, cancel).await? else {
+        let Some(after) = self.checked_steady(deadline, cancel).await? else {
             return Ok(cancelled());
         };
-        self.journal.append(Event::SteadyState {
+        self.steady_after = Some(after);
+        Ok((RunOutcome::Completed, None))
+    }
+
+    /// Fires every scheduled fault on time, then waits out the window.
+    async fn fault_window(&mut self, cancel: &CancellationToken) -> Result<Stop, EngineError> {
+        self.fault_start = Instant::now();
+        self.set_phase("faults");
+        for s in super::schedule(&self.plan) {
+            if let Stop::Cancelled = self.pump(self.fault_start + s.at, cancel).await? {
+                return Ok(Stop::Cancelled);
+            }
+            self.fire(&s).await?;
+        }
+        self.pump(self.fault_start + self.plan.duration, cancel)
+            .await
+    }
+
+    /// [`Run::wait_steady`], journaling the result.
+    async fn checked_steady(
+        &mut self,
+        deadline: Instant,
+        cancel: &CancellationToken,
+    ) -> Result<Option<(bool, String)>, EngineError> {
+        let Some((ok, detail)) = self.wait_steady(deadline, cancel).await? else {
+            return Ok(None);
+        };
+        let ev = Event::SteadyState {
             ok,
             detail: detail.clone(),
-        })?;
-        self.steady_after = Some((ok, detail));
-        Ok((RunOutcome::Completed, None))
+        };
+        self.journal.append(ev)?;
+        Ok(Some((ok, detail)))
     }
 
     /// Checks the steady state until it holds or `deadline`; `None` when cancelled.
@@ -270,6 +264,29 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
             tx.send_replace(self.progress.clone());
         }
     }
+}
+
+/// The first line of the journal.
+fn run_started(
+    journal: &Journal,
+    kind: &str,
+    nodes: Vec<String>,
+    plan: &Plan,
+    detection: &crate::journal::event::Detection,
+) -> Event {
+    Event::RunStarted(RunStarted {
+        run_id: journal.run_id(),
+        started_unix_ms: rackpong_agent::now_ms(),
+        controller_version: crate::VERSION.to_string(),
+        cluster_kind: kind.to_string(),
+        nodes,
+        plan_name: plan.name.clone(),
+        seed: plan.seed,
+        plan: serde_json::to_value(plan).unwrap_or_default(),
+        recovery_timeout_ms: plan.recovery_timeout.as_millis() as u64,
+        min_delivery_rate: plan.steady_state.min_delivery_rate,
+        detection: detection.clone(),
+    })
 }
 
 fn cancelled() -> Ending {

@@ -5,7 +5,8 @@ use std::time::Duration;
 use serde_saphyr::{Location, Spanned};
 
 use super::{
-    Check, DEFAULT_OPT_IN_LABEL, RawBalls, RawFault, RawPlan, RawPodKill, RawSafety, RawSteady,
+    Check, DEFAULT_OPT_IN_LABEL, RawBalls, RawFault, RawNodeKill, RawPlan, RawPodKill, RawSafety,
+    RawScale, RawSteady,
 };
 use crate::plan::{
     Amount, BallSettings, FaultAction, FaultSpec, Plan, SafetyLimits, Schedule, SteadyState,
@@ -168,32 +169,9 @@ fn validate_fault(
     let action = if let Some(pk) = raw.pod_kill {
         validate_pod_kill(pk, check)?
     } else if let Some(nk) = raw.node_kill {
-        let nk = nk.value;
-        check.require(
-            !nk.down_for.value.0.is_zero(),
-            nk.down_for.referenced,
-            || "down-for must be longer than 0s".into(),
-        );
-        FaultAction::NodeKill {
-            action: nk.action,
-            down_for: nk.down_for.value.0,
-            node: nk.node,
-        }
+        validate_node_kill(nk.value, check)
     } else {
-        let sc = raw.scale?.value;
-        check.require(sc.min.value >= 1, sc.min.referenced, || {
-            "scale min must be at least 1 (never scale to zero)".into()
-        });
-        check.require(sc.max.value >= sc.min.value, sc.max.referenced, || {
-            format!(
-                "scale max ({}) is below min ({})",
-                sc.max.value, sc.min.value
-            )
-        });
-        FaultAction::Scale {
-            min: sc.min.value,
-            max: sc.max.value,
-        }
+        validate_scale(raw.scale?.value, check)
     };
     Some(FaultSpec {
         name,
@@ -267,4 +245,33 @@ fn validate_pod_kill(pk: Spanned<RawPodKill>, check: &mut Check) -> Option<Fault
         amount,
         mode: pk.mode,
     })
+}
+
+fn validate_node_kill(nk: RawNodeKill, check: &mut Check) -> FaultAction {
+    check.require(
+        !nk.down_for.value.0.is_zero(),
+        nk.down_for.referenced,
+        || "down-for must be longer than 0s".into(),
+    );
+    FaultAction::NodeKill {
+        action: nk.action,
+        down_for: nk.down_for.value.0,
+        node: nk.node,
+    }
+}
+
+fn validate_scale(sc: RawScale, check: &mut Check) -> FaultAction {
+    check.require(sc.min.value >= 1, sc.min.referenced, || {
+        "scale min must be at least 1 (never scale to zero)".into()
+    });
+    check.require(sc.max.value >= sc.min.value, sc.max.referenced, || {
+        format!(
+            "scale max ({}) is below min ({})",
+            sc.max.value, sc.min.value
+        )
+    });
+    FaultAction::Scale {
+        min: sc.min.value,
+        max: sc.max.value,
+    }
 }
