@@ -20,6 +20,9 @@ use tokio_util::sync::CancellationToken;
 const PODS: usize = 250;
 const EVENTS: usize = PODS * 4;
 
+/// A watch event type and the change it makes to the pod.
+type Stage = (&'static str, fn(&mut Value));
+
 /// One watch body: every pod goes Pending → scheduled → Running → Ready.
 fn stream() -> String {
     let base = k3s_support::fixture_json("pod-worker.json");
@@ -28,7 +31,7 @@ fn stream() -> String {
     for i in 0..PODS {
         let mut pod = base.clone();
         pod["metadata"]["name"] = format!("rackpong-worker-7d9c6b5f4d-{i:05}").into();
-        let stages: [(&str, fn(&mut Value)); 4] = [
+        let stages: [Stage; 4] = [
             ("ADDED", |p| {
                 p["spec"].as_object_mut().unwrap().remove("nodeName");
                 p["status"] = json!({ "phase": "Pending", "conditions": [] });
