@@ -136,6 +136,18 @@ impl PodTracker {
         }
     }
 
+    /// Workers ready to take balls: `Ready` and not terminating, sorted.
+    pub fn ready_workers(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .pods
+            .iter()
+            .filter(|(_, s)| s.ready && !s.terminating)
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// The watch restarted with a fresh list (e.g. after `410 Gone`).
     pub fn relist_started(&mut self) {
         self.relisted = Some(HashSet::new());

@@ -109,6 +109,14 @@ async fn watch_pods(inner: Arc<Inner>) {
                 }
             }
         }
+        if !first {
+            let now = tracker.ready_workers();
+            inner.ready.send_if_modified(|names| {
+                let changed = *names != now;
+                *names = now;
+                changed
+            });
+        }
     }
 }
 
