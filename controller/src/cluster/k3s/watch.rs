@@ -109,13 +109,8 @@ async fn watch_pods(inner: Arc<Inner>) {
                 }
             }
         }
-        if !first {
-            let now = tracker.ready_workers();
-            inner.ready.send_if_modified(|names| {
-                let changed = *names != now;
-                *names = now;
-                changed
-            });
+        if !first && let Some(now) = tracker.take_ready_change() {
+            inner.ready.send_replace(now);
         }
     }
 }
