@@ -118,27 +118,28 @@ async fn a_killed_worker_is_observed_until_its_replacement_is_ready() {
         .kill_worker(&victim.name, KillMode::Forced)
         .await
         .unwrap();
-    let gone = victim.name.clone();
-    wait_for(
-        &mut rx,
-        "the victim's deletion",
-        |k| matches!(k, ClusterEventKind::WorkerDeleted { worker, .. } if *worker == gone),
-    )
-    .await;
-    let created = wait_for(&mut rx, "a replacement", |k| {
-        matches!(k, ClusterEventKind::WorkerCreated { .. })
-    })
-    .await;
-    let ClusterEventKind::WorkerCreated { worker: new } = created.kind.clone() else {
-        panic!("expected WorkerCreated, got {:?}", created.kind)
-    };
+    // The victim's deletion and its replacement's creation race: take both
+    // in either order, then the replacement's readiness.
+    let (mut deleted, mut created) = (false, None);
+    while !deleted || created.is_none() {
+        let ev = wait_for(&mut rx, "the deletion and a replacement", |k| {
+            matches!(k, ClusterEventKind::WorkerDeleted { worker, .. } if *worker == victim.name)
+                || matches!(k, ClusterEventKind::WorkerCreated { .. })
+        })
+        .await;
+        match ev.kind {
+            ClusterEventKind::WorkerCreated { worker } => created = Some((worker, ev.at)),
+            _ => deleted = true,
+        }
+    }
+    let (new, created_at) = created.unwrap_or_else(|| panic!("no replacement"));
     let ready = wait_for(
         &mut rx,
         "the replacement ready",
         |k| matches!(k, ClusterEventKind::WorkerReady { worker, .. } if *worker == new),
     )
     .await;
-    assert!(ready.at >= created.at);
+    assert!(ready.at >= created_at);
     let ns = cluster.config().namespace.clone();
     assert!(has_event(&client, &ns, "ChaosPodKill", &victim.name).await);
     cancel.cancel();

@@ -79,6 +79,7 @@ async fn a_pod_lifecycle_becomes_ordered_cluster_events() {
     let (client, mut api) = mock_client();
     let cluster = K3sCluster::new(client, K3sConfig::default());
     let mut rx = cluster.subscribe();
+    let mut ready = cluster.ready_workers();
     let cancel = CancellationToken::new();
     let task = cluster.spawn_watchers(cancel.clone());
 
@@ -142,6 +143,9 @@ async fn a_pod_lifecycle_becomes_ordered_cluster_events() {
         ]
     );
 
+    // Only the initial, ready pod takes balls so far.
+    assert_eq!(*ready.borrow_and_update(), [worker(OLD)]);
+
     // The watch is resumed from the last resourceVersion; its events are
     // stamped when they arrive, after this instant.
     let before_second_stream = Instant::now();
@@ -182,6 +186,14 @@ async fn a_pod_lifecycle_becomes_ordered_cluster_events() {
             },
         ]
     );
+    // The replacement took over as the only ready worker.
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        ready.wait_for(|r| *r == [worker(NEW)]),
+    )
+    .await
+    .expect("the replacement is the only ready worker")
+    .unwrap();
     // The stream ended after its BOOKMARK: the watcher resumes from 1411.
     let resumed = api.next().await;
     assert_eq!(resumed.uri, pod_watch(1411));

@@ -10,6 +10,7 @@ use std::time::Duration;
 use http::{Method, Request, Response, StatusCode};
 use kube::Client;
 use kube::client::Body;
+use rackpong_controller::cluster::k3s::{K3sCluster, K3sConfig};
 use serde_json::Value;
 use tower_test::mock::{self, Handle, SendResponse};
 
@@ -130,4 +131,37 @@ impl ApiServer {
             "the client made an unexpected request"
         );
     }
+}
+
+/// A backend as the fault tests use it: own node pi5, broker node pi6.
+pub fn fault_cluster() -> (K3sCluster, ApiServer) {
+    let (client, api) = mock_client();
+    let config = K3sConfig {
+        own_node: Some("pi5".into()),
+        protected_nodes: vec!["pi6".into()],
+        instance: "rackpong-controller-5c8d7f9b6-k2m4x".into(),
+        ..K3sConfig::default()
+    };
+    (K3sCluster::new(client, config), api)
+}
+
+/// Checks the parts of an Event that do not depend on the clock.
+pub fn assert_event(ev: &serde_json::Value, reason: &str, action: &str, kind: &str, name: &str) {
+    assert_eq!(ev["apiVersion"], "events.k8s.io/v1");
+    assert_eq!(ev["kind"], "Event");
+    assert_eq!(ev["metadata"]["generateName"], "rackpong-chaos-");
+    assert_eq!(ev["metadata"]["namespace"], "rackpong");
+    assert_eq!(ev["reason"], reason);
+    assert_eq!(ev["action"], action);
+    assert_eq!(ev["reportingController"], "rackpong.dev/controller");
+    assert_eq!(
+        ev["reportingInstance"],
+        "rackpong-controller-5c8d7f9b6-k2m4x"
+    );
+    assert_eq!(ev["regarding"]["kind"], kind);
+    assert_eq!(ev["regarding"]["name"], name);
+    assert!(
+        ev["eventTime"].as_str().is_some_and(|t| t.contains('T')),
+        "{ev}"
+    );
 }

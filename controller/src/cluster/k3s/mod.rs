@@ -88,6 +88,8 @@ pub(crate) struct Inner {
     pub(crate) commander: RwLock<Option<Arc<dyn NodeCommander>>>,
     pub(crate) events: broadcast::Sender<ClusterEvent>,
     pub(crate) synced: watch::Synced,
+    /// Ready, non-terminating workers, as the pod watcher sees them.
+    pub(crate) ready: tokio::sync::watch::Sender<Vec<String>>,
     /// Node faults in progress (rollback knows what to undo).
     pub(crate) active: Mutex<HashMap<String, NodeFault>>,
     /// Cancels the restore timers of reversible API faults when dropped.
@@ -114,6 +116,7 @@ impl K3sCluster {
             commander: RwLock::new(None),
             events,
             synced: watch::Synced::default(),
+            ready: tokio::sync::watch::Sender::new(Vec::new()),
             active: Mutex::new(HashMap::new()),
             timers: timers.clone(),
         };
@@ -152,6 +155,12 @@ impl K3sCluster {
     /// engine's safety rules count its allowed disruptions).
     pub async fn worker_pdb(&self) -> Result<Option<PodDisruptionBudget>, ClusterError> {
         api::worker_pdb(&self.inner).await
+    }
+
+    /// The names of the ready, non-terminating workers, kept current by the
+    /// pod watcher (after its first list): the ball factory's targets.
+    pub fn ready_workers(&self) -> tokio::sync::watch::Receiver<Vec<String>> {
+        self.inner.ready.subscribe()
     }
 
     /// Resolves once both watchers have their initial list, so that every

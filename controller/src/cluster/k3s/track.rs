@@ -3,7 +3,7 @@
 //! so the translation is tested object by object. Each transition is emitted
 //! once per pod (a MODIFIED that changes nothing we track emits nothing).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 
@@ -88,13 +88,16 @@ pub struct PodTracker {
     pods: HashMap<String, PodState>,
     /// Names seen during a re-list, to find the pods deleted while the watch was down.
     relisted: Option<HashSet<String>>,
+    /// Ready, non-terminating workers, kept in step with `pods`.
+    ready: BTreeSet<String>,
+    ready_changed: bool,
 }
 
 impl PodTracker {
     /// Records a pod without emitting anything (the first list: not news).
     pub fn seed(&mut self, pod: &Pod) {
         if let Some(name) = pod.metadata.name.clone() {
-            self.pods.insert(name, PodState::of(pod));
+            self.store(name, PodState::of(pod));
         }
     }
 
@@ -118,7 +121,7 @@ impl PodTracker {
             }
         };
         transitions(&name, &before, &now, &mut out);
-        self.pods.insert(name, now);
+        self.store(name, now);
         out
     }
 
@@ -127,13 +130,34 @@ impl PodTracker {
         let Some(name) = pod.metadata.name.as_deref() else {
             return Vec::new();
         };
-        match self.pods.remove(name) {
+        match self.forget(name) {
             Some(state) => vec![ClusterEventKind::WorkerDeleted {
                 worker: name.to_string(),
                 node: state.node,
             }],
             None => Vec::new(),
         }
+    }
+
+    fn store(&mut self, name: String, state: PodState) {
+        let takes_balls = state.ready && !state.terminating;
+        self.ready_changed |= if takes_balls {
+            self.ready.insert(name.clone())
+        } else {
+            self.ready.remove(&name)
+        };
+        self.pods.insert(name, state);
+    }
+
+    fn forget(&mut self, name: &str) -> Option<PodState> {
+        self.ready_changed |= self.ready.remove(name);
+        self.pods.remove(name)
+    }
+
+    /// Workers ready to take balls (`Ready`, not terminating), sorted, if
+    /// that set changed since the last call.
+    pub fn take_ready_change(&mut self) -> Option<Vec<String>> {
+        std::mem::take(&mut self.ready_changed).then(|| self.ready.iter().cloned().collect())
     }
 
     /// The watch restarted with a fresh list (e.g. after `410 Gone`).
@@ -156,7 +180,7 @@ impl PodTracker {
         gone.sort();
         gone.into_iter()
             .filter_map(|name| {
-                let state = self.pods.remove(&name)?;
+                let state = self.forget(&name)?;
                 Some(ClusterEventKind::WorkerDeleted {
                     worker: name,
                     node: state.node,
@@ -240,126 +264,4 @@ impl NodeTracker {
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    fn pod(phase: &str, node: Option<&str>, running: bool, ready: bool, deleting: bool) -> Pod {
-        let mut p = json!({
-            "metadata": { "name": "w1", "namespace": "rackpong" },
-            "spec": { "containers": [{ "name": "worker" }] },
-            "status": {
-                "phase": phase,
-                "conditions": [{ "type": "Ready", "status": if ready { "True" } else { "False" } }],
-                "containerStatuses": [{
-                    "name": "worker", "ready": ready, "restartCount": 0, "image": "a", "imageID": "",
-                    "state": if running { json!({ "running": {} }) } else { json!({ "waiting": { "reason": "CrashLoopBackOff" } }) }
-                }]
-            }
-        });
-        if let Some(n) = node {
-            p["spec"]["nodeName"] = n.into();
-        }
-        if deleting {
-            p["metadata"]["deletionTimestamp"] = "2026-11-21T20:42:40Z".into();
-        }
-        serde_json::from_value(p).unwrap()
-    }
-
-    fn names(kinds: &[ClusterEventKind]) -> Vec<&'static str> {
-        kinds
-            .iter()
-            .map(|k| match k {
-                ClusterEventKind::WorkerCreated { .. } => "created",
-                ClusterEventKind::WorkerScheduled { .. } => "scheduled",
-                ClusterEventKind::WorkerRunning { .. } => "running",
-                ClusterEventKind::WorkerReady { .. } => "ready",
-                ClusterEventKind::WorkerNotReady { .. } => "not-ready",
-                ClusterEventKind::WorkerTerminating { .. } => "terminating",
-                ClusterEventKind::WorkerDeleted { .. } => "deleted",
-                _ => "other",
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_pod_seen_late_reports_every_step_it_already_took_in_order() {
-        let mut t = PodTracker::default();
-        let kinds = t.apply(&pod("Running", Some("pi2"), true, true, false));
-        assert_eq!(names(&kinds), ["created", "scheduled", "running", "ready"]);
-        assert!(
-            t.apply(&pod("Running", Some("pi2"), true, true, false))
-                .is_empty()
-        );
-    }
-
-    #[test]
-    fn readiness_flaps_are_each_reported_once() {
-        let mut t = PodTracker::default();
-        t.seed(&pod("Running", Some("pi2"), true, true, false));
-        assert_eq!(
-            names(&t.apply(&pod("Running", Some("pi2"), true, false, false))),
-            ["not-ready"]
-        );
-        assert!(
-            t.apply(&pod("Running", Some("pi2"), true, false, false))
-                .is_empty()
-        );
-        assert_eq!(
-            names(&t.apply(&pod("Running", Some("pi2"), true, true, false))),
-            ["ready"]
-        );
-    }
-
-    #[test]
-    fn phase_running_without_a_running_container_is_not_running() {
-        let p = pod("Running", Some("pi2"), false, false, false);
-        assert!(!pod_running(&p));
-        let mut t = PodTracker::default();
-        assert_eq!(names(&t.apply(&p)), ["created", "scheduled"]);
-    }
-
-    #[test]
-    fn deletion_is_reported_once_and_only_for_known_pods() {
-        let mut t = PodTracker::default();
-        let p = pod("Running", Some("pi2"), true, true, true);
-        assert!(t.delete(&p).is_empty(), "never seen: nothing to report");
-        t.seed(&p);
-        assert_eq!(
-            t.delete(&p),
-            [ClusterEventKind::WorkerDeleted {
-                worker: "w1".into(),
-                node: Some("pi2".into())
-            }]
-        );
-        assert!(t.delete(&p).is_empty());
-    }
-
-    #[test]
-    fn node_readiness_unknown_is_not_ready_and_changes_are_reported_once() {
-        let node = |status: &str| -> Node {
-            serde_json::from_value(json!({
-                "metadata": { "name": "pi3" },
-                "status": { "conditions": [{ "type": "Ready", "status": status }] }
-            }))
-            .unwrap()
-        };
-        let mut t = NodeTracker::default();
-        t.seed(&node("True"));
-        assert_eq!(t.apply(&node("True")), None);
-        assert_eq!(
-            t.apply(&node("Unknown")),
-            Some(ClusterEventKind::NodeNotReady { node: "pi3".into() })
-        );
-        assert_eq!(t.apply(&node("False")), None, "still not ready");
-        assert_eq!(
-            t.apply(&node("True")),
-            Some(ClusterEventKind::NodeReady { node: "pi3".into() })
-        );
-        assert_eq!(
-            t.delete(&node("True")),
-            Some(ClusterEventKind::NodeNotReady { node: "pi3".into() })
-        );
-    }
-}
+mod tests;

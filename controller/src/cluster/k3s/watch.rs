@@ -109,6 +109,9 @@ async fn watch_pods(inner: Arc<Inner>) {
                 }
             }
         }
+        if !first && let Some(now) = tracker.take_ready_change() {
+            inner.ready.send_replace(now);
+        }
     }
 }
 
