@@ -65,6 +65,10 @@ pub struct WorkerArgs {
     /// Balls held at once; beyond it a ball is dropped as overloaded.
     #[arg(long, env = "RACKPONG_MAX_IN_FLIGHT", default_value_t = 10_000)]
     pub max_in_flight: i64,
+    /// Forward requests in progress at once; more balls wait their turn
+    /// (bounds sockets and memory under overload).
+    #[arg(long, env = "RACKPONG_MAX_FORWARDS", default_value_t = 256)]
+    pub max_forwards: usize,
     /// Once bound, write the HTTP address `ip:port` to this file (atomically).
     #[arg(long, env = "RACKPONG_ANNOUNCE_FILE")]
     pub announce_file: Option<PathBuf>,
@@ -180,6 +184,7 @@ impl Worker {
             forward_attempts: args.forward_attempts,
             forward_timeout: args.forward_timeout,
             max_in_flight: args.max_in_flight,
+            forward_permits: tokio::sync::Semaphore::new(args.max_forwards.max(1)),
             shutdown: cancel,
             tasks: TaskTracker::new(),
         });
