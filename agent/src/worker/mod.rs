@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -214,7 +215,14 @@ impl Worker {
             cancel.clone(),
         ));
         let app = http::router(game.clone(), self.max_body_bytes);
-        let served = axum::serve(self.listener, app)
+        // Without TCP_NODELAY, back-to-back 202s on a kept-alive connection
+        // wait for the peer's delayed ACK (tens of ms per hop).
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(cancel.clone().cancelled_owned())
             .await;
         game.tasks.close();
