@@ -26,6 +26,8 @@ fn pi4_reads_temperature_throttle_bits_uptime_and_load() {
     assert_eq!(t.under_voltage_occurred, Some(true));
     assert_eq!(t.soft_temp_limit_occurred, Some(false));
     assert_eq!(pi.uptime_s(), Some(12345));
+    // eth0 + wlan0; lo is not counted.
+    assert_eq!(pi.net_bytes(), Some((98_765_432 + 1000, 12_345_678 + 2000)));
     let load = pi.load().unwrap();
     assert_eq!((load.one, load.five, load.fifteen), (0.52, 0.41, 0.30));
 }
@@ -59,6 +61,7 @@ fn garbage_and_missing_files_are_null() {
         assert_eq!(pi.throttle(), None, "{name}");
         assert_eq!(pi.uptime_s(), None, "{name}");
         assert!(pi.load().is_none(), "{name}");
+        assert_eq!(pi.net_bytes(), None, "{name}");
     }
 }
 
@@ -87,4 +90,26 @@ fn a_sample_from_a_broken_tree_is_still_complete_and_round_trips() {
     assert_eq!(json["v"], 1);
     let back: HealthSample = serde_json::from_value(json).unwrap();
     assert_eq!(back, first);
+}
+
+#[test]
+fn network_rates_come_from_counter_deltas_and_skip_a_counter_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = dir.path().join("proc/net");
+    std::fs::create_dir_all(&dev).unwrap();
+    let write = |rx: u64, tx: u64| {
+        let text = format!(
+            "Inter-| Receive | Transmit\n face |bytes ...\n    lo: 5 0 0 0 0 0 0 0 5 0 0 0 0 0 0 0\n  eth0: {rx} 0 0 0 0 0 0 0 {tx} 0 0 0 0 0 0 0\n"
+        );
+        std::fs::write(dev.join("dev"), text).unwrap();
+    };
+    write(1_000, 2_000);
+    let mut sampler = Sampler::new("n", dir.path());
+    write(1_000_000, 2_000);
+    let net = sampler.sample(BufferStats::default()).net.expect("a rate");
+    assert!(net.rx_bps > 0.0 && net.tx_bps == 0.0, "{net:?}");
+    write(10, 10); // counters went back (interface re-created)
+    assert_eq!(sampler.sample(BufferStats::default()).net, None);
+    write(20, 10);
+    assert!(sampler.sample(BufferStats::default()).net.is_some());
 }

@@ -9,7 +9,7 @@ mod mqtt_support;
 use std::time::{Duration, Instant};
 
 use mqtt_support::agent::{Agent, BIN, fixture};
-use mqtt_support::{Proxy, Subscriber, WAIT, broker_addr, unique_rack};
+use mqtt_support::{Proxy, Subscriber, WAIT, broker_addr, external_broker, unique_rack};
 use nix::sys::signal::Signal;
 use rackpong_agent::proto::{HealthSample, Topics};
 
@@ -129,7 +129,13 @@ async fn sigstop_gets_the_last_will_within_one_and_a_half_keepalives() {
     let stopped = Instant::now();
     agent.signal(Signal::SIGSTOP);
     // 1.5 × keepalive + 1 s.
-    let bound = Duration::from_millis(2500);
+    let mut bound = Duration::from_millis(2500);
+    if external_broker() {
+        // Debian 12's mosquitto 2.0.11 sweeps keepalives only when more than
+        // 5 s passed since its last sweep (keepalive.c), so its Last Will can
+        // come up to ~6 s later than the keepalive says; rumqttd is exact.
+        bound += Duration::from_secs(6);
+    }
     tokio::time::timeout(bound, rig.sub.wait_for_text(&rig.status(), "offline"))
         .await
         .unwrap_or_else(|_| panic!("no Last Will within {bound:?}"));
@@ -163,24 +169,25 @@ async fn samples_taken_while_the_broker_is_unreachable_arrive_in_order_once() {
     let agent = rig.node(&proxy.url(), &["--interval", "100ms"]).await;
     let before = sample(&rig.sub.next_on(&rig.health()).await);
     proxy.cut();
-    rig.sub.wait_for_text(&rig.status(), "offline").await;
-    // Let several intervals pass while cut off.
-    let cut_seq = wait_for_seq(&agent, before.seq + 6).await;
+    // Several intervals pass while the agent knows it is cut off.
+    let cut_seq = wait_cut_off(&agent, before.seq + 8).await;
     let restored_ms = rackpong_agent::now_ms();
     proxy.restore();
-    rig.sub.wait_for_text(&rig.status(), "online").await;
 
-    let mut seen: Vec<HealthSample> = Vec::new();
+    // Everything the subscriber got since `before`, in arrival order.
+    let (mut seen, mut statuses) = (vec![before], Vec::new());
     while seen.last().is_none_or(|s| s.seq < cut_seq + 2) {
-        seen.push(sample(&rig.sub.next_on(&rig.health()).await));
+        let m = rig.sub.next().await;
+        if m.topic == rig.health() {
+            seen.push(sample(&m));
+        } else if m.topic == rig.status() {
+            statuses.push(m.text());
+        }
     }
+    assert_eq!(statuses, ["offline", "online"], "Last Will, then birth");
     let seqs: Vec<u64> = seen.iter().map(|s| s.seq).collect();
     let expected: Vec<u64> = (seqs[0]..=*seqs.last().unwrap()).collect();
     assert_eq!(seqs, expected, "in order, none missing, none twice");
-    assert!(
-        seqs[0] <= before.seq + 1,
-        "samples from the cut are there: {seqs:?}"
-    );
     assert!(seen.windows(2).all(|w| w[0].ts_ms <= w[1].ts_ms));
     let buffered: Vec<&HealthSample> = seen.iter().filter(|s| s.seq <= cut_seq).collect();
     assert!(
@@ -193,15 +200,16 @@ async fn samples_taken_while_the_broker_is_unreachable_arrive_in_order_once() {
     );
 }
 
-/// Polls /healthz until the agent has taken sample `seq`; returns its last seq.
-async fn wait_for_seq(agent: &Agent, seq: u64) -> u64 {
+/// Polls /healthz until the agent is disconnected (red LED on) and has taken
+/// sample `seq`; returns its last seq.
+async fn wait_cut_off(agent: &Agent, seq: u64) -> u64 {
     tokio::time::timeout(WAIT, async {
         loop {
             let h = agent.healthz().await;
-            if let Some(s) = h["last_seq"].as_u64().filter(|s| *s >= seq) {
-                assert_eq!(h["mqtt_connected"], false);
+            let last = h["last_seq"].as_u64().unwrap_or(0);
+            if h["mqtt_connected"] == false && last >= seq {
                 assert_eq!(h["leds"]["red"], true);
-                return s;
+                return last;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -354,4 +362,16 @@ async fn bad_flags_exit_non_zero_with_one_clear_line() {
             "{args:?}: first line {first:?} of {stderr}"
         );
     }
+    // The password comes from the environment, and needs a username.
+    let out = tokio::process::Command::new(BIN)
+        .args(["node", "--broker", "mqtt://127.0.0.1:1"])
+        .env("RACKPONG_MQTT_PASSWORD", "pw")
+        .env_remove("RACKPONG_MQTT_USERNAME")
+        .output();
+    let out = tokio::time::timeout(WAIT, out)
+        .await
+        .expect("exits at once")
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs --mqtt-username"));
 }

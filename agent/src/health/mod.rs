@@ -1,14 +1,14 @@
-//! Node health sampling: CPU, memory, swap, root disk and network rates from
-//! `sysinfo` (which reads the real `/proc` and `/sys`), plus the Pi
-//! specifics, uptime and load average from files under a configurable root
-//! ([`sysfs`]). Whatever cannot be read is `None`; a sample is always produced.
+//! Node health sampling: CPU, memory, swap and root disk from `sysinfo`
+//! (which reads the real `/proc`), plus the Pi specifics, network counters,
+//! uptime and load average from files under a configurable root ([`sysfs`]).
+//! Whatever cannot be read is `None`; a sample is always produced.
 
 pub mod sysfs;
 
 use std::path::Path;
 use std::time::Instant;
 
-use sysinfo::{DiskRefreshKind, Disks, Networks, System};
+use sysinfo::{DiskRefreshKind, Disks, System};
 
 pub use sysfs::PiSensors;
 
@@ -20,9 +20,10 @@ pub struct Sampler {
     node: String,
     pi: PiSensors,
     system: Option<System>,
-    disks: Option<Disks>,
-    networks: Option<Networks>,
-    last_net: Instant,
+    /// The disk list, and the index of the one mounted at `/`.
+    disks: Option<(Disks, usize)>,
+    /// Byte counters at the previous sample, for the rates.
+    last_net: Option<((u64, u64), Instant)>,
     last_cpu: Instant,
     next_seq: u64,
 }
@@ -47,15 +48,19 @@ impl Sampler {
         }
         let disks =
             Disks::new_with_refreshed_list_specifics(DiskRefreshKind::nothing().with_storage())
-                .ok();
-        let networks = Networks::new_with_refreshed_list().ok();
+                .ok()
+                .and_then(|d| {
+                    let root = d.iter().position(|d| d.mount_point() == Path::new("/"))?;
+                    Some((d, root))
+                });
+        let pi = PiSensors::discover(root);
+        let last_net = pi.net_bytes().map(|b| (b, Instant::now()));
         Self {
             node: node.into(),
-            pi: PiSensors::discover(root),
+            pi,
             system,
             disks,
-            networks,
-            last_net: Instant::now(),
+            last_net,
             last_cpu: Instant::now(),
             next_seq: 0,
         }
@@ -115,9 +120,10 @@ impl Sampler {
     }
 
     fn root_disk(&mut self) -> Option<Usage> {
-        let disks = self.disks.as_mut()?;
-        disks.refresh_specifics(false, DiskRefreshKind::nothing().with_storage());
-        let root = disks.iter().find(|d| d.mount_point() == Path::new("/"))?;
+        let (disks, i) = self.disks.as_mut()?;
+        let root = &mut disks[*i];
+        // Only the root file system: refreshing the whole list re-reads the mount table.
+        root.refresh_specifics(DiskRefreshKind::nothing().with_storage());
         let total = root.total_space();
         (total > 0).then(|| Usage {
             used_bytes: total.saturating_sub(root.available_space()),
@@ -126,23 +132,17 @@ impl Sampler {
     }
 
     fn net_rates(&mut self) -> Option<NetRates> {
-        let nets = self.networks.as_mut()?;
-        nets.refresh(true);
         let now = Instant::now();
-        let secs = now.duration_since(self.last_net).as_secs_f64();
-        self.last_net = now;
-        if secs <= 0.0 {
-            return None;
-        }
-        let (rx, tx) = nets
-            .iter()
-            .filter(|(name, _)| name.to_str() != Some("lo"))
-            .fold((0u64, 0u64), |(rx, tx), (_, d)| {
-                (rx + d.received(), tx + d.transmitted())
-            });
-        Some(NetRates {
-            rx_bps: rx as f64 / secs,
-            tx_bps: tx as f64 / secs,
+        let bytes = self.pi.net_bytes();
+        let previous = std::mem::replace(&mut self.last_net, bytes.map(|b| (b, now)));
+        let ((rx0, tx0), then) = previous?;
+        let (rx, tx) = bytes?;
+        let secs = now.duration_since(then).as_secs_f64();
+        // A counter that went down (interface gone, wrapped) gives no rate this time.
+        let (drx, dtx) = (rx.checked_sub(rx0)?, tx.checked_sub(tx0)?);
+        (secs > 0.0).then(|| NetRates {
+            rx_bps: drx as f64 / secs,
+            tx_bps: dtx as f64 / secs,
         })
     }
 }

@@ -102,6 +102,28 @@ impl PiSensors {
         (secs.is_finite() && secs >= 0.0).then_some(secs as u64)
     }
 
+    /// Bytes received and sent so far, summed over every interface but `lo`,
+    /// from `proc/net/dev`. (One file read; sysinfo's per-interface sysfs
+    /// walk costs about 1 ms per sample, the whole budget.)
+    pub fn net_bytes(&self) -> Option<(u64, u64)> {
+        let text = std::fs::read_to_string(self.root.join("proc/net/dev")).ok()?;
+        let mut total = (0u64, 0u64);
+        let mut any = false;
+        // Two header lines, then `iface: rx_bytes packets errs drop fifo frame compressed multicast tx_bytes ...`.
+        for line in text.lines().skip(2) {
+            let (iface, counters) = line.split_once(':')?;
+            if iface.trim() == "lo" {
+                continue;
+            }
+            let fields: Vec<&str> = counters.split_whitespace().collect();
+            let rx: u64 = fields.first()?.parse().ok()?;
+            let tx: u64 = fields.get(8)?.parse().ok()?;
+            total = (total.0.saturating_add(rx), total.1.saturating_add(tx));
+            any = true;
+        }
+        any.then_some(total)
+    }
+
     /// 1/5/15-minute load average, from `proc/loadavg`.
     pub fn load(&self) -> Option<LoadAvg> {
         let text = read_trimmed(&self.root.join("proc/loadavg"))?;

@@ -7,28 +7,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rumqttc::{
-    AsyncClient, ConnectionError, Event, LastWill, MqttOptions, Outgoing, Packet, Publish, QoS,
-    TlsConfiguration, Transport,
-};
+use rumqttc::{AsyncClient, ConnectionError, Publish, QoS};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::LinkConfig;
 use super::outbox::{Entry, Outbox};
-use super::{Backoff, LinkConfig, MqttError, tls};
 use crate::proto::health::BufferStats;
 use crate::proto::{STATUS_OFFLINE, STATUS_ONLINE};
 
 /// Messages handed to one connection before their PUBACKs come back.
-const WINDOW: usize = 16;
-/// Room in rumqttc's request channel beyond the window (subscribe, disconnect).
-const CHANNEL_SLACK: usize = 256;
+pub(super) const WINDOW: usize = 16;
 /// Queue of each subscription's receiver; a full one drops (and counts) messages.
 const SUBSCRIPTION_QUEUE: usize = 256;
-/// Largest MQTT packet either way (matches the embedded broker's limit).
-const MAX_PACKET: usize = 1024 * 1024;
 
 /// Cheap-to-clone handle on the link task.
 #[derive(Clone)]
@@ -49,14 +42,14 @@ pub struct LinkCounters {
     pub published: u64,
 }
 
-struct Inner {
-    cfg: LinkConfig,
-    state: Mutex<State>,
+pub(super) struct Inner {
+    pub(super) cfg: LinkConfig,
+    pub(super) state: Mutex<State>,
     subs: Mutex<Vec<Subscription>>,
-    connected: watch::Sender<bool>,
+    pub(super) connected: watch::Sender<bool>,
     /// Bumped on every ack, connect and disconnect: what `shutdown` waits on.
     progress: watch::Sender<u64>,
-    stop: CancellationToken,
+    pub(super) stop: CancellationToken,
     task: Mutex<Option<JoinHandle<()>>>,
     connects: AtomicU64,
     failures: AtomicU64,
@@ -64,10 +57,10 @@ struct Inner {
     published: AtomicU64,
 }
 
-struct State {
+pub(super) struct State {
     outbox: Outbox,
     /// The current connection's request handle; `None` while disconnected.
-    client: Option<AsyncClient>,
+    pub(super) client: Option<AsyncClient>,
     offline_acked: bool,
 }
 
@@ -98,7 +91,7 @@ impl MqttLink {
             inbound_dropped: AtomicU64::new(0),
             published: AtomicU64::new(0),
         });
-        let handle = tokio::spawn(run(inner.clone()));
+        let handle = tokio::spawn(super::task::run(inner.clone()));
         *lock(&inner.task) = Some(handle);
         MqttLink { inner }
     }
@@ -198,7 +191,10 @@ impl MqttLink {
             st.client.is_some()
         };
         if online {
-            let done = |i: &Inner| lock(&i.state).offline_acked || lock(&i.state).client.is_none();
+            let done = |i: &Inner| {
+                let st = lock(&i.state);
+                st.offline_acked || st.client.is_none()
+            };
             wait_until(&mut progress, deadline, || done(inner)).await;
             if let Some(c) = &lock(&inner.state).client {
                 let _ = c.try_disconnect();
@@ -231,7 +227,7 @@ impl std::fmt::Debug for MqttLink {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves plain data behind; keep going.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -271,7 +267,7 @@ impl Inner {
         }
     }
 
-    fn on_connack(&self, client: &AsyncClient) {
+    pub(super) fn on_connack(&self, client: &AsyncClient) {
         let mut st = lock(&self.state);
         for sub in lock(&self.subs).iter() {
             if let Err(e) = client.try_subscribe(sub.filter.clone(), QoS::AtLeastOnce) {
@@ -289,7 +285,7 @@ impl Inner {
         self.progress.send_modify(|p| *p += 1);
     }
 
-    fn on_puback(&self) {
+    pub(super) fn on_puback(&self) {
         let mut st = lock(&self.state);
         match st.outbox.acked() {
             Some(e) if e.session_only => {
@@ -306,7 +302,7 @@ impl Inner {
         self.progress.send_modify(|p| *p += 1);
     }
 
-    fn on_lost(&self, error: &ConnectionError) {
+    pub(super) fn on_lost(&self, error: &ConnectionError) {
         let was_connected = {
             let mut st = lock(&self.state);
             st.outbox.disconnected();
@@ -322,7 +318,7 @@ impl Inner {
         self.progress.send_modify(|p| *p += 1);
     }
 
-    fn route(&self, publish: Publish) {
+    pub(super) fn route(&self, publish: Publish) {
         let mut subs = lock(&self.subs);
         subs.retain(|s| !s.tx.is_closed());
         for sub in subs
@@ -333,85 +329,6 @@ impl Inner {
                 self.inbound_dropped.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(topic = %publish.topic, filter = %sub.filter, "subscriber queue full, message dropped");
             }
-        }
-    }
-}
-
-fn options(cfg: &LinkConfig) -> Result<MqttOptions, MqttError> {
-    let mut o = MqttOptions::new(&cfg.client_id, &cfg.broker.host, cfg.broker.port);
-    // rumqttc panics on sub-second keepalives; MQTT counts whole seconds.
-    let keepalive = Duration::from_secs(cfg.keepalive.as_secs().clamp(1, u64::from(u16::MAX)));
-    o.set_keep_alive(keepalive)
-        // The outbox retransmits; a broker-side session would replay too.
-        .set_clean_session(true)
-        .set_inflight(WINDOW as u16)
-        .set_max_packet_size(MAX_PACKET, MAX_PACKET)
-        .set_last_will(LastWill::new(
-            &cfg.status_topic,
-            STATUS_OFFLINE,
-            QoS::AtLeastOnce,
-            true,
-        ));
-    if let Some(user) = &cfg.username {
-        o.set_credentials(user, cfg.password.clone().unwrap_or_default());
-    }
-    if cfg.broker.tls {
-        let tls = tls::client_config(cfg.ca_file.as_deref())?;
-        o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
-    }
-    Ok(o)
-}
-
-/// The link task: one connection after another, paced by the backoff.
-async fn run(inner: Arc<Inner>) {
-    let mut backoff = Backoff::default();
-    loop {
-        match options(&inner.cfg) {
-            Ok(opts) => {
-                let (client, mut eventloop) = AsyncClient::new(opts, WINDOW + CHANNEL_SLACK);
-                let ended = tokio::select! {
-                    e = connection(&inner, &client, &mut eventloop, &mut backoff) => e,
-                    _ = inner.stop.cancelled() => return,
-                };
-                match ended {
-                    Some(error) => inner.on_lost(&error),
-                    None => {
-                        // DISCONNECT sent by `shutdown`.
-                        lock(&inner.state).client = None;
-                        inner.connected.send_replace(false);
-                        return;
-                    }
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "cannot set up the MQTT connection"),
-        }
-        let delay = backoff.next_delay();
-        tracing::debug!(?delay, "reconnecting after backoff");
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = inner.stop.cancelled() => return,
-        }
-    }
-}
-
-/// Drives one connection until it fails (`Some`) or we disconnected cleanly (`None`).
-async fn connection(
-    inner: &Inner,
-    client: &AsyncClient,
-    eventloop: &mut rumqttc::EventLoop,
-    backoff: &mut Backoff,
-) -> Option<ConnectionError> {
-    loop {
-        match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                backoff.reset();
-                inner.on_connack(client);
-            }
-            Ok(Event::Incoming(Packet::PubAck(_))) => inner.on_puback(),
-            Ok(Event::Incoming(Packet::Publish(p))) => inner.route(p),
-            Ok(Event::Outgoing(Outgoing::Disconnect)) => return None,
-            Ok(_) => {}
-            Err(e) => return Some(e),
         }
     }
 }

@@ -8,6 +8,7 @@ mod args;
 mod backoff;
 mod link;
 mod outbox;
+mod task;
 mod tls;
 
 use std::fmt;

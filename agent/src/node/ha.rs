@@ -131,7 +131,6 @@ pub fn discovery_messages(
         json!({
             "name": name,
             "unique_id": format!("{object}_{key}"),
-            "object_id": format!("{object}_{key}"),
             "state_topic": topics.node_health(node),
             "availability_topic": topics.node_status(node),
             "payload_available": STATUS_ONLINE,

@@ -12,7 +12,11 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
+use super::NodeError;
 use super::metrics::NodeMetrics;
 use crate::leds::Leds;
 use crate::mqtt::MqttLink;
@@ -66,6 +70,49 @@ async fn not_found() -> (StatusCode, Json<serde_json::Value>) {
         StatusCode::NOT_FOUND,
         Json(json!({"error": "not found; try GET /healthz or GET /metrics"})),
     )
+}
+
+/// The running server.
+pub struct Server {
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Serves on `listener` and writes the announce file, if any.
+    pub fn start(
+        listener: TcpListener,
+        state: Arc<HttpState>,
+        announce_file: Option<&Path>,
+    ) -> Result<Server, NodeError> {
+        let addr = listener.local_addr().map_err(NodeError::Serve)?;
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(
+            axum::serve(listener, router(state))
+                .with_graceful_shutdown(stop.clone().cancelled_owned())
+                .into_future(),
+        );
+        if let Some(path) = announce_file {
+            announce(path, addr).map_err(|source| NodeError::Announce {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        }
+        Ok(Server { addr, stop, task })
+    }
+
+    /// Finishes the requests in progress and stops.
+    pub async fn stop(self) -> Result<(), NodeError> {
+        self.stop.cancel();
+        match self.task.await {
+            Ok(result) => result.map_err(NodeError::Serve),
+            Err(e) => {
+                tracing::error!(error = %e, "HTTP server task failed");
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Writes `ip:port\n` to `path` atomically (temporary file + rename), so a

@@ -44,10 +44,11 @@ pub struct NodeArgs {
     #[arg(long, env = "RACKPONG_HTTP_ADDR", default_value = "0.0.0.0:9464")]
     pub http_addr: SocketAddr,
 
-    /// Root under which the Pi files are read: sys/class/thermal, sys/class/hwmon,
-    /// sys/devices/platform/*/*firmware/get_throttled, proc/uptime, proc/loadavg.
-    /// CPU, memory, swap, disk and network always come from this machine's
-    /// real /proc and /sys (sysinfo). `vcgencmd` is only tried when this is "/".
+    /// Root under which these are read: sys/class/thermal, sys/class/hwmon,
+    /// sys/devices/platform/*/*firmware/get_throttled, proc/uptime,
+    /// proc/loadavg, proc/net/dev. CPU, memory, swap and the root disk always
+    /// come from this machine's real /proc (sysinfo). `vcgencmd` is only tried
+    /// when this is "/".
     #[arg(long, env = "RACKPONG_SYSFS_ROOT", default_value = "/")]
     pub sysfs_root: PathBuf,
 
@@ -55,7 +56,7 @@ pub struct NodeArgs {
     #[arg(long, env = "RACKPONG_HA_DISCOVERY")]
     pub ha_discovery: bool,
 
-    /// Home Assistant discovery prefix (its birth topic is <prefix>/status).
+    /// Home Assistant discovery prefix (its birth topic is `<prefix>/status`).
     #[arg(long, env = "RACKPONG_HA_PREFIX", default_value = "homeassistant", value_parser = topic_segment)]
     pub ha_prefix: String,
 
@@ -127,13 +128,7 @@ pub async fn run_with(
     cancel: CancellationToken,
     tasks: Vec<NodeTask>,
 ) -> Result<(), NodeError> {
-    let node = match &args.node_name {
-        Some(n) => n.clone(),
-        None => sysinfo::System::host_name()
-            .ok()
-            .and_then(|h| topic_segment(&h).ok())
-            .ok_or(NodeError::NoNodeName)?,
-    };
+    let node = node_name(&args)?;
     let topics = args.mqtt.topics();
     let link_cfg = args
         .mqtt
@@ -144,7 +139,6 @@ pub async fn run_with(
             addr: args.http_addr,
             source,
         })?;
-    let local = listener.local_addr().map_err(NodeError::Serve)?;
     let link = MqttLink::start(link_cfg);
     let state = Arc::new(HttpState {
         node: node.clone(),
@@ -153,66 +147,63 @@ pub async fn run_with(
         leds: leds::from_pins(args.led_green_pin, args.led_red_pin),
         last_sample: Mutex::new(None),
     });
-    let server_stop = CancellationToken::new();
-    let server = tokio::spawn({
-        let stop = server_stop.clone();
-        let app = http::router(state.clone());
-        async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-        }
-    });
-    if let Some(path) = &args.announce_file {
-        http::announce(path, local).map_err(|source| NodeError::Announce {
-            path: path.clone(),
-            source,
-        })?;
-    }
-    tracing::info!(%node, http = %local, broker = %args.mqtt.broker, interval = ?args.interval, "node role started");
+    let server = http::Server::start(listener, state.clone(), args.announce_file.as_deref())?;
+    tracing::info!(%node, http = %server.addr, broker = %args.mqtt.broker, interval = ?args.interval, "node role started");
 
-    let mut helpers = vec![tokio::spawn(drive_leds(
-        link.clone(),
-        state.leds.clone(),
-        cancel.clone(),
-    ))];
-    if args.ha_discovery {
-        let rack = args.mqtt.rack.clone();
-        helpers.push(tokio::spawn(ha::run(
-            link.clone(),
-            args.ha_prefix.clone(),
-            topics.clone(),
-            rack,
-            node.clone(),
-            cancel.clone(),
-        )));
-    }
     let ctx = NodeContext {
         node: node.clone(),
         topics: topics.clone(),
         link: link.clone(),
         cancel: cancel.clone(),
     };
-    let extra: Vec<JoinHandle<()>> = tasks.into_iter().map(|t| t(ctx.clone())).collect();
+    let mut running = spawn_helpers(&args, &ctx, state.leds.clone());
+    running.extend(tasks.into_iter().map(|t| t(ctx.clone())));
 
     sample_loop(&args, &node, &topics, &state, &cancel).await;
 
-    for task in extra.into_iter().chain(helpers) {
+    // Extra tasks finish (their last publishes queue up) before `offline`.
+    for task in running {
         if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
             tracing::warn!("a node task did not stop in time");
         }
     }
     link.shutdown(SHUTDOWN_GRACE).await;
-    leds::show_connected(state.leds.as_ref(), false);
+    state.leds.set(leds::Led::Green, false);
     state.leds.set(leds::Led::Red, false);
-    server_stop.cancel();
-    match server.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(NodeError::Serve(e)),
-        Err(e) => tracing::error!(error = %e, "HTTP server task failed"),
-    }
+    server.stop().await?;
     tracing::info!(%node, "node role stopped");
     Ok(())
+}
+
+/// `--node-name`, else the hostname.
+fn node_name(args: &NodeArgs) -> Result<String, NodeError> {
+    match &args.node_name {
+        Some(n) => Ok(n.clone()),
+        None => sysinfo::System::host_name()
+            .ok()
+            .and_then(|h| topic_segment(&h).ok())
+            .ok_or(NodeError::NoNodeName),
+    }
+}
+
+/// The LED driver and, if asked for, Home Assistant discovery.
+fn spawn_helpers(args: &NodeArgs, ctx: &NodeContext, leds: Arc<dyn Leds>) -> Vec<JoinHandle<()>> {
+    let mut helpers = vec![tokio::spawn(drive_leds(
+        ctx.link.clone(),
+        leds,
+        ctx.cancel.clone(),
+    ))];
+    if args.ha_discovery {
+        helpers.push(tokio::spawn(ha::run(
+            ctx.link.clone(),
+            args.ha_prefix.clone(),
+            ctx.topics.clone(),
+            args.mqtt.rack.clone(),
+            ctx.node.clone(),
+            ctx.cancel.clone(),
+        )));
+    }
+    helpers
 }
 
 /// Takes and publishes one sample per interval until cancelled.

@@ -15,7 +15,12 @@ use tokio::sync::{mpsc, watch};
 /// Generous bound for anything the tests wait on.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// `mqtt://host:port` of the broker the tests use.
+/// True when the tests run against an external broker (RACKPONG_TEST_BROKER).
+pub fn external_broker() -> bool {
+    std::env::var_os("RACKPONG_TEST_BROKER").is_some()
+}
+
+/// Address of the broker the tests use.
 pub fn broker_addr() -> SocketAddr {
     match std::env::var("RACKPONG_TEST_BROKER") {
         Ok(url) => {
@@ -130,13 +135,49 @@ impl Subscriber {
     }
 }
 
-/// A TCP proxy in front of the broker. `cut` closes every open connection
-/// and makes new ones close at once (a broker that is "unreachable");
-/// `restore` forwards again.
+/// A TCP proxy in front of the broker. `cut` makes the broker "unreachable":
+/// nothing more goes to the broker, what the broker already sent still
+/// arrives for [`DRAIN`] (as on a real network, and so every PUBLISH the
+/// broker received gets its PUBACK back), then the connection closes; new
+/// connections close at once. `restore` forwards again.
 pub struct Proxy {
     pub addr: SocketAddr,
     up: watch::Sender<bool>,
     accepted: watch::Sender<u64>,
+}
+
+/// How long packets already on their way from the broker still arrive after a cut.
+pub const DRAIN: Duration = Duration::from_millis(500);
+
+async fn forward(inbound: TcpStream, target: SocketAddr, up: watch::Receiver<bool>) {
+    use tokio::io::AsyncWriteExt;
+    let Ok(outbound) = TcpStream::connect(target).await else {
+        return;
+    };
+    let (mut from_client, mut to_client) = inbound.into_split();
+    let (mut from_broker, mut to_broker) = outbound.into_split();
+    let (mut up1, mut up2) = (up.clone(), up.clone());
+    let upstream = async {
+        let client_closed = tokio::select! {
+            _ = tokio::io::copy(&mut from_client, &mut to_broker) => true,
+            _ = async { let _ = up1.wait_for(|up| !*up).await; } => false,
+        };
+        // Pass the client's close on, unless we are cut.
+        if client_closed && *up.borrow() {
+            let _ = to_broker.shutdown().await;
+        }
+    };
+    let downstream = async {
+        tokio::select! {
+            _ = tokio::io::copy(&mut from_broker, &mut to_client) => {}
+            _ = async {
+                let _ = up2.wait_for(|up| !*up).await;
+                tokio::time::sleep(DRAIN).await;
+            } => {}
+        }
+    };
+    tokio::join!(upstream, downstream);
+    // Dropping both halves closes both connections.
 }
 
 impl Proxy {
@@ -154,16 +195,7 @@ impl Proxy {
                     drop(inbound);
                     continue;
                 }
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(target).await else {
-                        return;
-                    };
-                    let mut inbound = inbound;
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = up_rx.wait_for(|up| !*up) => {}
-                    }
-                });
+                tokio::spawn(forward(inbound, target, up_rx));
             }
         });
         Proxy { addr, up, accepted }

@@ -1,0 +1,99 @@
+//! The link task: one connection after another, each with a fresh rumqttc
+//! event loop, paced by the backoff; the events of a connection are handed to
+//! [`super::link`]'s state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, LastWill, MqttOptions, Outgoing, Packet, QoS,
+    TlsConfiguration, Transport,
+};
+
+use super::link::{Inner, WINDOW, lock};
+use super::{Backoff, LinkConfig, MqttError, tls};
+use crate::proto::STATUS_OFFLINE;
+
+/// Room in rumqttc's request channel beyond the window (subscribe, disconnect).
+const CHANNEL_SLACK: usize = 256;
+/// Largest MQTT packet either way (matches the embedded broker's limit).
+const MAX_PACKET: usize = 1024 * 1024;
+
+fn options(cfg: &LinkConfig) -> Result<MqttOptions, MqttError> {
+    let mut o = MqttOptions::new(&cfg.client_id, &cfg.broker.host, cfg.broker.port);
+    // rumqttc panics on sub-second keepalives; MQTT counts whole seconds.
+    let keepalive = Duration::from_secs(cfg.keepalive.as_secs().clamp(1, u64::from(u16::MAX)));
+    o.set_keep_alive(keepalive)
+        // The outbox retransmits; a broker-side session would replay too.
+        .set_clean_session(true)
+        .set_inflight(WINDOW as u16)
+        .set_max_packet_size(MAX_PACKET, MAX_PACKET)
+        .set_last_will(LastWill::new(
+            &cfg.status_topic,
+            STATUS_OFFLINE,
+            QoS::AtLeastOnce,
+            true,
+        ));
+    if let Some(user) = &cfg.username {
+        o.set_credentials(user, cfg.password.clone().unwrap_or_default());
+    }
+    if cfg.broker.tls {
+        let tls = tls::client_config(cfg.ca_file.as_deref())?;
+        o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
+    }
+    Ok(o)
+}
+
+/// Runs until the link is stopped or disconnects cleanly.
+pub(super) async fn run(inner: Arc<Inner>) {
+    let mut backoff = Backoff::default();
+    loop {
+        match options(&inner.cfg) {
+            Ok(opts) => {
+                let (client, mut eventloop) = AsyncClient::new(opts, WINDOW + CHANNEL_SLACK);
+                let ended = tokio::select! {
+                    e = connection(&inner, &client, &mut eventloop, &mut backoff) => e,
+                    _ = inner.stop.cancelled() => return,
+                };
+                match ended {
+                    Some(error) => inner.on_lost(&error),
+                    None => {
+                        // DISCONNECT sent by `shutdown`.
+                        lock(&inner.state).client = None;
+                        inner.connected.send_replace(false);
+                        return;
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot set up the MQTT connection"),
+        }
+        let delay = backoff.next_delay();
+        tracing::debug!(?delay, "reconnecting after backoff");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = inner.stop.cancelled() => return,
+        }
+    }
+}
+
+/// Drives one connection until it fails (`Some`) or we disconnected cleanly (`None`).
+async fn connection(
+    inner: &Inner,
+    client: &AsyncClient,
+    eventloop: &mut rumqttc::EventLoop,
+    backoff: &mut Backoff,
+) -> Option<ConnectionError> {
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff.reset();
+                inner.on_connack(client);
+            }
+            Ok(Event::Incoming(Packet::PubAck(_))) => inner.on_puback(),
+            Ok(Event::Incoming(Packet::Publish(p))) => inner.route(p),
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => return None,
+            Ok(_) => {}
+            Err(e) => return Some(e),
+        }
+    }
+}
