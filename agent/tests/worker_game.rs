@@ -251,3 +251,52 @@ async fn beyond_the_in_flight_limit_balls_are_dropped_as_overloaded() {
     );
     assert_eq!(d.ball.hops.len(), 1);
 }
+
+#[tokio::test]
+async fn start_delay_holds_the_bind_and_cancel_ends_it() {
+    let broker = broker();
+    let dir = tempdir();
+    let announce = path(&dir, "w.addr");
+    let mut a = args("late", &broker, "g6", &path(&dir, "peers"));
+    a.announce_file = Some(announce.clone());
+    a.start_delay = Duration::from_millis(300);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let started = tokio::time::Instant::now();
+    let task = tokio::spawn(rackpong_agent::worker::run(a.clone(), cancel.clone()));
+    let addr = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(s) = tokio::fs::read_to_string(&announce).await {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(addr.ends_with('\n') && addr.trim().parse::<std::net::SocketAddr>().is_ok());
+    cancel.cancel();
+    assert!(
+        tokio::time::timeout(WAIT, task)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_ok()
+    );
+
+    // Cancelled during the delay: returns at once, never binds.
+    let never = path(&dir, "never.addr");
+    a.announce_file = Some(never.clone());
+    a.start_delay = Duration::from_secs(3600);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(rackpong_agent::worker::run(a, cancel.clone()));
+    cancel.cancel();
+    assert!(
+        tokio::time::timeout(WAIT, task)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_ok()
+    );
+    assert!(!never.exists());
+}

@@ -22,6 +22,7 @@ async fn sigterm_mid_game_loses_no_ball_and_goes_offline() {
     let dir = tempdir();
     let peers_file = path(&dir, "peers");
     let announce = path(&dir, "w3.addr");
+    write_peers(&peers_file, &[]);
     let mut child = Command::new(BIN)
         .args([
             "worker",

@@ -201,3 +201,38 @@ async fn a_dead_entry_is_retried_elsewhere_and_a_silent_rack_times_out() {
     assert_eq!(o.kind, OutcomeKind::TimedOut);
     cancel.cancel();
 }
+
+#[tokio::test]
+async fn an_ingress_url_takes_every_ball() {
+    let broker = broker();
+    let dir = tempdir();
+    let rack = spawn_rack(3, &broker, "fu", dir.path()).await;
+    // No worker URL: only the ingress is thrown at.
+    let endpoints: Vec<WorkerEndpoint> = rack
+        .iter()
+        .map(|w| WorkerEndpoint {
+            name: w.name.clone(),
+            url: None,
+        })
+        .collect();
+    let (_tx, targets) = watch::channel(endpoints);
+    let (link, _) = subscriber(&broker, "factory-fu", &[]).await;
+    let mut cfg = config("u", 500.0, 100);
+    cfg.entry = Entry::Url(format!("{}/", rack[1].url));
+    let cancel = CancellationToken::new();
+    let factory = BallFactory::start(cfg, targets, &link, &Topics::new("fu"), cancel.clone());
+    let mut outcomes = factory.outcomes();
+    tokio::time::timeout(Duration::from_secs(60), factory.settled())
+        .await
+        .unwrap();
+    let t = factory.totals();
+    assert_eq!((t.sent, t.caught), (100, 100), "{t:?}");
+    for _ in 0..100 {
+        let o = outcomes.recv().await.unwrap();
+        let OutcomeKind::Caught { hops, .. } = &o.kind else {
+            panic!("{o:?}");
+        };
+        assert_eq!(hops[0].worker, "w2", "{o:?}");
+    }
+    cancel.cancel();
+}

@@ -101,6 +101,7 @@ async fn killed_worker_is_avoided_and_every_ball_is_accounted_for() {
     let broker = broker();
     let dir = tempdir();
     let mut procs = Vec::new();
+    write_peers(&dir.path().join("peers"), &[]);
     for i in 1..=4 {
         procs.push(spawn_proc(&format!("w{i}"), &broker.url(), "fk", dir.path()).await);
     }

@@ -43,6 +43,8 @@ pub struct Game {
     pub forward_attempts: u32,
     pub forward_timeout: Duration,
     pub max_in_flight: i64,
+    /// Bounds concurrent forward requests (and so sockets) under overload.
+    pub forward_permits: tokio::sync::Semaphore,
     /// Cancelled when shutdown starts: no new balls, no new forward attempts.
     pub shutdown: CancellationToken,
     /// Every ball task, so shutdown can wait for them.
@@ -162,6 +164,9 @@ impl Game {
         let mut tried: Vec<Arc<str>> = Vec::new();
         let mut last_error = None;
         for _ in 0..self.forward_attempts.max(1) {
+            let Ok(_permit) = self.forward_permits.acquire().await else {
+                return Err((DropReason::Shutdown, last_error));
+            };
             if self.shutdown.is_cancelled() {
                 return Err((DropReason::Shutdown, last_error));
             }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -65,6 +66,10 @@ pub struct WorkerArgs {
     /// Balls held at once; beyond it a ball is dropped as overloaded.
     #[arg(long, env = "RACKPONG_MAX_IN_FLIGHT", default_value_t = 10_000)]
     pub max_in_flight: i64,
+    /// Forward requests in progress at once; more balls wait their turn
+    /// (bounds sockets and memory under overload).
+    #[arg(long, env = "RACKPONG_MAX_FORWARDS", default_value_t = 256)]
+    pub max_forwards: usize,
     /// Once bound, write the HTTP address `ip:port` to this file (atomically).
     #[arg(long, env = "RACKPONG_ANNOUNCE_FILE")]
     pub announce_file: Option<PathBuf>,
@@ -180,6 +185,7 @@ impl Worker {
             forward_attempts: args.forward_attempts,
             forward_timeout: args.forward_timeout,
             max_in_flight: args.max_in_flight,
+            forward_permits: tokio::sync::Semaphore::new(args.max_forwards.max(1)),
             shutdown: cancel,
             tasks: TaskTracker::new(),
         });
@@ -209,7 +215,14 @@ impl Worker {
             cancel.clone(),
         ));
         let app = http::router(game.clone(), self.max_body_bytes);
-        let served = axum::serve(self.listener, app)
+        // Without TCP_NODELAY, back-to-back 202s on a kept-alive connection
+        // wait for the peer's delayed ACK (tens of ms per hop).
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(cancel.clone().cancelled_owned())
             .await;
         game.tasks.close();

@@ -37,6 +37,7 @@ pub fn args(name: &str, broker: &EmbeddedBroker, rack: &str, peers_file: &Path) 
         forward_attempts: 3,
         forward_timeout: Duration::from_secs(10),
         max_in_flight: 10_000,
+        max_forwards: 256,
         announce_file: None,
         start_delay: Duration::ZERO,
         mqtt: MqttArgs {
