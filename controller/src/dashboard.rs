@@ -1,1 +1,0 @@
-//! (dashboard: placeholder until its issue lands)
