@@ -129,7 +129,9 @@ fn validate_balls(raw: RawBalls, check: &mut Check) -> BallSettings {
     });
     BallSettings {
         rate_per_s: rate.unwrap_or(20.0),
-        ttl: ttl.unwrap_or(16),
+        // With n workers a ball is caught on each hop with p = 1/(n-1): ttl 48 keeps
+        // ttl-spent drops under 0.1 % for 8 workers (16 would drop ~10 %).
+        ttl: ttl.unwrap_or(48),
         timeout: timeout.unwrap_or(Duration::from_secs(3)),
     }
 }
