@@ -157,15 +157,26 @@ fn main() {
         .block_on(async move {
             let broker = broker();
             let dir = tempdir();
-            let rack = spawn_rack(n, &broker, "bench", dir.path()).await;
-            let urls: Vec<String> = rack.iter().map(|w| w.url.clone()).collect();
-            let endpoints = rack
-                .iter()
-                .map(|w| WorkerEndpoint {
-                    name: w.name.clone(),
-                    url: Some(w.url.clone()),
-                })
-                .collect();
+            // Keeps the in-process workers or the child processes alive.
+            let (_rack, _children, endpoints) = match std::env::var("WORKER_BIN") {
+                Ok(bin) => {
+                    let (children, endpoints) =
+                        spawn_procs(&bin, n, &broker.url(), dir.path()).await;
+                    (Vec::new(), children, endpoints)
+                }
+                Err(_) => {
+                    let rack = spawn_rack(n, &broker, "bench", dir.path()).await;
+                    let endpoints = rack
+                        .iter()
+                        .map(|w| WorkerEndpoint {
+                            name: w.name.clone(),
+                            url: Some(w.url.clone()),
+                        })
+                        .collect::<Vec<_>>();
+                    (rack, Vec::new(), endpoints)
+                }
+            };
+            let urls: Vec<String> = endpoints.iter().filter_map(|e| e.url.clone()).collect();
             let (_tx, targets) = watch::channel(endpoints);
             let (link, _) = subscriber(&broker, "bench-factory", &[]).await;
             let balls = (rate * secs) as u64;
