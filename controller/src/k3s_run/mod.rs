@@ -28,6 +28,9 @@ use crate::nodecmd::{MqttNodeCommander, NodeCmdArgs};
 use crate::plan::Plan;
 use crate::safety::{Pdb, PdbValue};
 
+/// How long the pod and node watchers may take to list before giving up.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Flags of the k3s backend shared by `run` and `operator`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct K3sRunArgs {
@@ -61,6 +64,10 @@ pub enum WireError {
     Mqtt(MqttError),
     #[error("k3s: {0}")]
     Cluster(ClusterError),
+    #[error(
+        "k3s: the pod and node watchers did not list within {0:?}: is the API server reachable and may this account watch pods and nodes?"
+    )]
+    NotSynced(Duration),
 }
 
 /// A connected k3s rack and the controller's MQTT link, shared by every run.
@@ -94,7 +101,9 @@ impl K3sRig {
             .transpose()
             .map_err(WireError::Mqtt)?;
         let mut cluster = args.k3s.connect().await.map_err(WireError::Cluster)?;
-        let stop = cancel.child_token();
+        // Not a child of `cancel`: after Ctrl-C the engine still rolls back
+        // through the watchers and the node commander; `shutdown` stops them.
+        let stop = CancellationToken::new();
         match (secret, cmd_opts) {
             (Some(secret), Some(opts)) => {
                 let timeout = args.node_cmd.node_cmd_timeout;
@@ -108,7 +117,10 @@ impl K3sRig {
         }
         cluster.spawn_watchers(stop.clone());
         tokio::select! {
-            _ = cluster.synced() => {}
+            synced = tokio::time::timeout(SYNC_TIMEOUT, cluster.synced()) => if synced.is_err() {
+                stop.cancel();
+                return Err(WireError::NotSynced(SYNC_TIMEOUT));
+            },
             _ = cancel.cancelled() => {}
         }
         tracing::info!(namespace = %cluster.config().namespace, %ingress, "k3s watchers synced");

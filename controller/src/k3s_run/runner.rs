@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::{K3sRig, K3sRunArgs, WireError};
 use crate::cluster::ClusterError;
@@ -34,11 +35,26 @@ pub struct OperatorArgs {
 pub struct EngineRunner {
     rig: Arc<K3sRig>,
     runs_dir: PathBuf,
+    /// The operator is stopping: a running experiment is aborted too.
+    shutdown: CancellationToken,
+    /// The run tasks, awaited before the rig stops (they roll back through it).
+    runs: TaskTracker,
 }
 
 impl EngineRunner {
-    pub fn new(rig: Arc<K3sRig>, runs_dir: PathBuf) -> EngineRunner {
-        EngineRunner { rig, runs_dir }
+    pub fn new(rig: Arc<K3sRig>, runs_dir: PathBuf, shutdown: CancellationToken) -> EngineRunner {
+        EngineRunner {
+            rig,
+            runs_dir,
+            shutdown,
+            runs: TaskTracker::new(),
+        }
+    }
+
+    /// Waits until every started run has ended (rolled back if aborted).
+    pub async fn wait(&self) {
+        self.runs.close();
+        self.runs.wait().await;
     }
 }
 
@@ -66,7 +82,19 @@ impl ExperimentRunner for EngineRunner {
         let run_id = new_run_id(&plan.name);
         let rig = self.rig.clone();
         let cfg = EngineConfig::new(&self.runs_dir);
-        let task = tokio::spawn(async move { rig.run(plan, cfg, false, cancel).await });
+        let shutdown = self.shutdown.clone();
+        let task = self.runs.spawn(async move {
+            let abort = CancellationToken::new();
+            let run = rig.run(plan, cfg, false, abort.clone());
+            tokio::pin!(run);
+            tokio::select! {
+                result = &mut run => return result,
+                _ = cancel.cancelled() => {}
+                _ = shutdown.cancelled() => {}
+            }
+            abort.cancel();
+            run.await
+        });
         let done = async move {
             match task.await {
                 Ok(result) => summarize(result),
@@ -120,7 +148,8 @@ pub enum OperatorRunError {
 }
 
 /// `rackpong operator`: reconciles the namespace's `ChaosExperiment`s with
-/// the engine until `cancel` fires, then rolls back and stops.
+/// the engine until `cancel` fires; a running experiment is then aborted and
+/// rolled back before the operator returns.
 pub async fn operator(
     args: OperatorArgs,
     cancel: CancellationToken,
@@ -132,10 +161,16 @@ pub async fn operator(
         .client()
         .await
         .map_err(OperatorRunError::Cluster)?;
-    let runner = Arc::new(EngineRunner::new(rig.clone(), args.runs_dir));
-    let ctx = Context::new(client, &args.k3s.k3s.namespace, runner);
+    let runner = Arc::new(EngineRunner::new(
+        rig.clone(),
+        args.runs_dir,
+        cancel.clone(),
+    ));
+    let ctx = Context::new(client, &args.k3s.k3s.namespace, runner.clone());
     tracing::info!(namespace = %args.k3s.k3s.namespace, "operator reconciling ChaosExperiments");
     reconcile::run(Arc::new(ctx), cancel).await;
+    tracing::info!("operator stopping: waiting for a running experiment to roll back");
+    runner.wait().await;
     rig.shutdown().await;
     Ok(())
 }
