@@ -8,7 +8,12 @@ use tokio_util::sync::CancellationToken;
 #[command(name = "rackpong", version, about, long_about = None)]
 pub struct Cli {
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `rackpong_controller=debug`.
-    #[arg(long, env = "RACKPONG_LOG", default_value = "info", global = true)]
+    #[arg(
+        long,
+        env = "RACKPONG_LOG",
+        default_value = "info,rumqttd=warn",
+        global = true
+    )]
     pub log: String,
 
     #[command(subcommand)]
@@ -21,14 +26,17 @@ pub enum Command {
     /// from this one executable).
     #[command(subcommand, hide = true)]
     Agent(Box<rackpong_agent::Role>),
-    /// Run an experiment plan on k3s (--kubeconfig) or a local rack (--local);
-    /// --dry-run prints what would happen and touches nothing.
+    /// Run an experiment plan on k3s (--kubeconfig, --broker, --ingress) or a
+    /// local rack (--local); --dry-run prints what would happen and touches nothing.
     Run(crate::engine::command::RunArgs),
     /// The whole demo on this machine: embedded broker, local rack, ball
     /// factory and the default plan, with progress; prints the run directory.
     Demo(crate::demo::DemoArgs),
     /// Print the ChaosExperiment CustomResourceDefinition (YAML) for `kubectl apply -f -`.
     Crd,
+    /// Run the in-cluster operator: reconcile the namespace's ChaosExperiments
+    /// with the engine, one at a time, until stopped.
+    Operator(crate::k3s_run::runner::OperatorArgs),
     /// Re-render a run's report.json, report.md, report.html and junit.xml from its journal.
     Report(crate::report::ReportArgs),
     /// Compare two runs side by side, per fault kind and phase.
@@ -50,6 +58,8 @@ pub enum CliError {
     #[error(transparent)]
     Crd(#[from] crate::operator::CrdError),
     #[error(transparent)]
+    Operator(#[from] crate::k3s_run::runner::OperatorRunError),
+    #[error(transparent)]
     Report(#[from] crate::report::cli::ReportCliError),
 }
 
@@ -63,6 +73,7 @@ pub async fn run(command: Command, cancel: CancellationToken) -> Result<(), CliE
         },
         Command::Demo(args) => finished(&crate::demo::run(args, cancel).await?)?,
         Command::Crd => print!("{}", crate::operator::crd_yaml()?),
+        Command::Operator(args) => crate::k3s_run::runner::operator(args, cancel).await?,
         Command::Report(args) => crate::report::cli::report(&args)?,
         Command::Compare(args) => crate::report::cli::compare_runs(&args)?,
     }
@@ -84,5 +95,34 @@ fn finished(summary: &crate::engine::RunSummary) -> Result<(), CliError> {
 fn render_report(run_dir: &std::path::Path) {
     if let Err(e) = crate::report::render_run(run_dir) {
         tracing::error!(dir = %run_dir.display(), error = %e, "cannot render the report; the journal is intact");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_has_no_conflicting_flags() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn local_conflicts_with_kubeconfig_and_the_log_default_quiets_the_broker() {
+        let e = Cli::try_parse_from(["rackpong", "run", "p.yaml", "--local", "--kubeconfig", "k"])
+            .unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let cli = Cli::try_parse_from(["rackpong", "run", "p.yaml", "--kubeconfig", "k"]).unwrap();
+        let cmd = Cli::command();
+        let log = cmd.get_arguments().find(|a| a.get_id() == "log").unwrap();
+        assert_eq!(log.get_default_values(), ["info,rumqttd=warn"]);
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(
+            args.k3s.k3s.kubeconfig.as_deref(),
+            Some(std::path::Path::new("k"))
+        );
     }
 }

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod engine;
 pub mod factory;
 pub mod journal;
+pub mod k3s_run;
 pub mod nodecmd;
 pub mod operator;
 pub mod plan;

@@ -155,6 +155,27 @@ fn workers_carry_the_labels_probe_and_names_the_backend_relies_on() {
     assert_eq!(pdb["spec"]["selector"]["matchLabels"][key], value);
 }
 
+#[test]
+fn the_controller_runs_the_operator_with_an_ingress_and_a_persistent_runs_dir() {
+    let docs = documents();
+    let deploy = named(&docs, "Deployment", "rackpong-controller");
+    let spec = &deploy["spec"]["template"]["spec"];
+    let c = &spec["containers"][0];
+    assert_eq!(c["args"][0], "operator");
+    let svc = named(&docs, "Service", "rackpong-worker");
+    let port = &svc["spec"]["ports"][0]["port"];
+    assert_eq!(
+        env(c, "RACKPONG_INGRESS")["value"],
+        format!("http://rackpong-worker:{port}").as_str()
+    );
+    let runs = env(c, "RACKPONG_RUNS_DIR")["value"].as_str().unwrap();
+    let mounted = c["volumeMounts"].as_array().unwrap();
+    assert!(
+        mounted.iter().any(|m| m["mountPath"] == runs),
+        "{runs} is not a volume"
+    );
+}
+
 /// `(apiGroup, resource, verb)` triples a Role or ClusterRole grants.
 fn grants(role: &Value) -> Vec<(String, String, String)> {
     let mut out = Vec::new();

@@ -19,6 +19,9 @@ use std::time::Duration;
 pub use args::MqttArgs;
 pub use backoff::Backoff;
 pub use link::{LinkCounters, MqttLink};
+/// The rustls client config of `mqtts://` (ring provider, `--mqtt-ca-file` or
+/// system roots), for other MQTT clients of the same broker.
+pub use tls::client_config as tls_client_config;
 
 /// Why MQTT settings are unusable.
 #[derive(Debug, thiserror::Error)]

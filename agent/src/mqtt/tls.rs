@@ -11,7 +11,7 @@ use rustls::{ClientConfig, RootCertStore};
 use super::MqttError;
 
 /// Trusts the CAs of `ca_file` (PEM), or the system's roots when `None`.
-pub(crate) fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, MqttError> {
+pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, MqttError> {
     let roots = match ca_file {
         Some(path) => roots_from_file(path)?,
         None => system_roots()?,

@@ -1,6 +1,7 @@
 //! `rackpong run PLAN`: validate the plan (before anything is touched), then
 //! print what would happen (`--dry-run`), or run it on a local stand-in rack
-//! (`--local`) or on k3s (`--kubeconfig`), print the summary table and the
+//! (`--local`) or on k3s (the default: `--kubeconfig` or the usual kubeconfig
+//! inference, see [`crate::k3s_run`]), print the summary table and the
 //! run directory, and fail naming what failed.
 
 use std::path::PathBuf;
@@ -17,12 +18,9 @@ pub struct RunArgs {
     /// The experiment plan (YAML), e.g. plans/k3s.yaml.
     #[arg(env = "RACKPONG_PLAN")]
     pub plan: PathBuf,
-    /// Run on a local stand-in rack started on this machine.
+    /// Run on a local stand-in rack started on this machine instead of k3s.
     #[arg(long, env = "RACKPONG_LOCAL", conflicts_with = "kubeconfig")]
     pub local: bool,
-    /// Kubeconfig of the k3s cluster to run against.
-    #[arg(long, env = "RACKPONG_KUBECONFIG")]
-    pub kubeconfig: Option<PathBuf>,
     /// Print the schedule and what each fault would do; touch nothing.
     #[arg(long, env = "RACKPONG_DRY_RUN")]
     pub dry_run: bool,
@@ -35,6 +33,10 @@ pub struct RunArgs {
     /// Worker replicas of the local rack at start (with --local).
     #[arg(long, env = "RACKPONG_LOCAL_WORKERS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     pub workers: u32,
+    /// The k3s backend (without --local or --dry-run): API server, MQTT
+    /// broker, node-command secret and the workers' ingress.
+    #[command(flatten)]
+    pub k3s: crate::k3s_run::K3sRunArgs,
 }
 
 /// Why `rackpong run` failed.
@@ -46,8 +48,8 @@ pub enum RunCommandError {
     Local(#[from] DemoError),
     #[error(transparent)]
     Engine(#[from] EngineError),
-    #[error("k3s: {0}")]
-    K3s(String),
+    #[error(transparent)]
+    K3s(#[from] crate::k3s_run::WireError),
 }
 
 /// What `rackpong run` did: the dry-run text, or a finished run.
@@ -76,11 +78,9 @@ pub async fn run(args: RunArgs, cancel: CancellationToken) -> Result<RunResult, 
             crate::demo::run_local(setup, plan, cancel).await?,
         ));
     }
-    // Merge point: build `crate::cluster::k3s::K3sCluster` from the
-    // kubeconfig, the ball factory on the NodePort entry and the MQTT feed,
-    // then `crate::demo::drive` (see the core engineer's report).
-    let _ = (&args.kubeconfig, &cancel);
-    Err(RunCommandError::K3s(
-        "the k3s backend is wired into `rackpong run` at merge; use --local or --dry-run".into(),
-    ))
+    let rig = crate::k3s_run::K3sRig::connect(&args.k3s, &cancel).await?;
+    let cfg = super::EngineConfig::new(&args.runs_dir);
+    let result = rig.run(plan, cfg, true, cancel).await;
+    rig.shutdown().await;
+    Ok(RunResult::Ran(result?))
 }

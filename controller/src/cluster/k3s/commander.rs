@@ -1,7 +1,8 @@
 //! The seam through which the k3s backend sends signed node-chaos commands
 //! (`stop-k3s`, `reboot`, `net-drop`, `restore`) to a node's agent. The MQTT
-//! implementation lives in `crate::nodecmd`; the backend only needs this trait,
-//! so tests plug in a recorder and the lead plugs in the real sender.
+//! implementation lives in `crate::nodecmd` (which re-exports this trait: one
+//! definition); the backend only needs the trait, so tests plug in a recorder
+//! and `crate::k3s_run` plugs in the MQTT sender when `--chaos-secret-file` is given.
 
 use std::time::Duration;
 

@@ -179,7 +179,9 @@ async fn send(
 ) -> Result<(), ClusterError> {
     let commander = inner
         .commander()
-        .ok_or_else(|| ClusterError::Command("no node commander configured".into()))?;
+        .ok_or_else(|| ClusterError::Command(
+            "no node commander configured: start the controller with --chaos-secret-file to fault nodes through their agent".into(),
+        ))?;
     let ack = commander
         .send(node, a, down_for)
         .await

@@ -1,0 +1,230 @@
+//! `rackpong operator`: the engine behind the operator's
+//! [`ExperimentRunner`] seam. A `ChaosExperiment`'s `spec.plan` goes through
+//! the same parser as a plan file (errors name `ChaosExperiment/<name>`), then
+//! runs on the shared [`K3sRig`] in its own task; the outcome becomes the
+//! status the reconciler writes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::FutureExt;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{K3sRig, K3sRunArgs, WireError};
+use crate::cluster::ClusterError;
+use crate::demo::DemoError;
+use crate::engine::{EngineConfig, RunSummary as EngineSummary};
+use crate::journal::event::RunOutcome;
+use crate::journal::new_run_id;
+use crate::operator::ChaosExperimentSpec;
+use crate::operator::reconcile::{self, Context, ExperimentRunner, RunHandle, RunSummary};
+use crate::plan::{self, Plan};
+
+/// Flags of `rackpong operator`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OperatorArgs {
+    #[command(flatten)]
+    pub k3s: K3sRunArgs,
+    /// Directory the run directories are written under (a volume in the pod).
+    #[arg(long, env = "RACKPONG_RUNS_DIR", default_value = "runs")]
+    pub runs_dir: PathBuf,
+}
+
+/// The engine as the operator's runner.
+pub struct EngineRunner {
+    rig: Arc<K3sRig>,
+    runs_dir: PathBuf,
+    /// The operator is stopping: a running experiment is aborted too.
+    shutdown: CancellationToken,
+    /// The run tasks, awaited before the rig stops (they roll back through it).
+    runs: TaskTracker,
+}
+
+impl EngineRunner {
+    pub fn new(rig: Arc<K3sRig>, runs_dir: PathBuf, shutdown: CancellationToken) -> EngineRunner {
+        EngineRunner {
+            rig,
+            runs_dir,
+            shutdown,
+            runs: TaskTracker::new(),
+        }
+    }
+
+    /// Waits until every started run has ended (rolled back if aborted).
+    pub async fn wait(&self) {
+        self.runs.close();
+        self.runs.wait().await;
+    }
+}
+
+/// The plan of a `ChaosExperiment`, validated like a plan file; `spec.dryRun`
+/// makes it a dry run (decide and journal, touch nothing).
+pub fn plan_of(name: &str, spec: &ChaosExperimentSpec) -> Result<Plan, String> {
+    let origin = format!("ChaosExperiment/{name}");
+    let yaml =
+        serde_saphyr::to_string(&spec.plan).map_err(|e| format!("{origin}: spec.plan: {e}"))?;
+    let mut plan = plan::parse(&yaml, Path::new(&origin)).map_err(|e| e.to_string())?;
+    plan.safety.dry_run |= spec.dry_run;
+    Ok(plan)
+}
+
+impl ExperimentRunner for EngineRunner {
+    fn start(
+        &self,
+        name: &str,
+        spec: &ChaosExperimentSpec,
+        cancel: CancellationToken,
+    ) -> Result<RunHandle, String> {
+        let plan = plan_of(name, spec)?;
+        // The journal names the run directory the same way (a numeric
+        // suffix is added only if two runs start in the same second).
+        let run_id = new_run_id(&plan.name);
+        let rig = self.rig.clone();
+        let cfg = EngineConfig::new(&self.runs_dir);
+        let shutdown = self.shutdown.clone();
+        let task = self.runs.spawn(async move {
+            let abort = CancellationToken::new();
+            let run = rig.run(plan, cfg, false, abort.clone());
+            tokio::pin!(run);
+            tokio::select! {
+                result = &mut run => return result,
+                _ = cancel.cancelled() => {}
+                _ = shutdown.cancelled() => {}
+            }
+            abort.cancel();
+            run.await
+        });
+        let done = async move {
+            match task.await {
+                Ok(result) => summarize(result),
+                Err(e) => failed(format!("the run task ended abnormally: {e}")),
+            }
+        };
+        Ok(RunHandle {
+            run_id,
+            done: done.boxed(),
+        })
+    }
+}
+
+/// The reconciler's view of how a run ended.
+pub fn summarize(result: Result<EngineSummary, DemoError>) -> RunSummary {
+    match result {
+        Ok(s) => {
+            let failures = s.failures();
+            let phase = match (&s.outcome, failures.is_empty()) {
+                (RunOutcome::Aborted, _) => "Aborted",
+                (_, true) => "Succeeded",
+                (_, false) => "Failed",
+            };
+            RunSummary {
+                phase: phase.into(),
+                faults_injected: u32::try_from(s.faults.len()).unwrap_or(u32::MAX),
+                faults_refused: u32::try_from(s.refused.len()).unwrap_or(u32::MAX),
+                message: (!failures.is_empty()).then(|| failures.join("; ")),
+            }
+        }
+        Err(e) => failed(e.to_string()),
+    }
+}
+
+fn failed(message: String) -> RunSummary {
+    RunSummary {
+        phase: "Failed".into(),
+        faults_injected: 0,
+        faults_refused: 0,
+        message: Some(message),
+    }
+}
+
+/// Why the operator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorRunError {
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error("k3s: {0}")]
+    Cluster(ClusterError),
+}
+
+/// `rackpong operator`: reconciles the namespace's `ChaosExperiment`s with
+/// the engine until `cancel` fires; a running experiment is then aborted and
+/// rolled back before the operator returns.
+pub async fn operator(
+    args: OperatorArgs,
+    cancel: CancellationToken,
+) -> Result<(), OperatorRunError> {
+    let rig = Arc::new(K3sRig::connect(&args.k3s, &cancel).await?);
+    let client = args
+        .k3s
+        .k3s
+        .client()
+        .await
+        .map_err(OperatorRunError::Cluster)?;
+    let runner = Arc::new(EngineRunner::new(
+        rig.clone(),
+        args.runs_dir,
+        cancel.clone(),
+    ));
+    let ctx = Context::new(client, &args.k3s.k3s.namespace, runner.clone());
+    tracing::info!(namespace = %args.k3s.k3s.namespace, "operator reconciling ChaosExperiments");
+    reconcile::run(Arc::new(ctx), cancel).await;
+    tracing::info!("operator stopping: waiting for a running experiment to roll back");
+    runner.wait().await;
+    rig.shutdown().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operator::ChaosExperiment;
+
+    fn example(file: &str) -> ChaosExperiment {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../k3s/examples")
+            .join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        serde_saphyr::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn the_example_experiments_give_valid_plans() {
+        let exp = example("pod-kill.yaml");
+        let plan = plan_of("pod-kill", &exp.spec).unwrap();
+        assert_eq!(plan.name, "pod-kill");
+        assert_eq!(plan.seed, 42);
+        assert_eq!(plan.duration, std::time::Duration::from_secs(600));
+        assert_eq!(plan.faults.len(), 2);
+        assert_eq!(plan.steady_state.min_ready_workers, 4);
+        assert!(!plan.safety.dry_run);
+        let exp = example("node-faults.yaml");
+        assert!(plan_of("node-faults", &exp.spec).is_ok());
+    }
+
+    #[test]
+    fn spec_dry_run_makes_a_dry_run() {
+        let mut exp = example("pod-kill.yaml");
+        exp.spec.dry_run = true;
+        assert!(plan_of("pod-kill", &exp.spec).unwrap().safety.dry_run);
+    }
+
+    #[test]
+    fn a_bad_plan_names_the_experiment_and_the_problem() {
+        let mut exp = example("pod-kill.yaml");
+        exp.spec.plan["faults"][1]["pod-kill"]["percent"] = serde_json::json!(140);
+        let e = plan_of("pod-kill", &exp.spec).unwrap_err();
+        assert!(e.starts_with("ChaosExperiment/pod-kill"), "{e}");
+        assert!(
+            e.contains("percent must be between 1 and 100 (got 140)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_engine_error_is_a_failed_status_with_its_reason() {
+        let s = summarize(Err(DemoError::Rack("gone".into())));
+        assert_eq!(s.phase, "Failed");
+        assert_eq!(s.message.as_deref(), Some("local rack: gone"));
+    }
+}
