@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Cluster;
 use crate::cluster::local::{LocalRack, LocalRackConfig, WorkerAddr};
+use crate::dashboard::{Dashboard, DashboardArgs, DashboardError};
 use crate::engine::{
     Engine, EngineConfig, EngineError, Progress, RunSummary, ServiceProbe, Timed, mqtt,
 };
@@ -48,6 +49,8 @@ pub struct DemoArgs {
     /// Directory the run directory is written under.
     #[arg(long, env = "RACKPONG_RUNS_DIR", default_value = "runs")]
     pub runs_dir: PathBuf,
+    #[command(flatten)]
+    pub dashboard: DashboardArgs,
 }
 
 /// The local rack a run gets.
@@ -76,6 +79,8 @@ pub enum DemoError {
     Rack(String),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Dashboard(#[from] DashboardError),
 }
 
 /// The plan the demo runs: `--plan` or the built-in one sized to
@@ -116,7 +121,7 @@ pub async fn run(args: DemoArgs, cancel: CancellationToken) -> Result<RunSummary
         exe: None,
         observe: None,
     };
-    run_local(setup, plan, cancel).await
+    run_local_with(setup, plan, cancel, &args.dashboard).await
 }
 
 /// Runs `plan` on a fresh local rack with an embedded broker and the ball
@@ -126,9 +131,25 @@ pub async fn run_local(
     plan: Plan,
     cancel: CancellationToken,
 ) -> Result<RunSummary, DemoError> {
+    run_local_with(setup, plan, cancel, &DashboardArgs::default()).await
+}
+
+/// [`run_local`], with the live dashboard when `dash.listen` is set.
+pub async fn run_local_with(
+    mut setup: LocalSetup,
+    plan: Plan,
+    cancel: CancellationToken,
+    dash: &DashboardArgs,
+) -> Result<RunSummary, DemoError> {
+    let token = match dash.listen {
+        Some(_) => Some(crate::dashboard::load_token(
+            dash.dashboard_token_file.as_deref(),
+        )?),
+        None => None,
+    };
     let broker = EmbeddedBroker::start(IpAddr::V4(Ipv4Addr::LOCALHOST))?;
     tracing::info!(broker = %broker.url(), nodes = setup.nodes, workers = setup.workers, "starting the local rack");
-    let exe = match setup.exe {
+    let exe = match setup.exe.take() {
         Some(exe) => exe,
         None => {
             std::env::current_exe().map_err(|e| DemoError::Rack(format!("own executable: {e}")))?
@@ -137,6 +158,13 @@ pub async fn run_local(
     let rack_cfg = LocalRackConfig::new(exe, broker.addr(), setup.nodes, setup.workers);
     let health_interval = rack_cfg.node_interval;
     let topics = Topics::new(&rack_cfg.rack);
+    let dashboard = match (dash.listen, token) {
+        (Some(listen), Some(token)) => {
+            let d = DemoDashboard::start(listen, token, &broker, &topics, &mut setup, &cancel);
+            Some(d.await?)
+        }
+        _ => None,
+    };
     let rack = Arc::new(
         LocalRack::start(rack_cfg)
             .await
@@ -163,7 +191,71 @@ pub async fn run_local(
     parts.stop.cancel();
     parts.link.shutdown(Duration::from_secs(1)).await;
     rack.shutdown(Duration::from_secs(5)).await;
+    if let Some(d) = dashboard {
+        d.stop().await;
+    }
     result
+}
+
+/// The dashboard beside a local run: its own MQTT link to the embedded
+/// broker (so it shows the rack starting), the engine's progress, and a stop
+/// that cancels the run (the engine aborts and rolls back).
+struct DemoDashboard {
+    dashboard: Dashboard,
+    link: MqttLink,
+    shutdown: CancellationToken,
+}
+
+impl DemoDashboard {
+    async fn start(
+        listen: std::net::SocketAddr,
+        token: String,
+        broker: &EmbeddedBroker,
+        topics: &Topics,
+        setup: &mut LocalSetup,
+        run: &CancellationToken,
+    ) -> Result<DemoDashboard, DemoError> {
+        let link = MqttLink::start(LinkConfig {
+            broker: BrokerUrl::from_str(&broker.url()).expect("the embedded broker's URL parses"),
+            client_id: format!("rackpong-dashboard-{}", std::process::id()),
+            keepalive: Duration::from_secs(5),
+            username: None,
+            password: None,
+            ca_file: None,
+            status_topic: format!("{}/controller/dashboard", topics.root()),
+            buffer_capacity: 16,
+        });
+        let progress = setup
+            .observe
+            .get_or_insert_with(|| watch::channel(Progress::default()).0)
+            .subscribe();
+        let sources = crate::dashboard::Sources {
+            mqtt: Some(link.subscribe(topics.all())),
+            connected: Some(link.connected()),
+            progress: Some(progress),
+        };
+        let cfg = crate::dashboard::DashboardConfig {
+            listen,
+            token,
+            topics: topics.clone(),
+            stale_after: None,
+            max_balls: crate::dashboard::DEFAULT_MAX_BALLS,
+        };
+        let shutdown = CancellationToken::new();
+        let dashboard = Dashboard::start(cfg, sources, Some(run.clone()), shutdown.clone()).await?;
+        dashboard.announce();
+        Ok(DemoDashboard {
+            dashboard,
+            link,
+            shutdown,
+        })
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.dashboard.wait().await;
+        self.link.shutdown(Duration::from_secs(1)).await;
+    }
 }
 
 /// What runs beside the rack: the controller's MQTT link, the ball factory
@@ -315,6 +407,7 @@ mod tests {
             workers,
             plan: None,
             runs_dir: "runs".into(),
+            dashboard: DashboardArgs::default(),
         }
     }
 
