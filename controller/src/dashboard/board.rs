@@ -18,6 +18,9 @@ use crate::engine::Progress;
 const STALE_INTERVALS: u32 = 3;
 /// Stale threshold while a node's interval is not known yet (3 × the 2 s default).
 const DEFAULT_STALE: Duration = Duration::from_secs(6);
+/// A worker offline this long leaves the page: killed pods get new names,
+/// and a projector full of dead ones hides the live game.
+pub const FORGET_OFFLINE_WORKER: Duration = Duration::from_secs(15);
 
 /// The rack as last reported.
 #[derive(Debug)]
@@ -48,6 +51,7 @@ struct NodeEntry {
 #[derive(Debug, Default)]
 struct WorkerEntry {
     online: Option<bool>,
+    offline_at: Option<Instant>,
     node: Option<String>,
 }
 
@@ -153,7 +157,12 @@ impl Board {
         };
         match kind {
             TopicKind::NodeStatus(n) => self.node(n).online = Some(status(payload)?),
-            TopicKind::WorkerStatus(w) => self.worker(w).online = Some(status(payload)?),
+            TopicKind::WorkerStatus(w) => {
+                let online = status(payload)?;
+                let e = self.worker(w);
+                e.online = Some(online);
+                e.offline_at = (!online).then_some(at);
+            }
             TopicKind::NodeHealth(n) => {
                 let s: HealthSample =
                     serde_json::from_slice(payload).map_err(|e| format!("health: {e}"))?;
@@ -253,7 +262,11 @@ impl Board {
     pub fn snapshot(&self, now: Instant) -> Snapshot {
         let mut by_node: BTreeMap<&str, Vec<WorkerView>> = BTreeMap::new();
         let mut unplaced = Vec::new();
-        for (name, w) in &self.workers {
+        let live = |w: &&WorkerEntry| {
+            w.offline_at
+                .is_none_or(|t| now.saturating_duration_since(t) < FORGET_OFFLINE_WORKER)
+        };
+        for (name, w) in self.workers.iter().filter(|(_, w)| live(w)) {
             let view = WorkerView {
                 name: name.clone(),
                 status: online_word(w.online),

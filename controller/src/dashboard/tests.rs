@@ -93,3 +93,27 @@ fn the_ball_lane_keeps_only_the_latest_balls() {
     assert_eq!(s.balls[1].hops, ["w"]);
     assert_eq!(s.balls[1].flight_ms, Some(2));
 }
+
+#[test]
+fn offline_workers_leave_the_page_after_a_while() {
+    let topics = Topics::default();
+    let mut b = Board::new(topics.clone(), None, 4);
+    let t0 = Instant::now();
+    b.apply(&topics.worker_status("w-old"), b"offline", t0)
+        .unwrap();
+    b.apply(&topics.worker_status("w-new"), b"online", t0)
+        .unwrap();
+    assert_eq!(b.snapshot(t0).unplaced_workers.len(), 2);
+    let later = t0 + super::board::FORGET_OFFLINE_WORKER;
+    let names: Vec<String> = b
+        .snapshot(later)
+        .unplaced_workers
+        .into_iter()
+        .map(|w| w.name)
+        .collect();
+    assert_eq!(names, ["w-new"]);
+    // Back online: shown again.
+    b.apply(&topics.worker_status("w-old"), b"online", later)
+        .unwrap();
+    assert_eq!(b.snapshot(later).unplaced_workers.len(), 2);
+}

@@ -57,28 +57,36 @@ function tickTimer() {
     : "–";
 }
 
+function unit(v, u) {
+  return v == null ? "" : "<small>" + u + "</small>";
+}
+
 function nodeCard(n) {
   const t = n.temp_c == null ? "–" : n.temp_c.toFixed(1);
   const c = n.cpu_pct == null ? "–" : n.cpu_pct.toFixed(0);
-  const mem = n.mem_total_bytes ? bytes(n.mem_used_bytes) + "/" + bytes(n.mem_total_bytes) : "–";
+  const mem = n.mem_total_bytes ? (100 * n.mem_used_bytes / n.mem_total_bytes).toFixed(0) : "–";
+  const memOf = n.mem_total_bytes ? "of " + bytes(n.mem_total_bytes) + " GiB" : "";
   const badges = n.throttle.map((b) => `<span class="badge ${b.now ? "now" : "past"}">${esc(b.label)}${b.now ? "" : " (since boot)"}</span>`).join("");
   const workers = n.workers.map((w) => `<span class="worker ${w.status}">${esc(w.name)}</span>`).join("");
   const age = n.health_age_ms == null ? "" : " · " + secs(n.health_age_ms) + " ago";
   return `<div class="node ${n.status}">
   <h2><span class="led ${n.status}"></span>${esc(n.name)}<span class="state ${n.status}">${n.status}</span></h2>
-  <div class="metrics"><div><span class="label">temp °C</span><b>${t}</b></div>
-  <div><span class="label">cpu %</span><b>${c}</b></div><div><span class="label">mem GiB</span><b>${mem}</b></div></div>
+  <div class="metrics"><div><span class="label">temp</span><b>${t}${unit(n.temp_c, "°C")}</b></div>
+  <div><span class="label">cpu</span><b>${c}${unit(n.cpu_pct, "%")}</b></div>
+  <div><span class="label">mem</span><b>${mem}${unit(n.mem_total_bytes, "%")}</b><span class="sub">${memOf}</span></div></div>
   <div class="badges">${badges}</div>
   <div class="workers">${workers || '<span class="label">no workers seen</span>'}</div>
-  <div class="label">health${age}</div></div>`;
+  <div class="age">health${age}</div></div>`;
 }
 
 function renderNodes(s) {
-  let html = s.nodes.map(nodeCard).join("");
-  if (s.unplaced_workers.length) {
-    html += nodeCard({ name: "(node unknown)", status: "unknown", throttle: [], workers: s.unplaced_workers });
-  }
+  const html = s.nodes.map(nodeCard).join("");
   $("nodes").innerHTML = html || '<div class="label">waiting for the rack…</div>';
+  // Workers are placed on a node once a ball trail names it.
+  $("unplaced").innerHTML = s.unplaced_workers.length
+    ? '<span class="label">new, node not known yet:</span> '
+      + s.unplaced_workers.map((w) => `<span class="worker ${w.status}">${esc(w.name)}</span>`).join(" ")
+    : "";
 }
 
 function allWorkers(s) {
@@ -110,7 +118,7 @@ function fly(ball) {
   const frames = [];
   xs.forEach((x, i) => {
     if (i > 0) frames.push({ left: (xs[i - 1] + x) / 2 + "%", top: "22px" });
-    frames.push({ left: x + "%", top: "100px" });
+    frames.push({ left: x + "%", top: "130px" });
   });
   if (frames.length === 1) frames.push({ left: frames[0].left, top: "40px" }, frames[0]);
   const anim = el.animate(frames, { duration: HOP_MS * Math.max(1, xs.length), easing: "linear" });
