@@ -3,7 +3,7 @@
 
 mod dashboard_common;
 
-use dashboard_common::{Rig, TOKEN};
+use dashboard_common::{Rig, TOKEN, caught};
 
 async fn stop(rig: &Rig, auth: Option<&str>) -> (u16, serde_json::Value) {
     let mut req = rig.http.post(rig.url("/api/stop"));
@@ -103,4 +103,38 @@ async fn graceful_shutdown_ends_open_event_streams() {
     tokio::time::timeout(dashboard_common::WAIT, dash.wait())
         .await
         .expect("the server ends although a client still listens");
+}
+
+#[tokio::test]
+async fn the_page_embeds_the_current_state_safely() {
+    let rig = Rig::start(None).await;
+    rig.node_online("pi1").await;
+    let evil = "w</script><b>x";
+    rig.rack.publish(
+        rig.topics.balls_caught(),
+        caught("b1", &[(evil, "pi1")]),
+        false,
+    );
+    rig.until("the ball", |s| s.caught == 1).await;
+    let page = rig
+        .http
+        .get(rig.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !page.contains("pi</script>"),
+        "a node name closed the script element"
+    );
+    let start = page
+        .find(r#"<script id="initial" type="application/json">"#)
+        .unwrap();
+    let json = &page[start..].split_once('>').unwrap().1;
+    let json = json.split_once("</script>").unwrap().0;
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(v["nodes"][0]["workers"][0]["name"], evil);
+    rig.shutdown.cancel();
 }

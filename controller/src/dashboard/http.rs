@@ -40,7 +40,7 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(|| async { Html(PAGE) }))
+        .route("/", get(page))
         .route(
             "/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),
@@ -62,6 +62,15 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 
 fn error(status: StatusCode, msg: &str) -> Response {
     (status, Json(json!({ "error": msg }))).into_response()
+}
+
+/// The page with the current snapshot embedded. `<` is escaped so no name
+/// coming from MQTT can close the script element.
+async fn page(State(s): State<AppState>) -> Html<String> {
+    let snap = serde_json::to_string(&s.hub.snapshot(Instant::now()))
+        .unwrap_or_else(|_| "null".into())
+        .replace('<', "\\u003c");
+    Html(PAGE.replace("__INITIAL_STATE__", &snap))
 }
 
 async fn api_state(State(s): State<AppState>) -> Response {

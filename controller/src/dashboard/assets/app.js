@@ -140,12 +140,17 @@ function render() {
   tickTimer();
 }
 
-const events = new EventSource("/events");
-events.addEventListener("state", (e) => {
-  state = JSON.parse(e.data);
+function show(json) {
+  state = JSON.parse(json);
   receivedAt = performance.now();
   setLive(true);
   render();
-});
+}
+
+// The server embeds the snapshot of the moment the page was served, so the
+// first paint already shows the rack; the SSE stream takes over from there.
+show(document.getElementById("initial").textContent);
+const events = new EventSource("/events");
+events.addEventListener("state", (e) => show(e.data));
 events.onerror = () => setLive(false);
 setInterval(() => { if (state) tickTimer(); }, 100);
