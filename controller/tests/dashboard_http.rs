@@ -138,3 +138,38 @@ async fn the_page_embeds_the_current_state_safely() {
     assert_eq!(v["nodes"][0]["workers"][0]["name"], evil);
     rig.shutdown.cancel();
 }
+
+#[tokio::test]
+async fn without_a_run_an_authorised_stop_is_a_conflict() {
+    use rackpong_controller::dashboard::{Dashboard, DashboardConfig, Sources};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cfg = DashboardConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        token: TOKEN.into(),
+        topics: Default::default(),
+        stale_after: None,
+        max_balls: 4,
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let dash = Dashboard::start(cfg, Sources::default(), None, shutdown.clone())
+        .await
+        .unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/api/stop", dash.addr))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("no run"));
+    let st: serde_json::Value = reqwest::get(format!("http://{}/api/state", dash.addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(st["progress"].is_null() && st["nodes"].as_array().unwrap().is_empty());
+    shutdown.cancel();
+    dash.wait().await;
+}
