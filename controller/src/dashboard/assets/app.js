@@ -52,9 +52,8 @@ function tickTimer() {
   const p = state && state.progress;
   const open = p && p.open > 0 && p.open_for_ms != null;
   $("timer").parentElement.classList.toggle("open", !!open);
-  $("timer").textContent = open
-    ? secs(p.open_for_ms + (performance.now() - receivedAt)) + " (" + p.open + ")"
-    : "–";
+  $("timer").textContent = open ? secs(p.open_for_ms + (performance.now() - receivedAt)) : "–";
+  $("timer-label").textContent = open ? "recovering · " + p.open + " open" : "recovering";
 }
 
 function unit(v, u) {
