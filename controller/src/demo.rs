@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Cluster;
 use crate::cluster::local::{LocalRack, LocalRackConfig, WorkerAddr};
-use crate::dashboard::{Dashboard, DashboardArgs, DashboardError};
+use crate::dashboard::{DashboardArgs, DashboardError, RunDashboard};
 use crate::engine::{
     Engine, EngineConfig, EngineError, Progress, RunSummary, ServiceProbe, Timed, mqtt,
 };
@@ -160,8 +160,12 @@ pub async fn run_local_with(
     let topics = Topics::new(&rack_cfg.rack);
     let dashboard = match (dash.listen, token) {
         (Some(listen), Some(token)) => {
-            let d = DemoDashboard::start(listen, token, &broker, &topics, &mut setup, &cancel);
-            Some(d.await?)
+            let progress = setup
+                .observe
+                .get_or_insert_with(|| watch::channel(Progress::default()).0)
+                .subscribe();
+            let url = broker.url();
+            Some(RunDashboard::start(listen, token, &url, &topics, progress, &cancel).await?)
         }
         _ => None,
     };
@@ -195,67 +199,6 @@ pub async fn run_local_with(
         d.stop().await;
     }
     result
-}
-
-/// The dashboard beside a local run: its own MQTT link to the embedded
-/// broker (so it shows the rack starting), the engine's progress, and a stop
-/// that cancels the run (the engine aborts and rolls back).
-struct DemoDashboard {
-    dashboard: Dashboard,
-    link: MqttLink,
-    shutdown: CancellationToken,
-}
-
-impl DemoDashboard {
-    async fn start(
-        listen: std::net::SocketAddr,
-        token: String,
-        broker: &EmbeddedBroker,
-        topics: &Topics,
-        setup: &mut LocalSetup,
-        run: &CancellationToken,
-    ) -> Result<DemoDashboard, DemoError> {
-        let link = MqttLink::start(LinkConfig {
-            broker: BrokerUrl::from_str(&broker.url()).expect("the embedded broker's URL parses"),
-            client_id: format!("rackpong-dashboard-{}", std::process::id()),
-            keepalive: Duration::from_secs(5),
-            username: None,
-            password: None,
-            ca_file: None,
-            status_topic: format!("{}/controller/dashboard", topics.root()),
-            buffer_capacity: 16,
-        });
-        let progress = setup
-            .observe
-            .get_or_insert_with(|| watch::channel(Progress::default()).0)
-            .subscribe();
-        let sources = crate::dashboard::Sources {
-            mqtt: Some(link.subscribe(topics.all())),
-            connected: Some(link.connected()),
-            progress: Some(progress),
-        };
-        let cfg = crate::dashboard::DashboardConfig {
-            listen,
-            token,
-            topics: topics.clone(),
-            stale_after: None,
-            max_balls: crate::dashboard::DEFAULT_MAX_BALLS,
-        };
-        let shutdown = CancellationToken::new();
-        let dashboard = Dashboard::start(cfg, sources, Some(run.clone()), shutdown.clone()).await?;
-        dashboard.announce();
-        Ok(DemoDashboard {
-            dashboard,
-            link,
-            shutdown,
-        })
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.dashboard.wait().await;
-        self.link.shutdown(Duration::from_secs(1)).await;
-    }
 }
 
 /// What runs beside the rack: the controller's MQTT link, the ball factory

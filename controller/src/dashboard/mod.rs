@@ -8,6 +8,7 @@
 pub mod board;
 mod feed;
 mod http;
+mod run;
 #[cfg(test)]
 mod tests;
 
@@ -24,6 +25,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use board::{Board, Snapshot};
+pub use run::RunDashboard;
 
 use crate::engine::Progress;
 
