@@ -53,7 +53,7 @@ function tickTimer() {
   const open = p && p.open > 0 && p.open_for_ms != null;
   $("timer").parentElement.classList.toggle("open", !!open);
   $("timer").textContent = open ? secs(p.open_for_ms + (performance.now() - receivedAt)) : "–";
-  $("timer-label").textContent = open ? "recovering · " + p.open + " open" : "recovering";
+  $("timer-label").textContent = open ? "recovering (" + p.open + ")" : "recovering";
 }
 
 function unit(v, u) {
