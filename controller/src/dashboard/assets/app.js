@@ -152,4 +152,13 @@ show(document.getElementById("initial").textContent);
 const events = new EventSource("/events");
 events.addEventListener("state", (e) => show(e.data));
 events.onerror = () => setLive(false);
+
+// Stopping needs the token printed with the URL; the run aborts and rolls back.
+$("stop").addEventListener("click", async () => {
+  const token = window.prompt("Stop token (printed with the dashboard URL):");
+  if (!token) return;
+  const r = await fetch("/api/stop", { method: "POST", headers: { Authorization: "Bearer " + token.trim() } });
+  const body = await r.json().catch(() => ({}));
+  $("last").textContent = r.ok ? "stop requested: rolling back…" : "stop refused: " + (body.error || r.status);
+});
 setInterval(() => { if (state) tickTimer(); }, 100);
