@@ -41,6 +41,8 @@ pub enum Command {
     Report(crate::report::ReportArgs),
     /// Compare two runs side by side, per fault kind and phase.
     Compare(crate::report::CompareArgs),
+    /// The live dashboard over a rack's MQTT broker, without any chaos.
+    Watch(crate::dashboard::WatchArgs),
 }
 
 /// Why a subcommand failed.
@@ -61,6 +63,8 @@ pub enum CliError {
     Operator(#[from] crate::k3s_run::runner::OperatorRunError),
     #[error(transparent)]
     Report(#[from] crate::report::cli::ReportCliError),
+    #[error(transparent)]
+    Dashboard(#[from] crate::dashboard::DashboardError),
 }
 
 /// Runs the chosen subcommand until done or `cancel` fires.
@@ -76,6 +80,7 @@ pub async fn run(command: Command, cancel: CancellationToken) -> Result<(), CliE
         Command::Operator(args) => crate::k3s_run::runner::operator(args, cancel).await?,
         Command::Report(args) => crate::report::cli::report(&args)?,
         Command::Compare(args) => crate::report::cli::compare_runs(&args)?,
+        Command::Watch(args) => crate::dashboard::watch(args, cancel).await?,
     }
     Ok(())
 }

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Cluster;
 use crate::cluster::local::{LocalRack, LocalRackConfig, WorkerAddr};
+use crate::dashboard::{DashboardArgs, DashboardError, RunDashboard};
 use crate::engine::{
     Engine, EngineConfig, EngineError, Progress, RunSummary, ServiceProbe, Timed, mqtt,
 };
@@ -48,6 +49,8 @@ pub struct DemoArgs {
     /// Directory the run directory is written under.
     #[arg(long, env = "RACKPONG_RUNS_DIR", default_value = "runs")]
     pub runs_dir: PathBuf,
+    #[command(flatten)]
+    pub dashboard: DashboardArgs,
 }
 
 /// The local rack a run gets.
@@ -76,6 +79,8 @@ pub enum DemoError {
     Rack(String),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Dashboard(#[from] DashboardError),
 }
 
 /// The plan the demo runs: `--plan` or the built-in one sized to
@@ -116,7 +121,7 @@ pub async fn run(args: DemoArgs, cancel: CancellationToken) -> Result<RunSummary
         exe: None,
         observe: None,
     };
-    run_local(setup, plan, cancel).await
+    run_local_with(setup, plan, cancel, &args.dashboard).await
 }
 
 /// Runs `plan` on a fresh local rack with an embedded broker and the ball
@@ -126,9 +131,25 @@ pub async fn run_local(
     plan: Plan,
     cancel: CancellationToken,
 ) -> Result<RunSummary, DemoError> {
+    run_local_with(setup, plan, cancel, &DashboardArgs::default()).await
+}
+
+/// [`run_local`], with the live dashboard when `dash.listen` is set.
+pub async fn run_local_with(
+    mut setup: LocalSetup,
+    plan: Plan,
+    cancel: CancellationToken,
+    dash: &DashboardArgs,
+) -> Result<RunSummary, DemoError> {
+    let token = match dash.listen {
+        Some(_) => Some(crate::dashboard::load_token(
+            dash.dashboard_token_file.as_deref(),
+        )?),
+        None => None,
+    };
     let broker = EmbeddedBroker::start(IpAddr::V4(Ipv4Addr::LOCALHOST))?;
     tracing::info!(broker = %broker.url(), nodes = setup.nodes, workers = setup.workers, "starting the local rack");
-    let exe = match setup.exe {
+    let exe = match setup.exe.take() {
         Some(exe) => exe,
         None => {
             std::env::current_exe().map_err(|e| DemoError::Rack(format!("own executable: {e}")))?
@@ -137,6 +158,17 @@ pub async fn run_local(
     let rack_cfg = LocalRackConfig::new(exe, broker.addr(), setup.nodes, setup.workers);
     let health_interval = rack_cfg.node_interval;
     let topics = Topics::new(&rack_cfg.rack);
+    let dashboard = match (dash.listen, token) {
+        (Some(listen), Some(token)) => {
+            let progress = setup
+                .observe
+                .get_or_insert_with(|| watch::channel(Progress::default()).0)
+                .subscribe();
+            let url = broker.url();
+            Some(RunDashboard::start(listen, token, &url, &topics, progress, &cancel).await?)
+        }
+        _ => None,
+    };
     let rack = Arc::new(
         LocalRack::start(rack_cfg)
             .await
@@ -163,6 +195,9 @@ pub async fn run_local(
     parts.stop.cancel();
     parts.link.shutdown(Duration::from_secs(1)).await;
     rack.shutdown(Duration::from_secs(5)).await;
+    if let Some(d) = dashboard {
+        d.stop().await;
+    }
     result
 }
 
@@ -315,6 +350,7 @@ mod tests {
             workers,
             plan: None,
             runs_dir: "runs".into(),
+            dashboard: DashboardArgs::default(),
         }
     }
 

@@ -1,0 +1,119 @@
+use std::time::Duration;
+
+use rackpong_agent::proto::{Throttle, Topics};
+use tokio::time::Instant;
+
+use super::board::{Badge, Board, badges};
+use crate::engine::Progress;
+
+fn progress(open: usize) -> Progress {
+    Progress {
+        phase: "faults",
+        elapsed: Duration::from_secs(3),
+        duration: Duration::from_secs(30),
+        injected: 2,
+        refused: 1,
+        open,
+        last: "pod kill".into(),
+    }
+}
+
+#[test]
+fn the_recovery_timer_runs_while_faults_are_open() {
+    let mut b = Board::new(Topics::default(), None, 4);
+    let t0 = Instant::now();
+    b.set_progress(progress(0), t0);
+    assert_eq!(b.snapshot(t0).progress.unwrap().open_for_ms, None);
+    b.set_progress(progress(1), t0);
+    // A second fault opening keeps the timer of the first.
+    b.set_progress(progress(2), t0 + Duration::from_secs(1));
+    let p = b
+        .snapshot(t0 + Duration::from_millis(2500))
+        .progress
+        .unwrap();
+    assert_eq!(p.open_for_ms, Some(2500));
+    assert_eq!((p.injected, p.refused, p.open), (2, 1, 2));
+    b.set_progress(progress(0), t0 + Duration::from_secs(3));
+    let p = b.snapshot(t0 + Duration::from_secs(4)).progress.unwrap();
+    assert_eq!(p.open_for_ms, None);
+}
+
+#[test]
+fn stale_defaults_to_three_observed_intervals() {
+    let topics = Topics::default();
+    let mut b = Board::new(topics.clone(), None, 4);
+    let t0 = Instant::now();
+    let sample = |seq: u64| {
+        format!(
+            r#"{{"v":1,"node":"pi1","seq":{seq},"ts_ms":{},"cpu_pct":null,"load":null,"memory":null,
+            "swap":null,"disk":null,"net":null,"temp_c":null,"throttle":null,"uptime_s":null,"agent_version":"x"}}"#,
+            seq * 500
+        )
+    };
+    b.apply(&topics.node_health("pi1"), sample(1).as_bytes(), t0)
+        .unwrap();
+    b.apply(&topics.node_health("pi1"), sample(2).as_bytes(), t0)
+        .unwrap();
+    let n = &b.snapshot(t0 + Duration::from_millis(1400)).nodes[0];
+    assert_eq!((n.status, n.stale_after_ms), ("online", 1500));
+    assert_eq!(
+        b.snapshot(t0 + Duration::from_millis(1600)).nodes[0].status,
+        "stale"
+    );
+}
+
+#[test]
+fn only_set_throttle_flags_become_badges() {
+    assert!(badges(Throttle::from_bits(0)).is_empty());
+    assert!(badges(Throttle::default()).is_empty());
+    assert_eq!(
+        badges(Throttle::from_bits(0x1)),
+        vec![Badge {
+            label: "UNDER-VOLTAGE",
+            now: true
+        }]
+    );
+}
+
+#[test]
+fn the_ball_lane_keeps_only_the_latest_balls() {
+    let topics = Topics::default();
+    let mut b = Board::new(topics.clone(), None, 2);
+    for i in 0..5 {
+        let ball = format!(
+            r#"{{"v":1,"ball":{{"id":"b{i}","target":"w","ttl":1,"born_ms":1,"hops":[]}},"worker":"w","node":"n","caught_ms":3}}"#
+        );
+        b.apply(&topics.balls_caught(), ball.as_bytes(), Instant::now())
+            .unwrap();
+    }
+    let s = b.snapshot(Instant::now());
+    let ids: Vec<&str> = s.balls.iter().map(|b| b.id.as_str()).collect();
+    assert_eq!(ids, ["b3", "b4"]);
+    assert_eq!(s.caught, 5);
+    assert_eq!(s.balls[1].hops, ["w"]);
+    assert_eq!(s.balls[1].flight_ms, Some(2));
+}
+
+#[test]
+fn offline_workers_leave_the_page_after_a_while() {
+    let topics = Topics::default();
+    let mut b = Board::new(topics.clone(), None, 4);
+    let t0 = Instant::now();
+    b.apply(&topics.worker_status("w-old"), b"offline", t0)
+        .unwrap();
+    b.apply(&topics.worker_status("w-new"), b"online", t0)
+        .unwrap();
+    assert_eq!(b.snapshot(t0).unplaced_workers.len(), 2);
+    let later = t0 + super::board::FORGET_OFFLINE_WORKER;
+    let names: Vec<String> = b
+        .snapshot(later)
+        .unplaced_workers
+        .into_iter()
+        .map(|w| w.name)
+        .collect();
+    assert_eq!(names, ["w-new"]);
+    // Back online: shown again.
+    b.apply(&topics.worker_status("w-old"), b"online", later)
+        .unwrap();
+    assert_eq!(b.snapshot(later).unplaced_workers.len(), 2);
+}
