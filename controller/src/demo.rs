@@ -110,6 +110,21 @@ fn fit_to_workers(mut p: Plan, workers: u32) -> Plan {
     p
 }
 
+/// The ball factory's settings for a plan: its ball rate, ttl and timeout, its
+/// steady-state window, its seed; ball ids unique to this process.
+pub(crate) fn factory_config(plan: &Plan, prefix: &str, entry: Entry) -> FactoryConfig {
+    FactoryConfig {
+        rate_per_s: plan.balls.rate_per_s,
+        ttl: plan.balls.ttl,
+        timeout: plan.balls.timeout,
+        window: plan.steady_state.window,
+        seed: plan.seed,
+        id_prefix: format!("{prefix}{}", std::process::id()),
+        entry,
+        max_balls: None,
+    }
+}
+
 /// `rackpong demo`.
 pub async fn run(args: DemoArgs, cancel: CancellationToken) -> Result<RunSummary, DemoError> {
     let plan = demo_plan(&args)?;
@@ -235,16 +250,7 @@ impl Parts {
             stop.clone(),
         ));
         let factory = BallFactory::start(
-            FactoryConfig {
-                rate_per_s: plan.balls.rate_per_s,
-                ttl: plan.balls.ttl,
-                timeout: plan.balls.timeout,
-                window: plan.steady_state.window,
-                seed: plan.seed,
-                id_prefix: format!("demo{}", std::process::id()),
-                entry: Entry::Direct,
-                max_balls: None,
-            },
+            factory_config(plan, "demo", Entry::Direct),
             targets,
             &link,
             topics,

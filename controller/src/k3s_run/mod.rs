@@ -23,7 +23,7 @@ use crate::cluster::ClusterError;
 use crate::cluster::k3s::{K3sArgs, K3sCluster};
 use crate::demo::DemoError;
 use crate::engine::{EngineConfig, RunSummary, mqtt};
-use crate::factory::{BallFactory, Entry, FactoryConfig, WorkerEndpoint};
+use crate::factory::{BallFactory, Entry, WorkerEndpoint};
 use crate::nodecmd::{MqttNodeCommander, NodeCmdArgs};
 use crate::plan::Plan;
 use crate::safety::{Pdb, PdbValue};
@@ -168,16 +168,7 @@ impl K3sRig {
             stop.clone(),
         ));
         let factory = BallFactory::start(
-            FactoryConfig {
-                rate_per_s: plan.balls.rate_per_s,
-                ttl: plan.balls.ttl,
-                timeout: plan.balls.timeout,
-                window: plan.steady_state.window,
-                seed: plan.seed,
-                id_prefix: format!("k3s{}", std::process::id()),
-                entry: Entry::Url(self.ingress.clone()),
-                max_balls: None,
-            },
+            crate::demo::factory_config(&plan, "k3s", Entry::Url(self.ingress.clone())),
             targets,
             &self.link,
             &self.topics,
