@@ -3,6 +3,7 @@
 //! port is found by binding port 0 first; it runs on its own threads until the
 //! process exits (rumqttd has no stop).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -27,16 +28,28 @@ impl EmbeddedBroker {
     /// Starts a broker on a free port of `ip` and waits until it accepts
     /// connections.
     pub fn start(ip: IpAddr) -> Result<Self, BrokerError> {
-        let port = TcpListener::bind((ip, 0))
-            .and_then(|l| l.local_addr())
-            .map_err(|source| BrokerError::NoPort { ip, source })?
-            .port();
-        Self::start_on(SocketAddr::new(ip, port))
+        Self::start_on(free_addr(ip)?)
+    }
+
+    /// Starts a broker on a free port of `ip` that only admits the given
+    /// username/password pairs.
+    pub fn start_with_credentials(
+        ip: IpAddr,
+        credentials: HashMap<String, String>,
+    ) -> Result<Self, BrokerError> {
+        Self::launch(free_addr(ip)?, Some(credentials))
     }
 
     /// Starts a broker on exactly `addr` (e.g. to restart one on the same port).
     pub fn start_on(addr: SocketAddr) -> Result<Self, BrokerError> {
-        let config = config(addr);
+        Self::launch(addr, None)
+    }
+
+    fn launch(
+        addr: SocketAddr,
+        auth: Option<HashMap<String, String>>,
+    ) -> Result<Self, BrokerError> {
+        let config = config(addr, auth);
         std::thread::Builder::new()
             .name(format!("rumqttd-{addr}"))
             .spawn(move || {
@@ -67,12 +80,20 @@ impl EmbeddedBroker {
     }
 }
 
-fn config(listen: SocketAddr) -> Config {
+fn free_addr(ip: IpAddr) -> Result<SocketAddr, BrokerError> {
+    let port = TcpListener::bind((ip, 0))
+        .and_then(|l| l.local_addr())
+        .map_err(|source| BrokerError::NoPort { ip, source })?
+        .port();
+    Ok(SocketAddr::new(ip, port))
+}
+
+fn config(listen: SocketAddr, auth: Option<HashMap<String, String>>) -> Config {
     let connections = ConnectionSettings {
         connection_timeout_ms: 60_000,
         max_payload_size: 1024 * 1024,
         max_inflight_count: 500,
-        auth: None,
+        auth,
         external_auth: None,
         dynamic_filters: true,
     };

@@ -4,60 +4,20 @@
 //! embedded broker, whatever RACKPONG_TEST_BROKER says: it needs credentials set up.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use rackpong_agent::broker::EmbeddedBroker;
 use rackpong_agent::mqtt::{LinkConfig, MqttLink};
-use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 
 const WAIT: Duration = Duration::from_secs(10);
 
 /// A rumqttd on a free loopback port that only admits `user`/`pass`.
 fn broker_with_auth(user: &str, pass: &str) -> SocketAddr {
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let connections = ConnectionSettings {
-        connection_timeout_ms: 10_000,
-        max_payload_size: 1024 * 1024,
-        max_inflight_count: 100,
-        auth: Some(HashMap::from([(user.to_string(), pass.to_string())])),
-        external_auth: None,
-        dynamic_filters: true,
-    };
-    let server = ServerSettings {
-        name: "v4".into(),
-        listen: addr,
-        tls: None,
-        next_connection_delay_ms: 1,
-        connections,
-    };
-    let config = Config {
-        id: 0,
-        router: RouterConfig {
-            max_connections: 100,
-            max_outgoing_packet_count: 100,
-            max_segment_size: 1024 * 1024,
-            max_segment_count: 10,
-            custom_segment: None,
-            initialized_filters: None,
-            shared_subscriptions_strategy: Default::default(),
-        },
-        v4: Some([("v4".to_string(), server)].into_iter().collect()),
-        ..Default::default()
-    };
-    std::thread::spawn(move || {
-        if let Err(e) = Broker::new(config).start() {
-            panic!("test broker stopped: {e}");
-        }
-    });
-    let deadline = std::time::Instant::now() + WAIT;
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(std::time::Instant::now() < deadline, "broker listening");
-        std::thread::yield_now();
-    }
-    addr
+    let credentials = HashMap::from([(user.to_string(), pass.to_string())]);
+    EmbeddedBroker::start_with_credentials("127.0.0.1".parse().unwrap(), credentials)
+        .expect("broker with credentials")
+        .addr()
 }
 
 fn config(addr: SocketAddr, password: &str) -> LinkConfig {
