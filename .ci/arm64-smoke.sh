@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source .ci/lib.sh
 target=aarch64-unknown-linux-musl
-cargo build --release --target "$target" -p rackpong-agent
-bin="target/$target/release/rackpong-agent"
+cargo build --profile dist --target "$target" -p rackpong-agent
+bin="target/$target/dist/rackpong-agent"
 
 info=$(file "$bin"); echo "$info"
 grep -q 'ARM aarch64' <<<"$info"
