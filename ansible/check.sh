@@ -120,8 +120,8 @@ assert not [d for d in docs if "name: mosquitto" in d or "eclipse-mosquitto" in 
 ctl = find("Deployment", "rackpong-controller")[0]
 wrk = find("Deployment", "rackpong-worker")[0]
 assert "name: rackpong-mqtt-controller-" in ctl and "name: rackpong-mqtt-" in wrk and "rackpong-mqtt-controller" not in wrk, "MQTT Secrets"
-assert "path: /var/lib/rackpong-controller/runs" in ctl, "runs hostPath"
-assert [d for d in docs if "kind: Secret\n" in d and "\n  name: rackpong-chaos\n" in d], "chaos Secret"
+chaos = [d for d in docs if "kind: Secret\n" in d and "\n  name: rackpong-chaos\n" in d]
+assert chaos and "  chaos.key: " in chaos[0] and "secretName: rackpong-chaos" in ctl, "chaos Secret"
 cfg = find("ConfigMap", "rackpong-config")[0]
 assert "RACKPONG_BROKER: mqtt://192.168.50.11:1883" in cfg, cfg
 print("site overlay: no in-cluster mosquitto, controller and workers on their own logins, broker", "192.168.50.11")
