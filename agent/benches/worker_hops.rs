@@ -1,15 +1,20 @@
-//! Hop benchmark: 8 workers on loopback and an embedded broker; balls are
-//! thrown at a fixed rate, each at a random worker and addressed to a random
-//! worker (so a ball makes ~8 hops on average), until every one has its
-//! `caught`/`dropped` message. The workers' own metrics give the forwarded
-//! hops per second and the per-hop handling latency (receipt to the next
-//! peer's `202`, or the outcome queued for MQTT).
+//! Hop benchmark: a sweep of offered ball rates over 8 workers on loopback
+//! and an embedded broker, so the knee is visible. At each rate balls are
+//! thrown for SECONDS, each at a random worker and addressed to a random
+//! worker (so a ball makes ~7 forwards), until every one has its
+//! `caught`/`dropped` message. Per rate it prints the forwarded hops/s, the
+//! CPU per forwarded hop (the whole game: driver, broker and workers), the
+//! per-hop latency p50/p99/p999 (the workers' histogram: receipt to the next
+//! peer's `202`, or the outcome queued for MQTT) and the load average.
 //!
-//! `cargo bench -p rackpong-agent --bench worker_hops [-- RATE SECONDS WORKERS]`
+//! `cargo bench -p rackpong-agent --bench worker_hops [-- RATES SECONDS WORKERS]`
+//! with RATES a comma list of balls/s (default `250,500,1000,1500,2000,3000,4000`).
 //!
 //! With `WORKER_BIN=/path/to/rackpong-agent` the workers are separate
-//! processes of that binary instead of tasks in this process (to compare
-//! builds, e.g. the static musl binary's allocator against glibc's).
+//! processes of that binary instead of tasks in this process. Under
+//! `valgrind --tool=callgrind` run one rate twice with different SECONDS:
+//! the difference of the instruction counts over the difference of the
+//! forwarded hops is the instructions per hop, free of the setup.
 
 #[path = "../tests/worker_support/mod.rs"]
 #[allow(dead_code, clippy::all)]
@@ -17,12 +22,11 @@ mod worker_support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rackpong_agent::proto::Ball;
 use rand::Rng;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use worker_support::*;
 
 /// A worker to throw at: its name and base URL.
@@ -73,7 +77,7 @@ fn quantile(b: &BTreeMap<u64, f64>, q: f64) -> String {
     let total = b.get(&u64::MAX).copied().unwrap_or(0.0);
     match b.iter().find(|(_, c)| **c >= q * total) {
         Some((&u64::MAX, _)) => "> largest bucket".into(),
-        Some((le, _)) => format!("<= {:.3} ms", *le as f64 / 1e6),
+        Some((le, _)) => format!("≤ {:.3} ms", *le as f64 / 1e6),
         None => "n/a".into(),
     }
 }
@@ -82,68 +86,34 @@ fn quantile(b: &BTreeMap<u64, f64>, q: f64) -> String {
 async fn spawn_procs(bin: &str, n: usize, broker: &str, dir: &Path) -> (Vec<Child>, Vec<Endpoint>) {
     let mut children = Vec::new();
     let mut endpoints = Vec::new();
+    let peers = dir.join("peers");
     for i in 1..=n {
         let name = format!("w{i}");
-        let announce = dir.join(format!("{name}.addr"));
-        let child = Command::new(bin)
-            .args(["worker", "--name", &name, "--listen", "127.0.0.1:0"])
-            .args([
-                "--broker",
-                broker,
-                "--rack",
-                "bench",
-                "--peer-refresh",
-                "1s",
-            ])
-            .args(["--mqtt-buffer", "100000"])
-            .arg("--announce-file")
-            .arg(&announce)
-            .arg("--peers-file")
-            .arg(dir.join("peers"))
-            .env("RACKPONG_LOG", "warn")
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn worker");
-        let addr = tokio::time::timeout(WAIT, async {
-            loop {
-                if let Ok(s) = tokio::fs::read_to_string(&announce).await
-                    && s.ends_with('\n')
-                {
-                    return s.trim().to_string();
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await
-        .expect("announce file");
+        let extra = ["--peer-refresh", "1s"];
+        let (child, url) = spawn_process(bin, &name, broker, "bench", &peers, &extra).await;
         children.push(child);
-        endpoints.push(Endpoint {
-            name,
-            url: format!("http://{addr}"),
-        });
+        endpoints.push(Endpoint { name, url });
     }
     (children, endpoints)
 }
 
-/// CPU seconds (user + system) used so far by these processes.
-fn cpu_seconds(pids: &[u32]) -> f64 {
+/// CPU seconds (user, system) used so far by these processes.
+fn cpu_seconds(pids: &[u32]) -> (f64, f64) {
     pids.iter()
         .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
         .map(|stat| {
             // Fields after the command name: state is field 3, utime 14, stime 15.
             let rest = stat.rsplit(')').next().unwrap_or("");
             let f: Vec<&str> = rest.split_whitespace().collect();
-            let ticks: f64 =
-                f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0);
-            ticks / 100.0
+            let ticks = |i: usize| f[i].parse::<f64>().unwrap_or(0.0) / 100.0;
+            (ticks(11), ticks(12))
         })
-        .sum()
+        .fold((0.0, 0.0), |(u, s), (a, b)| (u + a, s + b))
 }
 
 /// Throws `balls` balls at `rate` per second, each at a random worker and
 /// addressed to a random worker.
-async fn throw_all(workers: &[Endpoint], rate: f64, balls: u64) {
+async fn throw_all(workers: &[Endpoint], rate: f64, balls: u64, run: usize) {
     let client = http();
     let start = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(1));
@@ -162,7 +132,7 @@ async fn throw_all(workers: &[Endpoint], rate: f64, balls: u64) {
             };
             let url = format!("{}/v1/balls", workers[entry].url);
             let ball = Ball {
-                id: format!("b-{n}"),
+                id: format!("b{run}-{n}"),
                 target: workers[target].name.clone(),
                 ttl: 64,
                 born_ms: 0,
@@ -183,6 +153,110 @@ async fn throw_all(workers: &[Endpoint], rate: f64, balls: u64) {
     }
 }
 
+/// One rate's measurement.
+struct Row {
+    rate: f64,
+    forwarded_per_s: f64,
+    cpu_us_per_hop: f64,
+    sys_us_per_hop: f64,
+    cpu_share: f64,
+    p50: String,
+    p99: String,
+    p999: String,
+    outcomes: String,
+    load: String,
+}
+
+/// The workers under test and how to read them.
+struct Game<'a> {
+    endpoints: &'a [Endpoint],
+    urls: Vec<&'a str>,
+    pids: Vec<u32>,
+    broker: &'a rackpong_agent::broker::EmbeddedBroker,
+}
+
+async fn forwarded(urls: &[&str]) -> f64 {
+    let mut sum = 0.0;
+    for u in urls {
+        sum += metric(u, "rackpong_worker_balls_forwarded_total").await;
+    }
+    sum
+}
+
+impl Game<'_> {
+    /// Throws `rate` balls/s for `secs` and waits for every outcome.
+    async fn measure(&self, rate: f64, secs: f64, run: usize) -> Row {
+        let topics = vec!["rackpong/bench/balls/#".to_string()];
+        let (link, mut rx) = subscriber(self.broker, &format!("bench-driver-{run}"), &topics).await;
+        let mut rx = rx.remove(0);
+        let balls = (rate * secs) as u64;
+        let before = buckets(&self.urls).await;
+        let fwd_before = forwarded(&self.urls).await;
+        let cpu_before = cpu_seconds(&self.pids);
+        let started = Instant::now();
+        // Outcomes the driver's subscription queue dropped count as seen
+        // (they were published; the driver was just slow to read them).
+        let driver = link.clone();
+        let outcomes = tokio::spawn(async move {
+            let (mut seen, mut caught) = (0u64, 0u64);
+            let mut quiet = 0;
+            while seen + driver.counters().inbound_dropped < balls && quiet < 30 {
+                match tokio::time::timeout(Duration::from_secs(1), rx.recv()).await {
+                    Ok(Some(p)) => {
+                        quiet = 0;
+                        seen += 1;
+                        caught += u64::from(p.topic.ends_with("caught"));
+                    }
+                    Ok(None) => break,
+                    Err(_) => quiet += 1,
+                }
+            }
+            (seen, caught)
+        });
+        throw_all(self.endpoints, rate, balls, run).await;
+        let (seen, caught) = outcomes.await.unwrap();
+        let elapsed = started.elapsed().as_secs_f64();
+        let (user, sys) = cpu_seconds(&self.pids);
+        let (user, sys) = (user - cpu_before.0, sys - cpu_before.1);
+        let cpu = user + sys;
+        let fwd = forwarded(&self.urls).await - fwd_before;
+        let after = buckets(&self.urls).await;
+        let delta: BTreeMap<u64, f64> = after
+            .iter()
+            .map(|(k, v)| (*k, v - before.get(k).copied().unwrap_or(0.0)))
+            .collect();
+        let lost = link.counters().inbound_dropped;
+        link.shutdown(Duration::from_secs(1)).await;
+        Row {
+            rate,
+            forwarded_per_s: fwd / elapsed,
+            cpu_us_per_hop: 1e6 * cpu / fwd,
+            sys_us_per_hop: 1e6 * sys / fwd,
+            cpu_share: 100.0 * cpu / elapsed,
+            p50: quantile(&delta, 0.50),
+            p99: quantile(&delta, 0.99),
+            p999: quantile(&delta, 0.999),
+            outcomes: format!("{seen}+{lost}/{balls} ({caught} caught), {fwd} forwarded"),
+            load: std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .split(' ')
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+}
+
+fn rates() -> Vec<f64> {
+    let list = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .unwrap_or_else(|| "250,500,1000,1500,2000,3000,4000".into());
+    list.split(',')
+        .filter_map(|r| r.trim().parse().ok())
+        .collect()
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --all-targets` does not, and
     // a measurement has nothing to check there.
@@ -190,8 +264,8 @@ fn main() {
         println!("worker_hops: a measurement; run it with cargo bench");
         return;
     }
-    let rate = arg(0, 2000.0);
-    let secs = arg(1, 5.0);
+    let rates = rates();
+    let secs = arg(1, 4.0);
     let n = arg(2, 8.0) as usize;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -201,7 +275,7 @@ fn main() {
         let broker = broker();
         let dir = tempdir();
         let mode = std::env::var("WORKER_BIN").unwrap_or_else(|_| "in-process".into());
-        let (_rack, _children, endpoints) = match std::env::var("WORKER_BIN") {
+        let (_rack, children, endpoints) = match std::env::var("WORKER_BIN") {
             Ok(bin) => {
                 let (children, eps) = spawn_procs(&bin, n, &broker.url(), dir.path()).await;
                 (Vec::new(), children, eps)
@@ -228,68 +302,28 @@ fn main() {
         for u in &urls {
             wait_ready(u).await;
         }
-        let topics = vec!["rackpong/bench/balls/#".to_string()];
-        let (link, mut rx) = subscriber(&broker, "bench-driver", &topics).await;
-        let mut rx = rx.remove(0);
-        let balls = (rate * secs) as u64;
         let mut pids = vec![std::process::id()];
-        pids.extend(_children.iter().filter_map(|c| c.id()));
-        let before = buckets(&urls).await;
-        let cpu_before = cpu_seconds(&pids);
-        let started = Instant::now();
-        // Outcomes the driver's subscription queue dropped count as seen
-        // (they were published; the driver was just slow to read them).
-        let driver = link.clone();
-        let outcomes = tokio::spawn(async move {
-            let (mut seen, mut caught) = (0u64, 0u64);
-            let mut quiet = 0;
-            while seen + driver.counters().inbound_dropped < balls && quiet < 30 {
-                match tokio::time::timeout(Duration::from_secs(1), rx.recv()).await {
-                    Ok(Some(p)) => {
-                        quiet = 0;
-                        seen += 1;
-                        caught += u64::from(p.topic.ends_with("caught"));
-                    }
-                    Ok(None) => break,
-                    Err(_) => quiet += 1,
-                }
-            }
-            (seen, caught)
-        });
-        throw_all(&endpoints, rate, balls).await;
-        let (seen, caught) = outcomes.await.unwrap();
-        let elapsed = started.elapsed().as_secs_f64();
-        let cpu = cpu_seconds(&pids) - cpu_before;
-        let (mut forwarded, mut received) = (0.0, 0.0);
-        for u in &urls {
-            forwarded += metric(u, "rackpong_worker_balls_forwarded_total").await;
-            received += metric(u, "rackpong_worker_balls_received_total").await;
+        pids.extend(children.iter().filter_map(|c| c.id()));
+        let game = Game {
+            endpoints: &endpoints,
+            urls: urls.clone(),
+            pids,
+            broker: &broker,
+        };
+        println!("workers={n} ({mode}), {secs} s per rate, 2 vCPUs; CPU is the whole game's");
+        println!(
+            "| balls/s | forwarded hops/s | CPU per hop (of it kernel) | CPU (of one core) \
+             | p50 | p99 | p999 | outcomes | load avg |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|");
+        for (run, rate) in rates.into_iter().enumerate() {
+            let r = game.measure(rate, secs, run).await;
+            let cpu = format!("{:.1} µs ({:.1})", r.cpu_us_per_hop, r.sys_us_per_hop);
+            let tail = format!("{} | {} | {}", r.p50, r.p99, r.p999);
+            println!(
+                "| {} | {:.0} | {cpu} | {:.0} % | {tail} | {} | {} |",
+                r.rate, r.forwarded_per_s, r.cpu_share, r.outcomes, r.load
+            );
         }
-        let after = buckets(&urls).await;
-        let delta: BTreeMap<u64, f64> = after
-            .iter()
-            .map(|(k, v)| (*k, v - before.get(k).copied().unwrap_or(0.0)))
-            .collect();
-        println!("workers={n} ({mode}) rate={rate}/s balls={balls} elapsed={elapsed:.2}s");
-        println!(
-            "forwarded hops: {forwarded} ({:.0}/s); handled hops: {received} ({:.0}/s)",
-            forwarded / elapsed,
-            received / elapsed
-        );
-        println!(
-            "CPU: {cpu:.2} s over {elapsed:.2} s ({:.0}% of one core); {:.0} forwarded hops per CPU-second; load average {}",
-            100.0 * cpu / elapsed,
-            forwarded / cpu,
-            std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
-        );
-        println!(
-            "per-hop latency: p50 {} p99 {}",
-            quantile(&delta, 0.50),
-            quantile(&delta, 0.99)
-        );
-        println!(
-            "outcomes seen {seen}/{balls}, caught {caught}; driver link {:?}",
-            link.counters()
-        );
     });
 }
