@@ -21,7 +21,7 @@ use clap::Parser;
 use http::Method;
 use k3s_fake::{FakeK3s, Rack};
 use k3s_fake::rack::{NEW_NAMES, pod_name};
-use rackpong_controller::engine::command::{RunArgs, RunResult, run_with};
+use rackpong_controller::cmd::run::{RunArgs, RunResult, run_with};
 use rackpong_controller::journal::event::{Event, Milestone};
 use rackpong_controller::journal::{JOURNAL_FILE, read_journal};
 use serde_json::{Value, json};
