@@ -171,7 +171,10 @@ pub fn api_call(method: &Method, path: &str, query: &str) -> ApiCall {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (group, rest) = match segs.first() {
         Some(&"api") => (String::new(), &segs[2.min(segs.len())..]),
-        _ => (segs.get(1).copied().unwrap_or("").to_string(), &segs[3.min(segs.len())..]),
+        _ => (
+            segs.get(1).copied().unwrap_or("").to_string(),
+            &segs[3.min(segs.len())..],
+        ),
     };
     let (namespaced, rest) = match rest {
         ["namespaces", _, more @ ..] if !more.is_empty() => (true, more),

@@ -88,8 +88,7 @@ impl Rack {
             let mut node = fixture_json(file);
             node["metadata"]["name"] = name.into();
             node["metadata"]["labels"]["kubernetes.io/hostname"] = name.into();
-            node["status"]["addresses"] =
-                json!([{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}]);
+            node["status"]["addresses"] = json!([{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}]);
             node["metadata"]["resourceVersion"] = rack.bump().into();
             rack.nodes.insert(name.into(), node);
         }
@@ -114,7 +113,10 @@ impl Rack {
     /// Stores `obj` with a new resourceVersion and logs the watch event.
     fn put(&mut self, kind: Kind, ty: &'static str, mut obj: Value) {
         obj["metadata"]["resourceVersion"] = self.bump().into();
-        let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         self.log.push((kind, self.rv, ty, obj.clone()));
         if kind == Kind::Pods {
             self.created.insert(name.clone());
@@ -167,7 +169,10 @@ impl Rack {
                 Some(Step::Start)
             }
             Step::Start => {
-                let node = pod["spec"]["nodeName"].as_str().unwrap_or("pi4").to_string();
+                let node = pod["spec"]["nodeName"]
+                    .as_str()
+                    .unwrap_or("pi4")
+                    .to_string();
                 let host = self.nodes[&node]["status"]["addresses"][0]["address"].clone();
                 let mut template = fixture_json("pod-worker.json")["status"].clone();
                 template["hostIP"] = host.clone();
@@ -187,7 +192,11 @@ impl Rack {
             }
             Step::Ready => {
                 pod["status"]["containerStatuses"][0]["ready"] = true.into();
-                for c in pod["status"]["conditions"].as_array_mut().into_iter().flatten() {
+                for c in pod["status"]["conditions"]
+                    .as_array_mut()
+                    .into_iter()
+                    .flatten()
+                {
                     if c["type"] == "Ready" || c["type"] == "ContainersReady" {
                         *c = cond(c["type"].as_str().unwrap_or_default(), "True");
                     }
@@ -213,7 +222,12 @@ impl Rack {
                     .is_none()
         });
         schedulable
-            .map(|n| n["metadata"]["name"].as_str().unwrap_or_default().to_string())
+            .map(|n| {
+                n["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
             .min_by_key(|node| {
                 self.pods
                     .values()
@@ -234,7 +248,10 @@ impl Rack {
             .collect();
         let mut count = active.len() as i64;
         while count < self.replicas {
-            let name = self.names.pop_front().expect("the fake ran out of pod names");
+            let name = self
+                .names
+                .pop_front()
+                .expect("the fake ran out of pod names");
             let mut pod = fixture_json("pod-worker.json");
             pod["metadata"]["name"] = name.clone().into();
             pod["metadata"]["uid"] = format!("9d8c7b6a-5f4e-4d3c-8b2a-{:0>12}", self.rv).into();
@@ -246,8 +263,18 @@ impl Rack {
             count += 1;
         }
         let mut newest: Vec<&String> = active.iter().collect();
-        newest.sort_by_key(|n| std::cmp::Reverse(self.pods[*n]["metadata"]["resourceVersion"].as_str().and_then(|v| v.parse::<u64>().ok())));
-        let surplus: Vec<String> = newest.into_iter().take((count - self.replicas).max(0) as usize).cloned().collect();
+        newest.sort_by_key(|n| {
+            std::cmp::Reverse(
+                self.pods[*n]["metadata"]["resourceVersion"]
+                    .as_str()
+                    .and_then(|v| v.parse::<u64>().ok()),
+            )
+        });
+        let surplus: Vec<String> = newest
+            .into_iter()
+            .take((count - self.replicas).max(0) as usize)
+            .cloned()
+            .collect();
         for name in surplus {
             self.terminate(&name, 30);
         }
@@ -274,9 +301,10 @@ impl Rack {
             .values()
             .filter(|p| {
                 p["metadata"].get("deletionTimestamp").is_none()
-                    && p["status"]["conditions"]
-                        .as_array()
-                        .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+                    && p["status"]["conditions"].as_array().is_some_and(|c| {
+                        c.iter()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    })
             })
             .count() as i64
     }
@@ -305,7 +333,11 @@ impl Rack {
         });
         self.calls.push(call.clone());
         let name = call.name.clone().unwrap_or_default();
-        let res = (call.verb.as_str(), call.group.as_str(), call.resource.as_str());
+        let res = (
+            call.verb.as_str(),
+            call.group.as_str(),
+            call.resource.as_str(),
+        );
         let answer = match res {
             ("list" | "watch", "", "pods") => self.collection(Kind::Pods, &call.verb, query),
             ("list" | "watch", "", "nodes") => self.collection(Kind::Nodes, &call.verb, query),
@@ -374,10 +406,16 @@ impl Rack {
         let (objs, list_kind, api_version) = match kind {
             Kind::Pods => (&self.pods, "PodList", "v1"),
             Kind::Nodes => (&self.nodes, "NodeList", "v1"),
-            Kind::Experiments => (&self.experiments, "ChaosExperimentList", "rackpong.dev/v1alpha1"),
+            Kind::Experiments => (
+                &self.experiments,
+                "ChaosExperimentList",
+                "rackpong.dev/v1alpha1",
+            ),
         };
         let field = query_param(query, "fieldSelector");
-        let on_node = field.as_deref().and_then(|f| f.strip_prefix("spec.nodeName="));
+        let on_node = field
+            .as_deref()
+            .and_then(|f| f.strip_prefix("spec.nodeName="));
         let items: Vec<&Value> = objs
             .values()
             .filter(|o| on_node.is_none_or(|n| o["spec"]["nodeName"] == n))
@@ -391,7 +429,11 @@ impl Rack {
     }
 
     fn get(&self, kind: Kind, name: &str) -> Answer {
-        let map = if kind == Kind::Pods { &self.pods } else { &self.nodes };
+        let map = if kind == Kind::Pods {
+            &self.pods
+        } else {
+            &self.nodes
+        };
         match map.get(name) {
             Some(o) => ok(o.to_string()),
             None => Answer::Now(404, fixture("status-404-pod.json").into_bytes()),
@@ -408,14 +450,25 @@ impl Rack {
                 Err(e) => return Answer::Now(422, e.to_string().into_bytes()),
             };
             if let Err(e) = json_patch::patch(&mut exp, &ops) {
-                return Answer::Now(422, json!({"kind": "Status", "message": e.to_string(), "code": 422}).to_string().into_bytes());
+                return Answer::Now(
+                    422,
+                    json!({"kind": "Status", "message": e.to_string(), "code": 422})
+                        .to_string()
+                        .into_bytes(),
+                );
             }
         } else {
             json_patch::merge(&mut exp, body);
         }
         let gone = exp["metadata"].get("deletionTimestamp").is_some()
-            && exp["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty);
-        self.put(Kind::Experiments, if gone { "DELETED" } else { "MODIFIED" }, exp.clone());
+            && exp["metadata"]["finalizers"]
+                .as_array()
+                .is_none_or(Vec::is_empty);
+        self.put(
+            Kind::Experiments,
+            if gone { "DELETED" } else { "MODIFIED" },
+            exp.clone(),
+        );
         let mut answered = exp;
         answered["metadata"]["resourceVersion"] = self.rv.to_string().into();
         ok(answered.to_string())
