@@ -55,6 +55,7 @@ pub struct Logged {
 pub struct FakeK3s {
     rack: Arc<Mutex<Rack>>,
     live: watch::Receiver<BTreeSet<String>>,
+    version: watch::Receiver<u64>,
     stop: CancellationToken,
 }
 
@@ -63,10 +64,20 @@ impl FakeK3s {
     pub fn start(rack: Rack) -> (Client, FakeK3s) {
         let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
         let (live_tx, live) = watch::channel(rack.live());
+        let (version_tx, version) = watch::channel(rack.version());
         let rack = Arc::new(Mutex::new(rack));
         let stop = CancellationToken::new();
-        tokio::spawn(serve(handle, rack.clone(), live_tx, stop.clone()));
-        let fake = FakeK3s { rack, live, stop };
+        let tx = Senders {
+            live: live_tx,
+            version: version_tx,
+        };
+        tokio::spawn(serve(handle, rack.clone(), tx, stop.clone()));
+        let fake = FakeK3s {
+            rack,
+            live,
+            version,
+            stop,
+        };
         (Client::new(service, "default"), fake)
     }
 
@@ -77,6 +88,30 @@ impl FakeK3s {
     /// The names of the pods that exist (not yet deleted), as they change.
     pub fn live_pods(&self) -> watch::Receiver<BTreeSet<String>> {
         self.live.clone()
+    }
+
+    /// Waits until `cond` holds for the rack, checking after every change.
+    pub async fn until(&self, what: &str, cond: impl Fn(&Rack) -> bool) {
+        let mut version = self.version.clone();
+        let wait = async {
+            while !cond(&self.rack()) {
+                if version.changed().await.is_err() {
+                    panic!("the fake API server stopped");
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), wait)
+            .await
+            .unwrap_or_else(|_| {
+                let log: Vec<String> = self
+                    .requests()
+                    .iter()
+                    .rev()
+                    .take(12)
+                    .map(|r| format!("{} {} {}", r.method, r.uri, r.body))
+                    .collect();
+                panic!("timed out waiting for {what}; the last requests: {log:#?}")
+            });
     }
 
     /// Every request so far.
@@ -96,10 +131,16 @@ impl FakeK3s {
 
 type Parked = (Kind, u64, SendResponse<Response<Body>>);
 
+/// What the server task tells the test about.
+struct Senders {
+    live: watch::Sender<BTreeSet<String>>,
+    version: watch::Sender<u64>,
+}
+
 async fn serve(
     mut handle: Handle<Request<Body>, Response<Body>>,
     rack: Arc<Mutex<Rack>>,
-    live: watch::Sender<BTreeSet<String>>,
+    tx: Senders,
     stop: CancellationToken,
 ) {
     let mut parked: Vec<Parked> = Vec::new();
@@ -122,7 +163,12 @@ async fn serve(
             _ = tick.tick() => lock(&rack).kubelet_step(),
         }
         let mut r = lock(&rack);
-        live.send_if_modified(|names| {
+        tx.version.send_if_modified(|v| {
+            let changed = *v != r.version();
+            *v = r.version();
+            changed
+        });
+        tx.live.send_if_modified(|names| {
             let now = r.live();
             let changed = *names != now;
             *names = now;

@@ -142,6 +142,11 @@ impl Rack {
             .collect()
     }
 
+    /// The current resourceVersion: it moves on every change.
+    pub fn version(&self) -> u64 {
+        self.rv
+    }
+
     /// Whether pod `name` ever existed.
     pub fn ever_created(&self, name: &str) -> bool {
         self.created.contains(name)
@@ -296,7 +301,7 @@ impl Rack {
     }
 
     /// Workers Ready and not terminating.
-    fn healthy(&self) -> i64 {
+    pub fn healthy(&self) -> i64 {
         self.pods
             .values()
             .filter(|p| {
@@ -445,10 +450,22 @@ impl Rack {
         if status {
             exp["status"] = body["status"].clone();
         } else if body.is_array() {
-            let ops: json_patch::Patch = match serde_json::from_value(body.clone()) {
-                Ok(p) => p,
-                Err(e) => return Answer::Now(422, e.to_string().into_bytes()),
-            };
+            // As the API server's json-patch does: testing a missing path
+            // for null passes (kube's finalizer relies on it).
+            let kept: Vec<&Value> = body
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|op| {
+                    let path = op["path"].as_str().unwrap_or_default();
+                    !(op["op"] == "test" && op["value"].is_null() && exp.pointer(path).is_none())
+                })
+                .collect();
+            let ops: json_patch::Patch =
+                match serde_json::to_value(kept).and_then(serde_json::from_value) {
+                    Ok(p) => p,
+                    Err(e) => return Answer::Now(422, e.to_string().into_bytes()),
+                };
             if let Err(e) = json_patch::patch(&mut exp, &ops) {
                 return Answer::Now(
                     422,
