@@ -155,6 +155,13 @@ async fn a_whole_k3s_run_is_observed_through_watch_events_and_rolled_back() {
     assert_milestones(&summary.run_dir, &fake);
     assert_rollback(&fake);
     assert_events(&fake);
+    let grants = k3s_fake::rbac::grants();
+    for call in fake.calls() {
+        assert!(
+            grants.iter().any(|g| k3s_fake::rbac::allows(g, &call)),
+            "the controller's Role does not allow {call:?}"
+        );
+    }
     let verdict = rackpong_controller::report::render_run(&summary.run_dir).unwrap();
     assert!(verdict.passed, "{verdict:?}");
     let report: Value =

@@ -11,6 +11,7 @@
 #![allow(dead_code)] // each test binary uses part of this module
 
 pub mod rack;
+pub mod rbac;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
