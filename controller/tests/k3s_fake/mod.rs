@@ -10,8 +10,10 @@
 
 #![allow(dead_code)] // each test binary uses part of this module
 
+mod kubelet;
 pub mod rack;
 pub mod rbac;
+mod routes;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
