@@ -124,6 +124,9 @@ chaos = [d for d in docs if "kind: Secret\n" in d and "\n  name: rackpong-chaos\
 assert chaos and "  chaos.key: " in chaos[0] and "secretName: rackpong-chaos" in ctl, "chaos Secret"
 cfg = find("ConfigMap", "rackpong-config")[0]
 assert "RACKPONG_BROKER: mqtt://192.168.50.11:1883" in cfg, cfg
+ns = [d for d in docs if "kind: Namespace\n" in d][0]
+assert "rackpong.dev/node-monitor-grace-period: 50s" in ns and "rackpong.dev/detection-profile:" in ns, ns
+assert "pod-security.kubernetes.io/enforce: restricted" in ns, ns
 print("site overlay: no in-cluster mosquitto, controller and workers on their own logins, broker", "192.168.50.11")
 PY
 }
