@@ -37,14 +37,16 @@ const INITIAL: [(&str, &str); 4] = [
     ("m3j6w", "pi3"),
 ];
 
+// Generous timeouts: this asserts what was observed and undone, not speed,
+// and the machine may be stalled by other work (2 shared cores).
 const PLAN: &str = "\
 name: k3s-offline
 seed: 7
 duration: 8s
 steady-state: {min-ready-workers: 2, min-delivery-rate: 0.5, window: 2s}
 safety: {max-unavailable: 2, namespaces: [rackpong], opt-in-label: rackpong.dev/chaos=true}
-recovery-timeout: 6s
-balls: {rate-per-s: 20, ttl: 32, timeout: 3s}
+recovery-timeout: 30s
+balls: {rate-per-s: 20, ttl: 32, timeout: 10s}
 faults:
   - {name: pod-kill, at: 1s, pod-kill: {count: 1, mode: graceful}}
   - {name: drain, at: 3s, node-kill: {action: cordon-drain, down-for: 60s}}
