@@ -36,7 +36,8 @@ check_inventory() { # expect (pass|a message), inventory text
 check_inventory pass 'k3s_cluster: {children: {server: {hosts: {pi1: }}, agent: {hosts: {pi2: }}}}'
 check_inventory 'no group `k3s_cluster`' 'rack: {children: {server: {hosts: {pi1: }}, agent: {hosts: {pi2: }}}}'
 check_inventory 'no group `agent`' 'k3s_cluster: {children: {server: {hosts: {pi1: }}, agents: {hosts: {pi2: }}}}'
-check_inventory 'Group `server` has 2 hosts' 'k3s_cluster: {children: {server: {hosts: {pi1: , pi2: }}, agent: {}}}'
+check_inventory 'Group `server` has 2 hosts' 'k3s_cluster: {children: {server: {hosts: {pi1: , pi2: }}, agent: {hosts: {pi3: }}}}'
+check_inventory 'Group `agent` has no hosts' 'k3s_cluster: {children: {server: {hosts: {pi1: }}, agent: {}}}'
 check_inventory 'Inventory name `10.0.0.2`' 'k3s_cluster: {children: {server: {hosts: {pi1: }}, agent: {hosts: {10.0.0.2: }}}}'
 
 verify_unit() { # rendered dir of one host
