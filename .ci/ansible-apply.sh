@@ -41,6 +41,7 @@ torn_down=0
 # afterwards unless one was there before.
 mosq_db=/var/lib/mosquitto/mosquitto.db
 keep_db=0; [ -e "$mosq_db" ] && keep_db=1
+keep_run=0; [ -e /run/mosquitto ] && keep_run=1
 cleanup() {
     local pid
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -49,6 +50,7 @@ cleanup() {
         (cd ansible && ansible-playbook teardown.yml --limit pi1 -e "@$work/vars.yml" >/dev/null 2>&1) || true
     fi
     [ "$keep_db" = 1 ] || rm -f "$mosq_db"
+    [ "$keep_run" = 1 ] || rm -rf /run/mosquitto
     rm -rf "$work"
 }
 trap cleanup EXIT
