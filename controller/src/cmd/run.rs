@@ -61,6 +61,16 @@ pub enum RunResult {
 
 /// `rackpong run`.
 pub async fn run(args: RunArgs, cancel: CancellationToken) -> Result<RunResult, RunCommandError> {
+    run_with(args, None, cancel).await
+}
+
+/// `rackpong run` over `client` when given instead of the kubeconfig's (the
+/// offline k3s run test hands in a mock API server).
+pub async fn run_with(
+    args: RunArgs,
+    client: Option<kube::Client>,
+    cancel: CancellationToken,
+) -> Result<RunResult, RunCommandError> {
     let plan = plan::load(&args.plan)?;
     if args.dry_run {
         return Ok(RunResult::DryRun(dry_run_text(&plan)));
@@ -78,7 +88,7 @@ pub async fn run(args: RunArgs, cancel: CancellationToken) -> Result<RunResult, 
             crate::rig::run_local(setup, plan, cancel).await?,
         ));
     }
-    let rig = K3sRig::connect(&args.k3s, &cancel).await?;
+    let rig = K3sRig::connect_with(&args.k3s, client, &cancel).await?;
     let cfg = EngineConfig::new(&args.runs_dir);
     let result = rig.run(plan, cfg, true, cancel).await;
     rig.shutdown().await;

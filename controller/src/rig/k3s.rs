@@ -84,6 +84,16 @@ impl K3sRig {
         args: &K3sRunArgs,
         cancel: &CancellationToken,
     ) -> Result<K3sRig, WireError> {
+        K3sRig::connect_with(args, None, cancel).await
+    }
+
+    /// [`K3sRig::connect`] over `client` when given instead of the one the
+    /// flags describe (the offline tests hand in a mock API server).
+    pub async fn connect_with(
+        args: &K3sRunArgs,
+        client: Option<kube::Client>,
+        cancel: &CancellationToken,
+    ) -> Result<K3sRig, WireError> {
         let ingress = ingress(args.ingress.as_deref())?;
         let secret = args.node_cmd.secret().map_err(WireError::Secret)?;
         let topics = args.mqtt.topics();
@@ -97,7 +107,10 @@ impl K3sRig {
             .map(|_| command_options(&args.mqtt, &format!("{client_id}-cmd")))
             .transpose()
             .map_err(WireError::Mqtt)?;
-        let mut cluster = args.k3s.connect().await.map_err(WireError::Cluster)?;
+        let mut cluster = match client {
+            Some(client) => K3sCluster::new(client, args.k3s.config()),
+            None => args.k3s.connect().await.map_err(WireError::Cluster)?,
+        };
         // Not a child of `cancel`: after Ctrl-C the engine still rolls back
         // through the watchers and the node commander; `shutdown` stops them.
         let stop = CancellationToken::new();
