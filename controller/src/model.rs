@@ -1,10 +1,12 @@
 //! The controller's core vocabulary, shared by the journal, timing, the
 //! engine and the reports: the fault kinds of a plan, the recovery
 //! milestones, the failure-detection settings a cluster exposes and the
-//! service level the ball factory measures. It depends on nothing else in the
+//! service level the ball factory measures, and the live progress of a run
+//! (which the engine sends and the dashboard and terminal show). It depends on nothing else in the
 //! crate.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -95,4 +97,28 @@ pub struct ServiceLevel {
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+}
+
+/// Live progress for a terminal or dashboard.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    /// `settling`, `faults`, `recovering`, `checking`, `rolling back`, `done`.
+    pub phase: &'static str,
+    /// Since the fault window started.
+    pub elapsed: Duration,
+    pub duration: Duration,
+    pub injected: u32,
+    pub refused: u32,
+    pub open: usize,
+    /// The last notable thing, in words.
+    pub last: String,
+}
+
+/// A worker the ball factory may throw at or address (a rig keeps the
+/// factory's targets up to date from its cluster).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerEndpoint {
+    pub name: String,
+    /// Base URL to throw at directly (`http://ip:port`).
+    pub url: Option<String>,
 }

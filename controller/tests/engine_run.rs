@@ -342,7 +342,10 @@ async fn a_fault_past_its_slo_fails_the_run_naming_it() {
     let s = o.result.unwrap();
     assert_eq!(s.outcome, RunOutcome::Completed);
     let e = s.verdict().unwrap_err().to_string();
-    assert!(e.contains("f1 (pk) not recovered within the 3s SLO"), "{e}");
+    assert!(
+        e.contains("f1 (pod-kill): not recovered within the recovery timeout of 3000 ms"),
+        "{e}"
+    );
     let t = timelines(&o.lines);
     let (_, injected, ms, outcome) = &t["f1"];
     assert_eq!(*outcome, Some(FaultOutcome::TimedOut));
@@ -372,7 +375,10 @@ async fn no_steady_state_means_no_faults_and_a_failed_run() {
     let s = o.result.unwrap();
     assert_eq!(s.outcome, RunOutcome::Aborted);
     let e = s.verdict().unwrap_err().to_string();
-    assert!(e.contains("steady state not met before the faults"), "{e}");
+    assert!(
+        e.contains("steady state not met before the first fault"),
+        "{e}"
+    );
     assert!(e.contains("delivery 50.0% (need 90.0%)"), "{e}");
 }
 
@@ -480,5 +486,39 @@ async fn mqtt_last_will_detects_a_node_fault_before_the_watch() {
         o.lines
             .iter()
             .any(|l| matches!(&l.event, Event::Cluster { what, .. } if what == "node-offline"))
+    );
+}
+
+/// The operator shows `status.runId` before the engine starts: the run
+/// directory it names is the one the engine writes, also when another run
+/// took the same second (the bug was a second id computed by the engine).
+#[tokio::test(start_paused = true)]
+async fn the_operators_run_id_names_the_run_directory_the_engine_writes() {
+    use rackpong_controller::operator::runner::reserve_run;
+    let runs = tempfile::tempdir().unwrap();
+    let first = reserve_run(runs.path(), "fake").unwrap();
+    let run_id = reserve_run(runs.path(), "fake").unwrap();
+    assert_ne!(first, run_id);
+    let (rack, inputs) = FakeRack::start(4, 2);
+    let mut cfg = EngineConfig::new(runs.path());
+    cfg.settle_timeout = Duration::from_secs(2);
+    cfg.run_id = Some(run_id.clone());
+    let probe = service(Arc::new(Mutex::new(Some(1.0))));
+    let engine = Engine::new(Arc::new(rack), probe, plan(PLAN), cfg);
+    let summary = engine.run(inputs, CancellationToken::new()).await.unwrap();
+    assert_eq!(summary.run_dir, runs.path().join(&run_id));
+    let lines = read_journal(&summary.run_dir.join(JOURNAL_FILE))
+        .unwrap()
+        .lines;
+    let Event::RunStarted(RunStarted {
+        run_id: journaled, ..
+    }) = &lines[0].event
+    else {
+        panic!("first line: {:?}", lines[0].event)
+    };
+    assert_eq!(journaled, &run_id);
+    assert!(
+        !runs.path().join(&first).join(JOURNAL_FILE).exists(),
+        "the other reserved directory stays empty"
     );
 }

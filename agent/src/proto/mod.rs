@@ -6,11 +6,13 @@
 pub mod ball;
 pub mod command;
 pub mod health;
+pub mod message;
 pub mod topics;
 
 pub use ball::{Ball, BallCaught, BallDropped, DropReason, Hop};
 pub use command::{ChaosAction, CommandAck, NodeCommand, SignedCommand};
 pub use health::{HealthSample, Throttle};
+pub use message::{DecodeError, RackMessage};
 pub use topics::Topics;
 
 /// Version of every JSON payload defined here.

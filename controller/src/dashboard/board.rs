@@ -5,14 +5,11 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use rackpong_agent::proto::topics::TopicKind;
-use rackpong_agent::proto::{
-    BallCaught, BallDropped, HealthSample, STATUS_OFFLINE, STATUS_ONLINE, Throttle, Topics,
-};
+use rackpong_agent::proto::{DecodeError, HealthSample, RackMessage, Throttle, Topics};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::engine::Progress;
+use crate::model::Progress;
 
 /// Health older than this many sample intervals marks a node stale.
 const STALE_INTERVALS: u32 = 3;
@@ -151,39 +148,29 @@ impl Board {
 
     /// Applies one MQTT message; `Err` names what did not decode (the
     /// caller counts it with [`Board::count_malformed`]). Foreign topics are ignored.
-    pub fn apply(&mut self, topic: &str, payload: &[u8], at: Instant) -> Result<(), String> {
-        let Some(kind) = self.topics.parse(topic) else {
+    pub fn apply(&mut self, topic: &str, payload: &[u8], at: Instant) -> Result<(), DecodeError> {
+        let Some(message) = RackMessage::decode(&self.topics, topic, payload)? else {
             return Ok(());
         };
-        match kind {
-            TopicKind::NodeStatus(n) => self.node(n).online = Some(status(payload)?),
-            TopicKind::WorkerStatus(w) => {
-                let online = status(payload)?;
-                let e = self.worker(w);
+        match message {
+            RackMessage::NodeStatus { node, online } => self.node(&node).online = Some(online),
+            RackMessage::WorkerStatus { worker, online } => {
+                let e = self.worker(&worker);
                 e.online = Some(online);
                 e.offline_at = (!online).then_some(at);
             }
-            TopicKind::NodeHealth(n) => {
-                let s: HealthSample =
-                    serde_json::from_slice(payload).map_err(|e| format!("health: {e}"))?;
-                self.health(n, s, at);
-            }
-            TopicKind::BallCaught => {
-                let c: BallCaught =
-                    serde_json::from_slice(payload).map_err(|e| format!("caught ball: {e}"))?;
+            RackMessage::NodeHealth { node, sample } => self.health(&node, *sample, at),
+            RackMessage::BallCaught(c) => {
                 self.caught += 1;
                 let flight = c.caught_ms.checked_sub(c.ball.born_ms);
                 self.ball(c.ball, (c.worker, c.node), true, None, flight);
             }
-            TopicKind::BallDropped => {
-                let d: BallDropped =
-                    serde_json::from_slice(payload).map_err(|e| format!("dropped ball: {e}"))?;
+            RackMessage::BallDropped(d) => {
                 *self.dropped.entry(d.reason.as_str().into()).or_default() += 1;
                 let flight = d.dropped_ms.checked_sub(d.ball.born_ms);
                 let reason = Some(d.reason.as_str().to_string());
                 self.ball(d.ball, (d.worker, d.node), false, reason, flight);
             }
-            TopicKind::NodeCmd(_) | TopicKind::NodeCmdAck(_) | TopicKind::Other(_) => {}
         }
         Ok(())
     }
@@ -348,17 +335,6 @@ fn online_word(online: Option<bool>) -> &'static str {
         Some(true) => "online",
         Some(false) => "offline",
         None => "unknown",
-    }
-}
-
-fn status(payload: &[u8]) -> Result<bool, String> {
-    match payload {
-        b if b == STATUS_ONLINE.as_bytes() => Ok(true),
-        b if b == STATUS_OFFLINE.as_bytes() => Ok(false),
-        b => Err(format!(
-            "status {:?} is neither online nor offline",
-            String::from_utf8_lossy(b)
-        )),
     }
 }
 

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Hub;
-use crate::engine::Progress;
+use crate::model::Progress;
 
 /// Applies every message of `rx` until `stop` fires or the link goes away.
 pub async fn mqtt(hub: Hub, mut rx: mpsc::Receiver<Publish>, stop: CancellationToken) {

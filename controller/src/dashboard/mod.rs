@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 pub use board::{Board, Snapshot};
 pub use run::RunDashboard;
 
-use crate::engine::Progress;
+use crate::model::Progress;
 
 /// Balls kept for the flying-ball lane.
 pub const DEFAULT_MAX_BALLS: usize = 24;

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::{DEFAULT_MAX_BALLS, Dashboard, DashboardConfig, DashboardError, Sources};
-use crate::engine::Progress;
+use crate::model::Progress;
 
 /// A dashboard serving one run until [`RunDashboard::stop`].
 pub struct RunDashboard {

@@ -4,7 +4,7 @@ use rackpong_agent::proto::{Throttle, Topics};
 use tokio::time::Instant;
 
 use super::board::{Badge, Board, badges};
-use crate::engine::Progress;
+use crate::model::Progress;
 
 fn progress(open: usize) -> Progress {
     Progress {

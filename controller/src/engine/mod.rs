@@ -31,6 +31,7 @@ use crate::plan::Plan;
 use crate::safety::{Pdb, Refusal};
 use crate::timing::Observation;
 
+pub use crate::model::Progress;
 pub use rollback::recover_unfinished;
 pub use schedule::{Scheduled, dry_run_text, schedule};
 pub use summary::{FaultRow, RunSummary};
@@ -66,21 +67,6 @@ pub struct Timed {
     pub input: Input,
 }
 
-/// Live progress for a terminal or dashboard.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Progress {
-    /// `settling`, `faults`, `recovering`, `checking`, `rolling back`, `done`.
-    pub phase: &'static str,
-    /// Since the fault window started.
-    pub elapsed: Duration,
-    pub duration: Duration,
-    pub injected: u32,
-    pub refused: u32,
-    pub open: usize,
-    /// The last notable thing, in words.
-    pub last: String,
-}
-
 /// How the engine runs (everything the plan does not say).
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -98,6 +84,11 @@ pub struct EngineConfig {
     pub settle_timeout: Duration,
     /// Receives live progress, if set.
     pub progress: Option<watch::Sender<Progress>>,
+    /// The run directory's name under `runs_dir`, reserved by the caller
+    /// with [`crate::journal::reserve_run_dir`] when it must know the id
+    /// before the run starts (the operator's status); `None`: the engine
+    /// reserves one from the plan's name.
+    pub run_id: Option<String>,
 }
 
 impl EngineConfig {
@@ -111,6 +102,7 @@ impl EngineConfig {
             stale_after: Duration::from_secs(6),
             settle_timeout: Duration::from_secs(30),
             progress: None,
+            run_id: None,
         }
     }
 }

@@ -8,8 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rackpong_agent::proto::topics::TopicKind;
-use rackpong_agent::proto::{BallCaught, HealthSample, STATUS_OFFLINE, STATUS_ONLINE, Topics};
+use rackpong_agent::proto::{BallCaught, DecodeError, RackMessage, Topics};
 use rumqttc::Publish;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -18,49 +17,37 @@ use tokio_util::sync::CancellationToken;
 use super::{Input, Timed};
 use crate::timing::Observation;
 
-/// Classifies one message of the rack: `Ok(None)` for topics the engine does
-/// not use, `Err` for a payload that does not decode.
-pub fn classify(topics: &Topics, topic: &str, payload: &[u8]) -> Result<Option<Input>, String> {
-    let Some(kind) = topics.parse(topic) else {
+/// Classifies one message of the rack (decoded by [`RackMessage::decode`]):
+/// `Ok(None)` for messages the engine does not use, `Err` for a payload that
+/// does not decode.
+pub fn classify(
+    topics: &Topics,
+    topic: &str,
+    payload: &[u8],
+) -> Result<Option<Input>, DecodeError> {
+    let Some(message) = RackMessage::decode(topics, topic, payload)? else {
         return Ok(None);
     };
-    let status = |p: &[u8]| match p {
-        b if b == STATUS_ONLINE.as_bytes() => Ok(true),
-        b if b == STATUS_OFFLINE.as_bytes() => Ok(false),
-        b => Err(format!(
-            "status {:?} is neither online nor offline",
-            String::from_utf8_lossy(b)
-        )),
-    };
-    Ok(Some(match kind {
-        TopicKind::NodeStatus(node) => Input::Observation(Observation::NodeStatus {
-            node: node.to_string(),
-            online: status(payload)?,
-        }),
-        TopicKind::WorkerStatus(worker) => Input::Observation(Observation::WorkerStatus {
-            worker: worker.to_string(),
-            online: status(payload)?,
-        }),
-        TopicKind::NodeHealth(_) => {
-            let s: HealthSample =
-                serde_json::from_slice(payload).map_err(|e| format!("health: {e}"))?;
-            Input::Health(Box::new(s))
+    Ok(Some(match message {
+        RackMessage::NodeStatus { node, online } => {
+            Input::Observation(Observation::NodeStatus { node, online })
         }
-        TopicKind::BallCaught => {
-            let c: BallCaught =
-                serde_json::from_slice(payload).map_err(|e| format!("caught ball: {e}"))?;
-            let mut hops: Vec<(String, String)> = c
-                .ball
-                .hops
-                .into_iter()
-                .map(|h| (h.worker, h.node))
-                .collect();
-            if hops.last().is_none_or(|(w, _)| *w != c.worker) {
-                hops.push((c.worker, c.node));
+        RackMessage::WorkerStatus { worker, online } => {
+            Input::Observation(Observation::WorkerStatus { worker, online })
+        }
+        RackMessage::NodeHealth { sample, .. } => Input::Health(sample),
+        RackMessage::BallCaught(c) => {
+            let BallCaught {
+                ball, worker, node, ..
+            } = *c;
+            let mut hops: Vec<(String, String)> =
+                ball.hops.into_iter().map(|h| (h.worker, h.node)).collect();
+            if hops.last().is_none_or(|(w, _)| *w != worker) {
+                hops.push((worker, node));
             }
             Input::Observation(Observation::BallCaught { hops })
         }
-        _ => return Ok(None),
+        RackMessage::BallDropped(_) => return Ok(None),
     }))
 }
 

@@ -1,4 +1,4 @@
-//! The end-of-run summary: the verdict (steady state before and after, every
+//! The end-of-run summary: the verdict (the report's, from the journal: steady state before and after, every
 //! fault within the recovery SLO) and a table of every fault's milestones.
 
 use std::fmt::Write;
@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::run::Run;
 use super::{EngineError, ServiceProbe};
 use crate::cluster::Cluster;
+use crate::journal::JOURNAL_FILE;
 use crate::journal::event::{FaultOutcome, RunOutcome};
 use crate::model::Milestone;
 
@@ -71,34 +72,21 @@ impl RunSummary {
         }
     }
 
-    /// Everything that failed: the steady state, SLOs, an abort.
+    /// Everything that failed, as the report's verdict decides it from the
+    /// run's journal (`report/verdict.rs`): the exit code, the
+    /// operator's status and `report.json` all say the same.
     pub fn failures(&self) -> Vec<String> {
-        let mut f = Vec::new();
-        if self.outcome != RunOutcome::Completed {
-            f.push(format!(
-                "run {:?}: {}",
-                self.outcome,
-                self.reason.as_deref().unwrap_or("no reason given")
-            ));
+        match crate::report::load(&self.run_dir.join(JOURNAL_FILE)) {
+            Ok(report) => report
+                .verdict
+                .failures
+                .into_iter()
+                .map(|f| f.detail)
+                .collect(),
+            Err(e) => vec![format!(
+                "cannot read the run's journal for its verdict: {e}"
+            )],
         }
-        for (when, s) in [
-            ("before the faults", &self.steady_before),
-            ("after recovery", &self.steady_after),
-        ] {
-            if let Some((false, detail)) = s {
-                f.push(format!("steady state not met {when}: {detail}"));
-            }
-        }
-        let slo = humantime::format_duration(self.recovery_timeout);
-        for r in &self.faults {
-            if r.outcome == FaultOutcome::TimedOut {
-                f.push(format!(
-                    "{} ({}) not recovered within the {slo} SLO",
-                    r.fault_id, r.fault
-                ));
-            }
-        }
-        f
     }
 
     /// `Ok` when nothing failed, else [`EngineError::Failed`] saying what.

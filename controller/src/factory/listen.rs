@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rackpong_agent::mqtt::MqttLink;
-use rackpong_agent::proto::{BallCaught, BallDropped};
+use rackpong_agent::proto::DecodeError;
+use rackpong_agent::proto::message;
 use rumqttc::Publish;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -48,14 +49,14 @@ pub(super) async fn listen(
     }
 }
 
-fn malformed(shared: &Shared, p: &Publish, e: &serde_json::Error) {
+fn malformed(shared: &Shared, p: &Publish, e: &DecodeError) {
     shared.lock().totals.malformed += 1;
     tracing::warn!(topic = %p.topic, error = %e, "malformed ball outcome ignored");
 }
 
 fn on_caught(shared: &Shared, p: &Publish) {
     let at = Instant::now();
-    match serde_json::from_slice::<BallCaught>(&p.payload) {
+    match message::caught(&p.payload) {
         Ok(c) => shared.resolve(&c.ball.id, at, |latency| OutcomeKind::Caught {
             latency_ms: latency.as_secs_f64() * 1000.0,
             hops: c.ball.hops,
@@ -67,7 +68,7 @@ fn on_caught(shared: &Shared, p: &Publish) {
 
 fn on_dropped(shared: &Shared, p: &Publish) {
     let at = Instant::now();
-    match serde_json::from_slice::<BallDropped>(&p.payload) {
+    match message::dropped(&p.payload) {
         Ok(d) => shared.resolve(&d.ball.id, at, |_| OutcomeKind::Dropped {
             reason: d.reason,
             worker: d.worker,

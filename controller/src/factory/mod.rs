@@ -22,15 +22,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::model::ServiceLevel;
+pub use crate::model::WorkerEndpoint;
 use window::{Mark, Window};
-
-/// A worker the factory may throw at or address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkerEndpoint {
-    pub name: String,
-    /// Base URL to throw at directly (`http://ip:port`).
-    pub url: Option<String>,
-}
 
 /// Where balls enter the rack.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,7 @@ pub mod writer;
 use std::path::PathBuf;
 
 pub use recover::{RollbackPlan, Unfinished, find_unfinished, read_journal, rollback_plan};
-pub use writer::{Journal, new_run_id};
+pub use writer::{Journal, new_run_id, reserve_run_dir};
 
 /// File name of the journal in a run directory.
 pub const JOURNAL_FILE: &str = "journal.jsonl";

@@ -42,20 +42,33 @@ pub fn new_run_id(plan_name: &str) -> String {
     format!("{stamp}-{name}")
 }
 
+/// Creates the run directory `runs_dir/<run_id>/`, or `<run_id>-2`, `-3`…
+/// when that exists, and returns it: the run id is decided here, once.
+pub fn reserve_run_dir(runs_dir: &Path, run_id: &str) -> Result<PathBuf, JournalError> {
+    std::fs::create_dir_all(runs_dir).map_err(io(runs_dir))?;
+    let mut dir = runs_dir.join(run_id);
+    let mut n = 1;
+    while let Err(e) = std::fs::create_dir(&dir) {
+        if e.kind() != std::io::ErrorKind::AlreadyExists || n > 1000 {
+            return Err(io(&dir)(e));
+        }
+        n += 1;
+        dir = runs_dir.join(format!("{run_id}-{n}"));
+    }
+    Ok(dir)
+}
+
 impl Journal {
     /// Creates `runs_dir/<run_id>/` (with a numeric suffix if it exists),
     /// its journal and its `unfinished` marker. `start` is `t_ms = 0`.
     pub fn create(runs_dir: &Path, run_id: &str, start: Instant) -> Result<Journal, JournalError> {
-        std::fs::create_dir_all(runs_dir).map_err(io(runs_dir))?;
-        let mut dir = runs_dir.join(run_id);
-        let mut n = 1;
-        while let Err(e) = std::fs::create_dir(&dir) {
-            if e.kind() != std::io::ErrorKind::AlreadyExists || n > 1000 {
-                return Err(io(&dir)(e));
-            }
-            n += 1;
-            dir = runs_dir.join(format!("{run_id}-{n}"));
-        }
+        Self::create_in(reserve_run_dir(runs_dir, run_id)?, start)
+    }
+
+    /// Starts the journal in `dir`, a run directory chosen beforehand with
+    /// [`reserve_run_dir`] (created here if it is missing).
+    pub fn create_in(dir: PathBuf, start: Instant) -> Result<Journal, JournalError> {
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         std::fs::write(
             dir.join(UNFINISHED_MARKER),
             format!("{}\n", std::process::id()),

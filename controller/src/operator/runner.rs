@@ -16,7 +16,7 @@ use super::reconcile::{self, Context, ExperimentRunner, RunHandle, RunSummary};
 use crate::cluster::ClusterError;
 use crate::engine::{EngineConfig, RunSummary as EngineSummary};
 use crate::journal::event::RunOutcome;
-use crate::journal::new_run_id;
+use crate::journal::{new_run_id, reserve_run_dir};
 use crate::plan::{self, Plan};
 use crate::rig::{K3sRig, K3sRunArgs, RigError, WireError};
 
@@ -66,11 +66,10 @@ impl ExperimentRunner for EngineRunner {
         cancel: CancellationToken,
     ) -> Result<RunHandle, String> {
         let plan = plan_of(name, spec)?;
-        // The journal names the run directory the same way (a numeric
-        // suffix is added only if two runs start in the same second).
-        let run_id = new_run_id(&plan.name);
+        let run_id = reserve_run(&self.runs_dir, &plan.name)?;
         let rig = self.rig.clone();
-        let cfg = EngineConfig::new(&self.runs_dir);
+        let mut cfg = EngineConfig::new(&self.runs_dir);
+        cfg.run_id = Some(run_id.clone());
         let shutdown = self.shutdown.clone();
         let task = self.runs.spawn(async move {
             let abort = CancellationToken::new();
@@ -95,6 +94,17 @@ impl ExperimentRunner for EngineRunner {
             done: done.boxed(),
         })
     }
+}
+
+/// Reserves the run directory under `runs_dir` and returns its id: the one
+/// the status shows is the one the engine writes into, also when two runs
+/// start in the same second (the second gets a `-2` suffix).
+pub fn reserve_run(runs_dir: &Path, plan_name: &str) -> Result<String, String> {
+    let dir = reserve_run_dir(runs_dir, &new_run_id(plan_name)).map_err(|e| e.to_string())?;
+    Ok(dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default())
 }
 
 /// The reconciler's view of how a run ended.
@@ -208,9 +218,28 @@ mod tests {
     }
 
     #[test]
+    fn the_reserved_run_id_names_an_existing_directory_even_in_the_same_second() {
+        let runs = tempfile::tempdir().unwrap();
+        let a = reserve_run(runs.path(), "pod kill").unwrap();
+        let b = reserve_run(runs.path(), "pod kill").unwrap();
+        assert_ne!(a, b, "two runs in one second get two directories");
+        for id in [&a, &b] {
+            assert!(runs.path().join(id).is_dir(), "{id}");
+            assert!(
+                id.ends_with("pod-kill") || id.ends_with("pod-kill-2"),
+                "{id}"
+            );
+        }
+    }
+
+    #[test]
     fn an_engine_error_is_a_failed_status_with_its_reason() {
-        let s = summarize(Err(RigError::Rack("gone".into())));
+        let gone = std::io::Error::other("gone");
+        let s = summarize(Err(RigError::OwnExe(gone)));
         assert_eq!(s.phase, "Failed");
-        assert_eq!(s.message.as_deref(), Some("local rack: gone"));
+        assert_eq!(
+            s.message.as_deref(),
+            Some("local rack: own executable: gone")
+        );
     }
 }

@@ -117,16 +117,7 @@ fn gather(g: &mut Gathered, line: &JournalLine) {
             kind,
             target,
             reason,
-        } => {
-            let refused = RefusedFault {
-                t_ms,
-                fault: fault.clone(),
-                kind: kind.as_str().into(),
-                target: target.clone(),
-                reason: reason.clone(),
-            };
-            g.refused.push((*kind, refused));
-        }
+        } => refused(g, t_ms, fault, *kind, target, reason),
         Event::Milestone(m) => milestone(g, t_ms, m),
         Event::Zombie {
             fault_id,
@@ -146,12 +137,7 @@ fn gather(g: &mut Gathered, line: &JournalLine) {
         } => g
             .overlaps
             .push(window(fault_id, old_worker, new_worker, *from_ms, *to_ms)),
-        Event::FaultEnded { fault_id, outcome } => match g.index.get(fault_id) {
-            Some(&i) => g.faults[i].ended = Some((t_ms, *outcome)),
-            None => g
-                .warnings
-                .push(format!("fault-ended for unknown fault {fault_id}")),
-        },
+        Event::FaultEnded { fault_id, outcome } => ended(g, t_ms, fault_id, *outcome),
         Event::Cluster { .. } => {}
         Event::Rollback { action, ok, detail } => g.rollbacks.push(RollbackAction {
             t_ms,
@@ -160,6 +146,33 @@ fn gather(g: &mut Gathered, line: &JournalLine) {
             detail: detail.clone(),
         }),
         Event::RunEnded { outcome, reason } => g.ended = Some((t_ms, *outcome, reason.clone())),
+    }
+}
+
+fn refused(
+    g: &mut Gathered,
+    t_ms: u64,
+    fault: &str,
+    kind: FaultKind,
+    target: &Option<String>,
+    reason: &str,
+) {
+    let refused = RefusedFault {
+        t_ms,
+        fault: fault.to_string(),
+        kind: kind.as_str().into(),
+        target: target.clone(),
+        reason: reason.to_string(),
+    };
+    g.refused.push((kind, refused));
+}
+
+fn ended(g: &mut Gathered, t_ms: u64, fault_id: &str, outcome: FaultOutcome) {
+    match g.index.get(fault_id) {
+        Some(&i) => g.faults[i].ended = Some((t_ms, outcome)),
+        None => g
+            .warnings
+            .push(format!("fault-ended for unknown fault {fault_id}")),
     }
 }
 

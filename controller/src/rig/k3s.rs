@@ -16,7 +16,7 @@ use rumqttc::{MqttOptions, TlsConfiguration, Transport};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{RigError, drive, factory_config};
+use super::{RigError, drive, factory_config, follow};
 use crate::cluster::ClusterError;
 use crate::cluster::k3s::nodecmd::{MqttNodeCommander, NodeCmdArgs};
 use crate::cluster::k3s::{K3sArgs, K3sCluster};
@@ -172,11 +172,13 @@ impl K3sRig {
             stop.clone(),
         ));
         let (targets_tx, targets) = watch::channel(Vec::new());
-        tokio::spawn(follow_ready(
-            self.cluster.ready_workers(),
-            targets_tx,
-            stop.clone(),
-        ));
+        // On k3s every ball enters through the ingress: targets carry names only.
+        let endpoint = |name: &String| WorkerEndpoint {
+            name: name.clone(),
+            url: None,
+        };
+        let ready = self.cluster.ready_workers();
+        tokio::spawn(follow(ready, endpoint, targets_tx, stop.clone()));
         let factory = BallFactory::start(
             factory_config(&plan, "k3s", Entry::Url(self.ingress.clone())),
             targets,
@@ -224,30 +226,6 @@ fn command_options(args: &MqttArgs, client_id: &str) -> Result<MqttOptions, Mqtt
         o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
     }
     Ok(o)
-}
-
-/// Keeps the factory's targets equal to the ready workers; on k3s every ball
-/// enters through the ingress, so the targets carry names only.
-async fn follow_ready(
-    mut ready: watch::Receiver<Vec<String>>,
-    targets: watch::Sender<Vec<WorkerEndpoint>>,
-    stop: CancellationToken,
-) {
-    loop {
-        let now = ready
-            .borrow_and_update()
-            .iter()
-            .map(|name| WorkerEndpoint {
-                name: name.clone(),
-                url: None,
-            })
-            .collect();
-        targets.send_replace(now);
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            changed = ready.changed() => if changed.is_err() { return },
-        }
-    }
 }
 
 /// The workers' PodDisruptionBudget as the safety rules count it.

@@ -19,7 +19,7 @@ use rackpong_agent::proto::Topics;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{RigError, drive, factory_config};
+use super::{RigError, drive, factory_config, follow};
 use crate::cluster::local::{LocalRack, LocalRackConfig, WorkerAddr};
 use crate::dashboard::{DashboardArgs, RunDashboard};
 use crate::engine::{EngineConfig, Progress, RunSummary, Timed, mqtt};
@@ -68,9 +68,7 @@ pub async fn run_local_with(
     tracing::info!(broker = %broker.url(), nodes = setup.nodes, workers = setup.workers, "starting the local rack");
     let exe = match setup.exe.take() {
         Some(exe) => exe,
-        None => {
-            std::env::current_exe().map_err(|e| RigError::Rack(format!("own executable: {e}")))?
-        }
+        None => std::env::current_exe().map_err(RigError::OwnExe)?,
     };
     let rack_cfg = LocalRackConfig::new(exe, broker.addr(), setup.nodes, setup.workers);
     let health_interval = rack_cfg.node_interval;
@@ -86,12 +84,36 @@ pub async fn run_local_with(
         }
         _ => None,
     };
-    let rack = Arc::new(
-        LocalRack::start(rack_cfg)
-            .await
-            .map_err(|e| RigError::Rack(e.to_string()))?,
-    );
-    let parts = Parts::start(&rack, &broker, &topics, &plan);
+    let rack = Arc::new(LocalRack::start(rack_cfg).await?);
+    let result = run_on(
+        &rack,
+        &broker,
+        &topics,
+        plan,
+        setup,
+        health_interval,
+        cancel,
+    )
+    .await;
+    rack.shutdown(Duration::from_secs(5)).await;
+    if let Some(d) = dashboard {
+        d.stop().await;
+    }
+    result
+}
+
+/// One run on the started rack: the parts beside it, the engine, then the
+/// parts stopped again (the caller stops the rack and the dashboard).
+async fn run_on(
+    rack: &Arc<LocalRack>,
+    broker: &EmbeddedBroker,
+    topics: &Topics,
+    plan: Plan,
+    setup: LocalSetup,
+    health_interval: Duration,
+    cancel: CancellationToken,
+) -> Result<RunSummary, RigError> {
+    let parts = Parts::start(rack, broker, topics, &plan);
     let mut cfg = EngineConfig::new(&setup.runs_dir);
     cfg.stale_after = health_interval * 3;
     cfg.progress = setup.observe;
@@ -111,10 +133,6 @@ pub async fn run_local_with(
     .await;
     parts.stop.cancel();
     parts.link.shutdown(Duration::from_secs(1)).await;
-    rack.shutdown(Duration::from_secs(5)).await;
-    if let Some(d) = dashboard {
-        d.stop().await;
-    }
     result
 }
 
@@ -146,8 +164,15 @@ impl Parts {
         let sub = link.subscribe(topics.all());
         tokio::spawn(mqtt::feed(topics.clone(), sub, tx, malformed, stop.clone()));
         let (targets_tx, targets) = watch::channel(Vec::new());
-        tokio::spawn(follow_workers(
+        // The live workers (not only the ready ones): balls go straight to
+        // them, as they would to every pod a Service's endpoints list.
+        let endpoint = |w: &WorkerAddr| WorkerEndpoint {
+            name: w.name.clone(),
+            url: Some(w.url.clone()),
+        };
+        tokio::spawn(follow(
             rack.live_workers(),
+            endpoint,
             targets_tx,
             stop.clone(),
         ));
@@ -163,29 +188,6 @@ impl Parts {
             factory,
             inputs,
             stop,
-        }
-    }
-}
-
-/// Keeps the factory's targets equal to the rack's live workers.
-async fn follow_workers(
-    mut live: watch::Receiver<Vec<WorkerAddr>>,
-    targets: watch::Sender<Vec<WorkerEndpoint>>,
-    stop: CancellationToken,
-) {
-    loop {
-        let now: Vec<WorkerEndpoint> = live
-            .borrow_and_update()
-            .iter()
-            .map(|w| WorkerEndpoint {
-                name: w.name.clone(),
-                url: Some(w.url.clone()),
-            })
-            .collect();
-        targets.send_replace(now);
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            changed = live.changed() => if changed.is_err() { return },
         }
     }
 }

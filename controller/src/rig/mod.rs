@@ -21,9 +21,10 @@ pub use local::{LocalSetup, run_local, run_local_with};
 pub use watching::watch;
 
 use crate::cluster::Cluster;
+use crate::cluster::local::LocalRackError;
 use crate::dashboard::DashboardError;
 use crate::engine::{Engine, EngineConfig, EngineError, Progress, RunSummary, ServiceProbe, Timed};
-use crate::factory::{Entry, FactoryConfig};
+use crate::factory::{Entry, FactoryConfig, WorkerEndpoint};
 use crate::plan::{Plan, PlanError};
 
 /// Why a run could not be wired or driven.
@@ -34,7 +35,10 @@ pub enum RigError {
     #[error("embedded MQTT broker: {0}")]
     Broker(#[from] BrokerError),
     #[error("local rack: {0}")]
-    Rack(String),
+    Rack(#[from] LocalRackError),
+    /// The executable that runs the agent roles cannot be found.
+    #[error("local rack: own executable: {0}")]
+    OwnExe(#[source] std::io::Error),
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
@@ -110,5 +114,23 @@ async fn render_progress(bar: ProgressBar, mut rx: watch::Receiver<Progress>) {
             p.phase, p.injected, p.refused, p.open
         ));
         bar.set_message(p.last);
+    }
+}
+
+/// Keeps the factory's targets equal to the cluster's workers in `source`
+/// (each made an endpoint by `endpoint`) until `stop` or the source ends.
+async fn follow<T: Send + Sync + 'static>(
+    mut source: watch::Receiver<Vec<T>>,
+    endpoint: impl Fn(&T) -> WorkerEndpoint + Send + 'static,
+    targets: watch::Sender<Vec<WorkerEndpoint>>,
+    stop: CancellationToken,
+) {
+    loop {
+        let now: Vec<WorkerEndpoint> = source.borrow_and_update().iter().map(&endpoint).collect();
+        targets.send_replace(now);
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            changed = source.changed() => if changed.is_err() { return },
+        }
     }
 }

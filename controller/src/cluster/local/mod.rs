@@ -54,8 +54,7 @@ use super::{
     Cluster, ClusterError, ClusterEvent, ClusterEventKind, KillMode, NodeFault, NodeInfo,
     WorkerInfo,
 };
-use crate::factory::WorkerEndpoint;
-use crate::model::Detection;
+use crate::model::{Detection, WorkerEndpoint};
 use inner::Inner;
 use state::{NodeState, RackState};
 

@@ -18,7 +18,7 @@ use super::mqtt::HealthWatch;
 use super::{EngineConfig, EngineError, Progress, ServiceProbe, Timed};
 use crate::cluster::{Cluster, ClusterEvent};
 use crate::journal::event::{Event, FaultInjected, RunOutcome, RunStarted};
-use crate::journal::{Journal, new_run_id};
+use crate::journal::{Journal, new_run_id, reserve_run_dir};
 use crate::plan::Plan;
 use crate::timing::{Precision, Tracker};
 
@@ -85,7 +85,11 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
         let tracker = Tracker::new(precision, plan.steady_state.min_delivery_rate, &workers)
             .for_cluster(cluster.kind());
         let start = Instant::now();
-        let journal = Journal::create(&cfg.runs_dir, &new_run_id(&plan.name), start)?;
+        let dir = match &cfg.run_id {
+            Some(id) => cfg.runs_dir.join(id),
+            None => reserve_run_dir(&cfg.runs_dir, &new_run_id(&plan.name))?,
+        };
+        let journal = Journal::create_in(dir, start)?;
         let nodes: Vec<String> = nodes.into_iter().map(|n| n.name).collect();
         let first = run_started(&journal, cluster.kind(), nodes, &plan, &detection);
         journal.append_at(start, first)?;
