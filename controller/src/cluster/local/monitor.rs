@@ -150,8 +150,9 @@ fn on_message(inner: &Arc<Inner>, topics: &Topics, p: &Publish, at: Instant) {
 fn life_sign(inner: &Arc<Inner>, node: &str, at: Instant) {
     let mut st = inner.lock();
     let Some(n) = st.node_mut(node) else { return };
-    // In-flight messages of a killed or frozen agent are not life.
-    if n.agent.is_none() || n.frozen {
+    // In-flight messages of a killed or frozen agent are not life, and an
+    // agent whose k3s is stopped is alive but is no kubelet heartbeat.
+    if n.agent.is_none() || n.frozen || n.kubelet_down {
         return;
     }
     n.last_sign = Some(at);

@@ -27,8 +27,17 @@ pub struct NodeState {
     pub cordoned: bool,
     /// The node fault in progress, if any.
     pub fault: Option<NodeFault>,
-    /// The process group is stopped (net-drop).
+    /// The process group is stopped (net-drop, power-relay).
     pub frozen: bool,
+    /// Power is cut (power-relay): the frozen group is killed when power
+    /// comes back, and its evicted workers cannot be signalled until then.
+    pub powered_off: bool,
+    /// "k3s" is stopped (stop-k3s): the agent runs on but its life signs
+    /// are not kubelet heartbeats, so the node goes NotReady after the grace.
+    pub kubelet_down: bool,
+    /// The node was restored while its agent was still going down: start
+    /// the agent as soon as the old one has exited.
+    pub boot_pending: bool,
     /// Bumped by every node_down/node_up so a stale restore timer does nothing.
     pub generation: u64,
 }
@@ -155,6 +164,9 @@ impl RackState {
                 cordoned: false,
                 fault: None,
                 frozen: false,
+                powered_off: false,
+                kubelet_down: false,
+                boot_pending: false,
                 generation: 0,
             })
             .collect();
