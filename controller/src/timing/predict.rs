@@ -63,6 +63,9 @@ pub struct Precision {
     pub ready_ms: u64,
     /// Service-level samples come this often.
     pub service_ms: u64,
+    /// Balls are sent this far apart (the precision of ball-derived
+    /// milestones when the actual gap is unknown).
+    pub ball_ms: u64,
 }
 
 impl Precision {
@@ -75,6 +78,15 @@ impl Precision {
             ready_ms: ms(det, "readiness_period_ms", det.readiness_period_s)
                 .map_or(1, |p| p.max(1)),
             service_ms: service_period_ms.max(1),
+            ball_ms: service_period_ms.max(1),
         }
+    }
+
+    /// With the factory's ball rate: balls come `1000 / rate` ms apart.
+    pub fn with_ball_rate(mut self, rate_per_s: f64) -> Self {
+        if rate_per_s > 0.0 {
+            self.ball_ms = ((1000.0 / rate_per_s).ceil() as u64).max(1);
+        }
+        self
     }
 }

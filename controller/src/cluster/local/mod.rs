@@ -14,10 +14,11 @@
 //!   sign (health sample or `online` status) and NotReady once `node_grace`
 //!   passes without one; its workers are then evicted and replaced elsewhere
 //!   (k3s's node controller with zero toleration).
-//! - **Faults** (`faults.rs`): SIGTERM/SIGKILL a worker; SIGKILL a node's whole
-//!   process group (`stop-k3s`, `reboot`, `power-relay`), SIGSTOP it
-//!   (`net-drop`), or cordon and drain it; each comes back after `down_for`
-//!   (agent restarted, SIGCONT, uncordon) or at once on `node_up`.
+//! - **Faults** (`faults.rs`), each as on a Pi: SIGTERM/SIGKILL a worker;
+//!   `stop-k3s` SIGKILLs the node's workers and keeps its agent, `reboot`
+//!   SIGTERMs the whole node (clean `offline`), `power-relay` freezes it
+//!   silently and kills it on power-up, `net-drop` freezes it, cordon and
+//!   drain evicts; each comes back after `down_for` or at once on `node_up`.
 //!
 //! Every [`ClusterEvent`] carries the instant it was observed: a process
 //! spawn or its exit seen through `wait`, an MQTT message's arrival, a probe

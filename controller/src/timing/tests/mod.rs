@@ -16,6 +16,7 @@ const PRECISION: Precision = Precision {
     stale_ms: 6000,
     ready_ms: 1000,
     service_ms: 500,
+    ball_ms: 10,
 };
 
 struct Script {
@@ -179,4 +180,5 @@ fn assert_phases_add_up(tr: &Tracker) {
 
 mod node_kill;
 mod pod_kill;
+mod restore;
 mod scale_and_ends;
