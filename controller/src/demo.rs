@@ -19,16 +19,18 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rackpong_agent::broker::{BrokerError, EmbeddedBroker};
 use rackpong_agent::mqtt::{BrokerUrl, LinkConfig, MqttLink};
 use rackpong_agent::proto::Topics;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Cluster;
 use crate::cluster::local::{LocalRack, LocalRackConfig, WorkerAddr};
 use crate::dashboard::{DashboardArgs, DashboardError, RunDashboard};
 use crate::engine::{
-    Engine, EngineConfig, EngineError, Progress, RunSummary, ServiceProbe, Timed, mqtt,
+    Engine, EngineConfig, EngineError, Input, Progress, RunSummary, ServiceProbe, Timed, mqtt,
 };
-use crate::factory::{BallFactory, Entry, FactoryConfig, FactoryHandle, WorkerEndpoint};
+use crate::factory::{
+    BallFactory, BallOutcome, Entry, FactoryConfig, FactoryHandle, WorkerEndpoint,
+};
 use crate::plan::{self, FaultAction, Plan, PlanError};
 
 /// Flags of `rackpong demo`.
@@ -242,7 +244,13 @@ impl Parts {
         let (tx, inputs) = mpsc::channel(4096);
         let malformed = Arc::new(AtomicU64::new(0));
         let sub = link.subscribe(topics.all());
-        tokio::spawn(mqtt::feed(topics.clone(), sub, tx, malformed, stop.clone()));
+        tokio::spawn(mqtt::feed(
+            topics.clone(),
+            sub,
+            tx.clone(),
+            malformed,
+            stop.clone(),
+        ));
         let (targets_tx, targets) = watch::channel(Vec::new());
         tokio::spawn(follow_workers(
             rack.live_workers(),
@@ -256,11 +264,42 @@ impl Parts {
             topics,
             stop.clone(),
         );
+        tokio::spawn(feed_outcomes(factory.outcomes(), tx, stop.clone()));
         Parts {
             link,
             factory,
             inputs,
             stop,
+        }
+    }
+}
+
+/// Passes every ball outcome on to the engine (the restore rule), stamped
+/// when the factory learned it.
+pub(crate) async fn feed_outcomes(
+    mut outcomes: broadcast::Receiver<BallOutcome>,
+    tx: mpsc::Sender<Timed>,
+    stop: CancellationToken,
+) {
+    loop {
+        let o = tokio::select! {
+            o = outcomes.recv() => o,
+            _ = stop.cancelled() => return,
+        };
+        match o {
+            Ok(o) => {
+                let t = Timed {
+                    at: o.at,
+                    input: Input::Observation(o.observation()),
+                };
+                if tx.send(t).await.is_err() {
+                    return;
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "ball outcomes lost on the way to the engine");
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
         }
     }
 }

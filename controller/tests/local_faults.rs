@@ -48,21 +48,28 @@ async fn status_feed(broker: std::net::SocketAddr, node: &str) -> mpsc::Unbounde
         let _client = client;
         while let Ok(ev) = el.poll().await {
             if let Event::Incoming(Packet::Publish(p)) = ev {
-                let text = String::from_utf8_lossy(&p.payload).trim_matches('"').to_string();
+                let text = String::from_utf8_lossy(&p.payload)
+                    .trim_matches('"')
+                    .to_string();
                 if tx.send(text).is_err() {
                     return;
                 }
             }
         }
     });
-    let birth = tokio::time::timeout(WAIT, rx.recv()).await.expect("retained birth");
+    let birth = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("retained birth");
     assert_eq!(birth.as_deref(), Some("online"));
     rx
 }
 
 /// Like `config`, with a keepalive so long that no Last Will can arrive
 /// during the test: every `offline` seen is the agent's own, clean one.
-fn config_without_will(nodes: u8, workers: u32) -> rackpong_controller::cluster::local::LocalRackConfig {
+fn config_without_will(
+    nodes: u8,
+    workers: u32,
+) -> rackpong_controller::cluster::local::LocalRackConfig {
     let mut cfg = config(nodes, workers);
     cfg.mqtt_keepalive = Duration::from_secs(300);
     cfg
@@ -88,7 +95,11 @@ async fn stop_k3s_kills_the_workers_keeps_the_agent_and_the_node_goes_not_ready(
     })
     .await
     .expect("node2's worker killed");
-    assert_eq!(members_of(&[group].into()), vec![group], "the agent runs on");
+    assert_eq!(
+        members_of(&[group].into()),
+        vec![group],
+        "the agent runs on"
+    );
 
     let not_ready = rec.next_node("node-not-ready", "node2").await;
     assert!(
@@ -126,12 +137,16 @@ async fn reboot_shuts_the_node_down_cleanly_and_boots_it_after_down_for() {
     let fault = NodeFault::Agent(ChaosAction::Reboot);
     rack.node_down("node2", fault, down_for).await.unwrap();
     // No Will can fire within 1.5 x 300 s: this `offline` is the agent's own.
-    let offline = tokio::time::timeout(WAIT, status.recv()).await.expect("offline");
+    let offline = tokio::time::timeout(WAIT, status.recv())
+        .await
+        .expect("offline");
     assert_eq!(offline.as_deref(), Some("offline"));
     assert_all_gone(&[group].into()).await;
     rec.next_node("node-not-ready", "node2").await;
 
-    let online = tokio::time::timeout(WAIT, status.recv()).await.expect("birth");
+    let online = tokio::time::timeout(WAIT, status.recv())
+        .await
+        .expect("birth");
     assert_eq!(online.as_deref(), Some("online"));
     let back = rec.next_node("node-ready", "node2").await;
     assert!(back.at - injected >= down_for, "booted before down_for");
@@ -157,7 +172,10 @@ async fn power_relay_freezes_the_node_silently_and_kills_it_when_power_returns()
     rec.worker("terminating", &victim).await;
     replacement_ready(&mut rec, "worker-3", "node1").await;
     // Silence: no clean `offline`, and the frozen processes are still there.
-    assert!(status.try_recv().is_err(), "a powered-off node said goodbye");
+    assert!(
+        status.try_recv().is_err(),
+        "a powered-off node said goodbye"
+    );
     assert!(!members_of(&[group].into()).is_empty());
 
     // Power back: the frozen processes die, the node boots a new agent.

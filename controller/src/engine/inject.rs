@@ -57,8 +57,9 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
     fn record(&mut self, spec: &FaultSpec, d: Done) -> Result<(), EngineError> {
         self.next_fault += 1;
         let kind = spec.kind();
-        let (predicted_ms, predicted_basis) = match predict(kind, &d.action, &self.detection) {
-            Some((ms, why)) => (Some(ms), Some(why)),
+        let prediction = predict(kind, &d.action, &self.detection, &self.budget);
+        let (predicted_ms, predicted_basis) = match prediction {
+            Some(p) => (Some(p.total_ms), Some(p.basis)),
             None => (None, None),
         };
         let fault = FaultInjected {

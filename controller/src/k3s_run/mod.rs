@@ -157,7 +157,7 @@ impl K3sRig {
         tokio::spawn(mqtt::feed(
             self.topics.clone(),
             sub,
-            tx,
+            tx.clone(),
             malformed,
             stop.clone(),
         ));
@@ -174,6 +174,11 @@ impl K3sRig {
             &self.topics,
             stop.clone(),
         );
+        tokio::spawn(crate::demo::feed_outcomes(
+            factory.outcomes(),
+            tx,
+            stop.clone(),
+        ));
         let probe = move || factory.service_level();
         let cluster = self.cluster.clone();
         let result =

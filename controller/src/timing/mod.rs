@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use crate::cluster::{ClusterEventKind, WorkerInfo};
 use crate::journal::event::{FaultInjected, FaultKind, FaultOutcome, Milestone, MilestoneEvent};
 use fault::FaultTrack;
-pub use predict::{Precision, predict};
+pub use predict::{Budget, Precision, Prediction, overrun, predict};
 
 /// Something observed, besides cluster events, that timing needs.
 #[derive(Debug, Clone, PartialEq)]

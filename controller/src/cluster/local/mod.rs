@@ -153,6 +153,10 @@ impl LocalRack {
         {
             return Err(LocalRackError::Boot(self.not_ready_nodes().join(", ")));
         }
+        tokio::spawn(measure_cold_start(
+            Arc::clone(&self.inner),
+            self.inner.events.subscribe(),
+        ));
         tokio::spawn(reconcile::run(Arc::clone(&self.inner)));
         Ok(())
     }
@@ -280,8 +284,16 @@ impl Cluster for LocalRack {
     }
 
     async fn detection(&self) -> Result<Detection, ClusterError> {
-        let delay = self.inner.lock().replacement_delay;
-        Ok(self.inner.cfg.detection(delay))
+        let (delay, cold) = {
+            let st = self.inner.lock();
+            (st.replacement_delay, st.cold_start)
+        };
+        let mut det = self.inner.cfg.detection(delay);
+        if let Some(cold) = cold {
+            let ms = cold.as_millis().to_string();
+            det.extra.insert("cold_start_ms".into(), ms);
+        }
+        Ok(det)
     }
 
     async fn nodes(&self) -> Result<Vec<NodeInfo>, ClusterError> {
@@ -337,4 +349,35 @@ impl Cluster for LocalRack {
     fn subscribe(&self) -> broadcast::Receiver<ClusterEvent> {
         self.inner.events.subscribe()
     }
+}
+
+/// Records the rack's cold-start baseline once every initial worker was
+/// Ready: the slowest of their created → ready times.
+async fn measure_cold_start(inner: Arc<Inner>, mut events: broadcast::Receiver<ClusterEvent>) {
+    let n = inner.cfg.workers as usize;
+    let mut created = std::collections::HashMap::new();
+    let mut slowest = Duration::ZERO;
+    let mut ready = std::collections::HashSet::new();
+    while ready.len() < n {
+        let ev = tokio::select! {
+            ev = events.recv() => ev,
+            _ = inner.cancel.cancelled() => return,
+        };
+        let Ok(ev) = ev else { return };
+        match ev.kind {
+            ClusterEventKind::WorkerCreated { worker } if created.len() < n => {
+                created.insert(worker, ev.at);
+            }
+            ClusterEventKind::WorkerReady { worker, .. } => {
+                if let Some(t) = created.get(&worker)
+                    && ready.insert(worker)
+                {
+                    slowest = slowest.max(ev.at.saturating_duration_since(*t));
+                }
+            }
+            _ => {}
+        }
+    }
+    tracing::info!(?slowest, workers = n, "cold-start baseline measured");
+    inner.lock().cold_start = Some(slowest);
 }

@@ -143,6 +143,9 @@ pub struct RackState {
     pub replacement_delay: Duration,
     /// Workers created so far that belong to the initial set.
     pub initial_left: u32,
+    /// The rack's cold-start baseline: the slowest created → ready of the
+    /// initial workers (all started at once, so a pessimistic figure).
+    pub cold_start: Option<Duration>,
     /// What the peers file last said.
     pub peers_written: Vec<WorkerAddr>,
     /// Every child not yet reaped, pid → pgid (for shutdown and Drop).
@@ -177,6 +180,7 @@ impl RackState {
             next_serial: 0,
             replacement_delay: cfg.replacement_start_delay,
             initial_left: cfg.workers,
+            cold_start: None,
             peers_written: Vec::new(),
             children: BTreeMap::new(),
             stopping: false,

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use tokio::time::Instant;
 
 use super::{FaultTrack, slot_index};
-use crate::timing::BallLog;
 use crate::journal::event::{FaultOutcome, Milestone, MilestoneEvent};
+use crate::timing::BallLog;
 use crate::timing::{Output, Timeline};
 
 /// How service-restored is decided.

@@ -61,7 +61,9 @@ fn restored_at_the_first_ball_of_a_delivered_run_with_the_spacing_as_precision()
 #[test]
 fn a_lost_ball_restarts_the_run_and_its_gap_is_the_precision() {
     let mut s = Script::killed_and_serving();
-    let sends = [2100, 2110, 2120, 2127, 2140, 2150, 2160, 2170, 2180, 2190, 2200, 2210, 2220];
+    let sends = [
+        2100, 2110, 2120, 2127, 2140, 2150, 2160, 2170, 2180, 2190, 2200, 2210, 2220,
+    ];
     for (seq, sent) in sends.iter().enumerate() {
         s.outcome(sent + 3, seq as u64 + 100, *sent, seq != 2);
     }
