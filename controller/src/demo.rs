@@ -12,12 +12,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::str::FromStr;
 use std::sync::atomic::AtomicU64;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use rackpong_agent::broker::{BrokerError, EmbeddedBroker};
-use rackpong_agent::mqtt::{BrokerUrl, LinkConfig, MqttLink};
+use rackpong_agent::mqtt::MqttLink;
 use rackpong_agent::proto::Topics;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -172,9 +171,15 @@ pub async fn run_local_with(
             std::env::current_exe().map_err(|e| DemoError::Rack(format!("own executable: {e}")))?
         }
     };
-    let rack_cfg = LocalRackConfig::new(exe, broker.addr(), setup.nodes, setup.workers);
+    let mut rack_cfg = LocalRackConfig::new(exe, broker.addr(), setup.nodes, setup.workers);
     let health_interval = rack_cfg.node_interval;
     let topics = Topics::new(&rack_cfg.rack);
+    // The controller's own link is in-process: no socket delay in its clock.
+    let link = broker.mqtt_link(
+        &format!("rackpong-controller-{}", std::process::id()),
+        &format!("{}/controller/status", topics.root()),
+    )?;
+    rack_cfg.link = Some(link.clone());
     let dashboard = match (dash.listen, token) {
         (Some(listen), Some(token)) => {
             let progress = setup
@@ -191,7 +196,7 @@ pub async fn run_local_with(
             .await
             .map_err(|e| DemoError::Rack(e.to_string()))?,
     );
-    let parts = Parts::start(&rack, &broker, &topics, &plan);
+    let parts = Parts::start(&rack, &link, &topics, &plan);
     let mut cfg = EngineConfig::new(&setup.runs_dir);
     cfg.stale_after = health_interval * 3;
     cfg.progress = setup.observe;
@@ -229,18 +234,9 @@ struct Parts {
 }
 
 impl Parts {
-    fn start(rack: &LocalRack, broker: &EmbeddedBroker, topics: &Topics, plan: &Plan) -> Parts {
+    fn start(rack: &LocalRack, link: &MqttLink, topics: &Topics, plan: &Plan) -> Parts {
         let stop = CancellationToken::new();
-        let link = MqttLink::start(LinkConfig {
-            broker: BrokerUrl::from_str(&broker.url()).expect("the embedded broker's URL parses"),
-            client_id: format!("rackpong-controller-{}", std::process::id()),
-            keepalive: Duration::from_secs(5),
-            username: None,
-            password: None,
-            ca_file: None,
-            status_topic: format!("{}/controller/status", topics.root()),
-            buffer_capacity: 1024,
-        });
+        let link = link.clone();
         let (tx, inputs) = mpsc::channel(4096);
         let malformed = Arc::new(AtomicU64::new(0));
         let sub = link.subscribe(topics.all());
