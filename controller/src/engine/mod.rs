@@ -8,7 +8,6 @@
 //! (ball catches, MQTT status and health), so the engine never depends on how
 //! those are produced.
 
-pub mod command;
 mod inject;
 pub mod mqtt;
 mod rollback;

@@ -10,6 +10,7 @@ mod args;
 mod commander;
 mod detection;
 mod faults;
+pub mod nodecmd;
 pub mod track;
 mod watch;
 

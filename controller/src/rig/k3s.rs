@@ -1,10 +1,7 @@
-//! The k3s backend wired to the engine, for `rackpong run --kubeconfig` and
-//! `rackpong operator`: the API watchers ([`K3sCluster`]), the signed node
+//! A run on k3s (`rackpong run --kubeconfig` and `rackpong operator`): the API watchers ([`K3sCluster`]), the signed node
 //! commander (with `--chaos-secret-file`), and per run the ball factory
 //! throwing at the workers' ingress (`--ingress`, a NodePort or Service URL)
 //! plus the MQTT feed into the engine.
-
-pub mod runner;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -19,12 +16,12 @@ use rumqttc::{MqttOptions, TlsConfiguration, Transport};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::{RigError, drive, factory_config};
 use crate::cluster::ClusterError;
+use crate::cluster::k3s::nodecmd::{MqttNodeCommander, NodeCmdArgs};
 use crate::cluster::k3s::{K3sArgs, K3sCluster};
-use crate::demo::DemoError;
 use crate::engine::{EngineConfig, RunSummary, mqtt};
 use crate::factory::{BallFactory, Entry, WorkerEndpoint};
-use crate::nodecmd::{MqttNodeCommander, NodeCmdArgs};
 use crate::plan::Plan;
 use crate::safety::{Pdb, PdbValue};
 
@@ -141,7 +138,7 @@ impl K3sRig {
         mut cfg: EngineConfig,
         show_progress: bool,
         cancel: CancellationToken,
-    ) -> Result<RunSummary, DemoError> {
+    ) -> Result<RunSummary, RigError> {
         cfg.namespace = Some(self.cluster.config().namespace.clone());
         cfg.pdb = self
             .cluster
@@ -168,21 +165,16 @@ impl K3sRig {
             stop.clone(),
         ));
         let factory = BallFactory::start(
-            crate::demo::factory_config(&plan, "k3s", Entry::Url(self.ingress.clone())),
+            factory_config(&plan, "k3s", Entry::Url(self.ingress.clone())),
             targets,
             &self.link,
             &self.topics,
             stop.clone(),
         );
-        tokio::spawn(crate::demo::feed_outcomes(
-            factory.outcomes(),
-            tx,
-            stop.clone(),
-        ));
+        tokio::spawn(super::feed_outcomes(factory.outcomes(), tx, stop.clone()));
         let probe = move || factory.service_level();
         let cluster = self.cluster.clone();
-        let result =
-            crate::demo::drive(cluster, probe, inputs, plan, cfg, show_progress, cancel).await;
+        let result = drive(cluster, probe, inputs, plan, cfg, show_progress, cancel).await;
         stop.cancel();
         result
     }
