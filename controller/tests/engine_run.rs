@@ -403,6 +403,7 @@ fn crashed_run(runs: &Path, kind: &str) -> std::path::PathBuf {
             replicas_to: None,
             predicted_ms: None,
             predicted_basis: None,
+            predicted_phases: Vec::new(),
         })
     };
     j.append(inj("f1", FaultKind::Scale, None, Some(5)))

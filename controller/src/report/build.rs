@@ -36,6 +36,8 @@ struct Gathered {
     zombies: Vec<Window>,
     overlaps: Vec<Window>,
     rollbacks: Vec<RollbackAction>,
+    /// Node signals seen: (t_ms, what, node).
+    node_events: Vec<(u64, String, String)>,
     ended: Option<(u64, RunOutcome, Option<String>)>,
     warnings: Vec<String>,
 }
@@ -59,8 +61,13 @@ pub fn build(read: &ReadJournal) -> Report {
     let faults: Vec<FaultReport> = g
         .faults
         .iter()
-        .map(|f| fault_report(f, start, &g.health))
+        .map(|f| {
+            let mut r = fault_report(f, start, &g.health);
+            super::findings::annotate(&mut r, &f.injected.predicted_phases, &g.node_events);
+            r
+        })
         .collect();
+    let findings = super::findings::findings(&faults);
     let journal = journal_info(read, &g);
     let run = run_meta(start, &g, &journal);
     let slo_breaches = faults
@@ -89,6 +96,7 @@ pub fn build(read: &ReadJournal) -> Report {
             .into_iter()
             .map(|(node, samples)| NodeSeries { node, samples })
             .collect(),
+        findings,
     };
     report.verdict = verdict(&report);
     report
@@ -152,7 +160,11 @@ fn gather(g: &mut Gathered, line: &JournalLine) {
                 .warnings
                 .push(format!("fault-ended for unknown fault {fault_id}")),
         },
-        Event::Cluster { .. } => {}
+        Event::Cluster { what, name, .. } => {
+            if super::findings::NODE_SIGNALS.contains(&what.as_str()) {
+                g.node_events.push((t_ms, what.clone(), name.clone()));
+            }
+        }
         Event::Rollback { action, ok, detail } => g.rollbacks.push(RollbackAction {
             t_ms,
             action: action.clone(),
@@ -302,6 +314,8 @@ fn fault_report(
         predicted_ms: i.predicted_ms,
         predicted_basis: i.predicted_basis.clone(),
         within_prediction: total_ms.zip(i.predicted_ms).map(|(t, p)| t <= p),
+        overran: None,
+        node_signals: None,
         slo_ok: total_ms.is_some_and(|t| t <= start.recovery_timeout_ms),
         health_at_injection: i
             .node

@@ -15,6 +15,7 @@
 
 mod fault;
 pub mod predict;
+pub mod stale;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -35,9 +36,12 @@ pub enum Observation {
         node: String,
         online: bool,
     },
-    /// No health sample from `node` for longer than the stale threshold.
+    /// No health sample from `node` for [`stale::STALE_AFTER_INTERVALS`] ×
+    /// its interval; observed at the last sample plus one interval.
     HealthStale {
         node: String,
+        /// The node's interval: the precision of the observation.
+        interval_ms: u64,
     },
     /// `workers/<worker>/status`: birth or Last Will.
     WorkerStatus {
@@ -220,8 +224,8 @@ impl Tracker {
                 node,
                 online: false,
             } => self.node_signal(at, node, "mqtt-lwt", self.precision.lwt_ms),
-            Observation::HealthStale { node } => {
-                self.node_signal(at, node, "mqtt-health-stale", self.precision.stale_ms)
+            Observation::HealthStale { node, interval_ms } => {
+                self.node_signal(at, node, "mqtt-health-stale", (*interval_ms).max(1))
             }
             Observation::WorkerStatus {
                 worker,

@@ -14,12 +14,12 @@ mod handlers;
 
 use handlers::{recv_event, recv_input};
 
-use super::mqtt::HealthWatch;
 use super::{EngineConfig, EngineError, Progress, ServiceProbe, Timed};
 use crate::cluster::{Cluster, ClusterEvent};
 use crate::journal::event::{Event, FaultInjected, RunOutcome, RunStarted};
 use crate::journal::{Journal, new_run_id};
 use crate::plan::Plan;
+use crate::timing::stale::{STALE_AFTER_INTERVALS, Staleness};
 use crate::timing::{Budget, Precision, Tracker};
 
 /// Why the pump returned.
@@ -44,7 +44,7 @@ pub(super) struct Run<C: Cluster, S: ServiceProbe> {
     inputs: Option<mpsc::Receiver<Timed>>,
     service_tick: Interval,
     timeout_tick: Interval,
-    health: HealthWatch,
+    health: Staleness,
     pub(super) rng: StdRng,
     pub(super) next_fault: u32,
     pub(super) injected: Vec<FaultInjected>,
@@ -105,7 +105,7 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
             rng: StdRng::seed_from_u64(plan.seed.wrapping_add(0x5eed)),
             service_tick: interval(cfg.service_period),
             timeout_tick: interval(Duration::from_millis(100)),
-            health: HealthWatch::default(),
+            health: Staleness::new(cfg.stale_after / STALE_AFTER_INTERVALS),
             cluster,
             service,
             plan,

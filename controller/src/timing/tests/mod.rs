@@ -59,6 +59,7 @@ fn fault(
         replicas_to: replicas.map(|r| r.1),
         predicted_ms: None,
         predicted_basis: None,
+        predicted_phases: Vec::new(),
     }
 }
 
