@@ -216,6 +216,12 @@ impl LocalRack {
         self.inner.lock().replacement_delay = delay;
     }
 
+    /// Time from now on between a replacement's scheduling and its process
+    /// start (an image pull): a known delay for the timing-fidelity test.
+    pub fn set_replacement_pull_delay(&self, delay: Duration) {
+        self.inner.lock().pull_delay = delay;
+    }
+
     /// Every child process not yet reaped, as `(pid, process group)`.
     pub fn processes(&self) -> Vec<(i32, i32)> {
         let st = self.inner.lock();
@@ -286,7 +292,7 @@ impl Cluster for LocalRack {
     async fn detection(&self) -> Result<Detection, ClusterError> {
         let (delay, cold) = {
             let st = self.inner.lock();
-            (st.replacement_delay, st.cold_start)
+            (st.replacement_delay + st.pull_delay, st.cold_start)
         };
         let mut det = self.inner.cfg.detection(delay);
         if let Some(cold) = cold {

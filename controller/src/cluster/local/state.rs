@@ -87,6 +87,8 @@ pub struct WorkerState {
     pub terminating: bool,
     /// `--start-delay` it is started with.
     pub start_delay: Duration,
+    /// How long after scheduling its process starts.
+    pub pull_delay: Duration,
     /// Stops its readiness probe.
     pub probe: CancellationToken,
 }
@@ -103,6 +105,7 @@ impl WorkerState {
             ready: false,
             terminating: false,
             start_delay,
+            pull_delay: Duration::ZERO,
             probe: CancellationToken::new(),
         }
     }
@@ -143,6 +146,9 @@ pub struct RackState {
     pub replacement_delay: Duration,
     /// Workers created so far that belong to the initial set.
     pub initial_left: u32,
+    /// Time between a replacement's scheduling and its process start (an
+    /// image pull and container creation): the fidelity test's known delay.
+    pub pull_delay: Duration,
     /// The rack's cold-start baseline: the slowest created → ready of the
     /// initial workers (all started at once, so a pessimistic figure).
     pub cold_start: Option<Duration>,
@@ -180,6 +186,7 @@ impl RackState {
             next_serial: 0,
             replacement_delay: cfg.replacement_start_delay,
             initial_left: cfg.workers,
+            pull_delay: Duration::ZERO,
             cold_start: None,
             peers_written: Vec::new(),
             children: BTreeMap::new(),
