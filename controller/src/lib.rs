@@ -9,6 +9,7 @@ pub mod dashboard;
 pub mod engine;
 pub mod factory;
 pub mod journal;
+pub mod model;
 pub mod operator;
 pub mod plan;
 pub mod report;

@@ -6,8 +6,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rackpong_controller::journal::event::{Event, FaultOutcome, Milestone, RunOutcome};
+use rackpong_controller::journal::event::{Event, FaultOutcome, RunOutcome};
 use rackpong_controller::journal::{JOURNAL_FILE, read_journal};
+use rackpong_controller::model::Milestone;
 use rackpong_controller::rig::{LocalSetup, run_local};
 use tokio_util::sync::CancellationToken;
 

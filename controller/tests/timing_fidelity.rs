@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use local_common::*;
 use rackpong_controller::engine::EngineConfig;
-use rackpong_controller::journal::event::{Event, Milestone, RunOutcome, ServiceLevel};
+use rackpong_controller::journal::event::{Event, RunOutcome};
 use rackpong_controller::journal::{JOURNAL_FILE, read_journal};
+use rackpong_controller::model::{Milestone, ServiceLevel};
 use rackpong_controller::rig::drive;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

@@ -16,10 +16,12 @@ pub struct OperatorArgs {
     /// Directory the run directories are written under (a volume in the pod).
     #[arg(long, env = "RACKPONG_RUNS_DIR", default_value = "runs")]
     pub runs_dir: PathBuf,
+    #[command(flatten)]
+    pub health: crate::operator::health::HealthArgs,
 }
 
 /// `rackpong operator` until `cancel` fires; a running experiment is then
 /// aborted and rolled back before it returns.
 pub async fn run(args: OperatorArgs, cancel: CancellationToken) -> Result<(), OperatorRunError> {
-    crate::operator::serve(&args.k3s, args.runs_dir, cancel).await
+    crate::operator::serve(&args.k3s, args.runs_dir, &args.health, cancel).await
 }

@@ -134,6 +134,8 @@ pub enum OperatorRunError {
     Wire(#[from] WireError),
     #[error("k3s: {0}")]
     Cluster(ClusterError),
+    #[error(transparent)]
+    Health(#[from] super::health::HealthError),
 }
 
 /// Reconciles the namespace's `ChaosExperiment`s with
@@ -142,9 +144,12 @@ pub enum OperatorRunError {
 pub async fn serve(
     k3s: &K3sRunArgs,
     runs_dir: PathBuf,
+    health: &super::health::HealthArgs,
     cancel: CancellationToken,
 ) -> Result<(), OperatorRunError> {
+    let (_, ready) = super::health::start(health.health_addr, cancel.clone()).await?;
     let rig = Arc::new(K3sRig::connect(k3s, &cancel).await?);
+    ready.send_replace(true);
     let client = k3s.k3s.client().await.map_err(OperatorRunError::Cluster)?;
     let runner = Arc::new(EngineRunner::new(rig.clone(), runs_dir, cancel.clone()));
     let ctx = Context::new(client, &k3s.k3s.namespace, runner.clone());

@@ -5,7 +5,8 @@
 //! (NotReady) fired, side by side.
 
 use super::model::{FaultReport, Finding, NodeSignals, Overrun};
-use crate::journal::event::{Milestone, PhaseBudget};
+use crate::journal::event::PhaseBudget;
+use crate::model::Milestone;
 
 /// The journal's node-signal lines (`cluster` events) the report follows.
 pub const NODE_SIGNALS: [&str; 3] = ["node-health-stale", "node-offline", "node-not-ready"];

@@ -3,7 +3,7 @@
 //! measured cold start, written beside each measured time; and which phase
 //! overran when a fault took longer than predicted.
 
-use crate::journal::event::{Detection, FaultKind, Milestone};
+use crate::model::{Detection, FaultKind, Milestone};
 use crate::timing::RESTORE_RUN;
 
 /// Allowance per watch event / MQTT message for delivery and the

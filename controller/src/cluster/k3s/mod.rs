@@ -28,7 +28,7 @@ pub use args::K3sArgs;
 pub use commander::{CommandError, NodeCommander};
 
 use super::{Cluster, ClusterError, ClusterEvent, KillMode, NodeFault, NodeInfo, WorkerInfo};
-use crate::journal::event::Detection;
+use crate::model::Detection;
 
 /// The label every worker pod carries (the watchers' selector).
 pub const WORKER_SELECTOR: &str = "app.kubernetes.io/name=rackpong-worker";
