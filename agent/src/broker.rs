@@ -2,12 +2,26 @@
 //! the hermetic tests' broker. rumqttd takes a fixed listen address, so a free
 //! port is found by binding port 0 first; it runs on its own threads until the
 //! process exits (rumqttd has no stop).
+//!
+//! The process that runs the broker can also talk to it in-process
+//! ([`EmbeddedBroker::mqtt_link`], rumqttd's `Broker::link`): no socket, so
+//! none of the ~40 ms Nagle delay rumqttd's sockets add (it never sets
+//! TCP_NODELAY), which is what the controller's clock needs. rumqttd hands
+//! out links only before it starts serving, so [`IN_PROCESS_LINKS`] are made
+//! up front.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
+
+use crate::mqtt::{BrokerUrl, LinkConfig, MqttLink};
+
+/// In-process links made when the broker starts (one per in-process client).
+pub const IN_PROCESS_LINKS: usize = 4;
 
 /// Why the embedded broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -16,12 +30,27 @@ pub enum BrokerError {
     NoPort { ip: IpAddr, source: std::io::Error },
     #[error("broker on {addr} did not accept connections within {waited:?}")]
     NotListening { addr: SocketAddr, waited: Duration },
+    #[error("the embedded broker refused an in-process link: {0}")]
+    Link(String),
+    #[error("all {IN_PROCESS_LINKS} in-process links of the embedded broker are taken")]
+    NoLinkLeft,
 }
 
+type Link = (LinkTx, LinkRx);
+
 /// A running embedded broker.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EmbeddedBroker {
     addr: SocketAddr,
+    links: Arc<Mutex<Vec<Link>>>,
+}
+
+impl std::fmt::Debug for EmbeddedBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedBroker")
+            .field("addr", &self.addr)
+            .finish()
+    }
 }
 
 impl EmbeddedBroker {
@@ -49,11 +78,18 @@ impl EmbeddedBroker {
         addr: SocketAddr,
         auth: Option<HashMap<String, String>>,
     ) -> Result<Self, BrokerError> {
-        let config = config(addr, auth);
+        let mut broker = Broker::new(config(addr, auth));
+        let mut links = Vec::with_capacity(IN_PROCESS_LINKS);
+        for i in 0..IN_PROCESS_LINKS {
+            match broker.link(&format!("rackpong-in-process-{i}")) {
+                Ok(link) => links.push(link),
+                Err(e) => return Err(BrokerError::Link(e.to_string())),
+            }
+        }
         std::thread::Builder::new()
             .name(format!("rumqttd-{addr}"))
             .spawn(move || {
-                if let Err(e) = Broker::new(config).start() {
+                if let Err(e) = broker.start() {
                     tracing::error!(error = %e, %addr, "embedded broker stopped");
                 }
             })
@@ -67,7 +103,38 @@ impl EmbeddedBroker {
             std::thread::yield_now();
         }
         tracing::info!(%addr, "embedded MQTT broker listening");
-        Ok(Self { addr })
+        Ok(Self {
+            addr,
+            links: Arc::new(Mutex::new(links)),
+        })
+    }
+
+    /// One of the broker's in-process links (rumqttd's `LinkTx`/`LinkRx`).
+    pub fn take_link(&self) -> Result<(LinkTx, LinkRx), BrokerError> {
+        let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        links.pop().ok_or(BrokerError::NoLinkLeft)
+    }
+
+    /// An [`MqttLink`] over an in-process link: publishes and subscriptions
+    /// reach the router without a socket. Announces itself on `status_topic`
+    /// like any link (no Last Will: the broker dies with this process).
+    pub fn mqtt_link(&self, client_id: &str, status_topic: &str) -> Result<MqttLink, BrokerError> {
+        let link = self.take_link()?;
+        let cfg = LinkConfig {
+            broker: BrokerUrl {
+                tls: false,
+                host: self.addr.ip().to_string(),
+                port: self.addr.port(),
+            },
+            client_id: client_id.to_string(),
+            keepalive: Duration::from_secs(60),
+            username: None,
+            password: None,
+            ca_file: None,
+            status_topic: status_topic.to_string(),
+            buffer_capacity: 4096,
+        };
+        Ok(MqttLink::in_process(cfg, link))
     }
 
     pub fn addr(&self) -> SocketAddr {

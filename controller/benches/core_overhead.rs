@@ -101,6 +101,7 @@ fn setup() -> (tempfile::TempDir, Journal, Tracker) {
         stale_ms: 6000,
         ready_ms: 1000,
         service_ms: 500,
+        ball_ms: 10,
     };
     let mut tracker = Tracker::new(precision, 0.9, &workers);
     // 50 pod-kill faults stay open (their victims never come back) so every
@@ -119,6 +120,7 @@ fn setup() -> (tempfile::TempDir, Journal, Tracker) {
                 replicas_to: None,
                 predicted_ms: None,
                 predicted_basis: None,
+                predicted_phases: Vec::new(),
             },
             lost_workers: vec![format!("gone{f}")],
         });

@@ -173,7 +173,16 @@ async fn a_run_measures_every_fault_exactly_and_cleans_up() {
         .values()
         .find(|v| v.0.kind == FaultKind::NodeKill)
         .unwrap();
-    assert_eq!(nk.0.predicted_ms, Some(2000), "grace 1s + readiness 1s");
+    // grace 1 s + readiness 1 s, plus event allowances and the ball budgets.
+    let predicted = nk.0.predicted_ms.unwrap();
+    assert!((2200..4000).contains(&predicted), "{predicted}");
+    let basis = nk.0.predicted_basis.as_deref().unwrap();
+    assert!(
+        basis.starts_with("detection: node-monitor-grace 1s"),
+        "{basis}"
+    );
+    let budgets: u64 = nk.0.predicted_phases.iter().map(|b| b.ms).sum();
+    assert_eq!(budgets, predicted, "the phases add up to the bound");
     assert_eq!(nk.0.targets.len(), 1);
     assert_ne!(nk.0.targets[0], "n1", "n1 is protected");
     // The scale is undone at the end; the node came back by itself.
@@ -410,6 +419,7 @@ fn crashed_run(runs: &Path, kind: &str) -> std::path::PathBuf {
             replicas_to: None,
             predicted_ms: None,
             predicted_basis: None,
+            predicted_phases: Vec::new(),
         })
     };
     j.append(inj("f1", FaultKind::Scale, None, Some(5)))

@@ -42,6 +42,7 @@ fn injected(id: &str, kind: FaultKind, node: Option<&str>, from: Option<u32>) ->
         replicas_to: from.map(|f| f + 2),
         predicted_ms: None,
         predicted_basis: None,
+        predicted_phases: Vec::new(),
     })
 }
 

@@ -1,7 +1,9 @@
-//! Node faults on the local rack, with the real binary and broker: a node
-//! killed or frozen goes NotReady after the grace period, its workers are
-//! rescheduled on Ready nodes, and it comes back after `down_for` or at once
-//! on `node_up`; cordon-drain evicts gracefully.
+//! Node faults on the local rack, with the real binary and broker, each as
+//! on a Pi: `stop-k3s` kills the workers and keeps the agent, `reboot` says
+//! `offline` and boots after `down_for`, `power-relay` freezes the node
+//! without a word; the node goes NotReady after the grace period, its
+//! workers are rescheduled on Ready nodes, and it comes back after
+//! `down_for` or at once on `node_up`; cordon-drain evicts gracefully.
 
 mod local_common;
 
@@ -10,6 +12,8 @@ use std::time::Duration;
 use local_common::*;
 use rackpong_agent::proto::ChaosAction;
 use rackpong_controller::cluster::{Cluster, ClusterError, NodeFault};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// The workers of `node`, by name.
@@ -30,8 +34,49 @@ async fn replacement_ready(rec: &mut Recorder, new: &str, not_on: &str) -> Insta
     rec.seen("created", new).unwrap().at.min(ready.at)
 }
 
+/// The payloads on `node`'s status topic, from a subscription that is
+/// active (the retained birth arrived) when this returns.
+async fn status_feed(broker: std::net::SocketAddr, node: &str) -> mpsc::UnboundedReceiver<String> {
+    let id = format!("status-feed-{}", rand::random::<u32>());
+    let mut opts = MqttOptions::new(id, broker.ip().to_string(), broker.port());
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (client, mut el) = AsyncClient::new(opts, 16);
+    let topic = format!("rackpong/rack/nodes/{node}/status");
+    client.subscribe(&topic, QoS::AtLeastOnce).await.unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let _client = client;
+        while let Ok(ev) = el.poll().await {
+            if let Event::Incoming(Packet::Publish(p)) = ev {
+                let text = String::from_utf8_lossy(&p.payload)
+                    .trim_matches('"')
+                    .to_string();
+                if tx.send(text).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let birth = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("retained birth");
+    assert_eq!(birth.as_deref(), Some("online"));
+    rx
+}
+
+/// Like `config`, with a keepalive so long that no Last Will can arrive
+/// during the test: every `offline` seen is the agent's own, clean one.
+fn config_without_will(
+    nodes: u8,
+    workers: u32,
+) -> rackpong_controller::cluster::local::LocalRackConfig {
+    let mut cfg = config(nodes, workers);
+    cfg.mqtt_keepalive = Duration::from_secs(300);
+    cfg
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stopped_node_goes_not_ready_its_workers_move_and_it_comes_back() {
+async fn stop_k3s_kills_the_workers_keeps_the_agent_and_the_node_goes_not_ready() {
     let cfg = config(3, 3);
     let (grace, interval) = (cfg.node_grace, cfg.node_interval);
     let (rack, mut rec) = start(cfg).await;
@@ -42,7 +87,19 @@ async fn a_stopped_node_goes_not_ready_its_workers_move_and_it_comes_back() {
     let (injected, down_for) = (Instant::now(), Duration::from_secs(3));
     let fault = NodeFault::Agent(ChaosAction::StopK3s);
     rack.node_down("node2", fault, down_for).await.unwrap();
-    assert_all_gone(&[group].into()).await;
+    // k3s-killall.sh: the pods die, the agent that ran it does not.
+    tokio::time::timeout(WAIT, async {
+        while members_of(&[group].into()).len() > 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("node2's worker killed");
+    assert_eq!(
+        members_of(&[group].into()),
+        vec![group],
+        "the agent runs on"
+    );
 
     let not_ready = rec.next_node("node-not-ready", "node2").await;
     assert!(
@@ -61,14 +118,71 @@ async fn a_stopped_node_goes_not_ready_its_workers_move_and_it_comes_back() {
     let back = rec.next_node("node-ready", "node2").await;
     assert!(back.at - injected >= down_for);
     assert!(rack.nodes().await.unwrap().iter().all(|n| n.ready));
-    assert_ne!(
-        node_group(&rack, "node2"),
-        Some(group),
-        "a new agent leads a new group"
-    );
+    assert_eq!(node_group(&rack, "node2"), Some(group), "the same agent");
     let groups = groups(&rack);
     drop(rack);
     assert_all_gone(&groups).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reboot_shuts_the_node_down_cleanly_and_boots_it_after_down_for() {
+    let cfg = config_without_will(2, 2);
+    let broker = cfg.broker;
+    let (rack, mut rec) = start(cfg).await;
+    rec.ready_workers(2).await;
+    let group = node_group(&rack, "node2").unwrap();
+    let mut status = status_feed(broker, "node2").await;
+
+    let (injected, down_for) = (Instant::now(), Duration::from_secs(2));
+    let fault = NodeFault::Agent(ChaosAction::Reboot);
+    rack.node_down("node2", fault, down_for).await.unwrap();
+    // No Will can fire within 1.5 x 300 s: this `offline` is the agent's own.
+    let offline = tokio::time::timeout(WAIT, status.recv())
+        .await
+        .expect("offline");
+    assert_eq!(offline.as_deref(), Some("offline"));
+    assert_all_gone(&[group].into()).await;
+    rec.next_node("node-not-ready", "node2").await;
+
+    let online = tokio::time::timeout(WAIT, status.recv())
+        .await
+        .expect("birth");
+    assert_eq!(online.as_deref(), Some("online"));
+    let back = rec.next_node("node-ready", "node2").await;
+    assert!(back.at - injected >= down_for, "booted before down_for");
+    assert!(node_group(&rack, "node2").is_some_and(|g| g != group));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_relay_freezes_the_node_silently_and_kills_it_when_power_returns() {
+    let cfg = config_without_will(2, 2);
+    let broker = cfg.broker;
+    let (rack, mut rec) = start(cfg).await;
+    rec.ready_workers(2).await;
+    let victim = workers_on(&rack, "node1").await.pop().unwrap();
+    let group = node_group(&rack, "node1").unwrap();
+    let mut status = status_feed(broker, "node1").await;
+
+    let fault = NodeFault::Agent(ChaosAction::PowerRelay);
+    rack.node_down("node1", fault, Duration::from_secs(3))
+        .await
+        .unwrap();
+    wait_group_state(group, "stopped", |s| s == 'T').await;
+    rec.next_node("node-not-ready", "node1").await;
+    rec.worker("terminating", &victim).await;
+    replacement_ready(&mut rec, "worker-3", "node1").await;
+    // Silence: no clean `offline`, and the frozen processes are still there.
+    assert!(
+        status.try_recv().is_err(),
+        "a powered-off node said goodbye"
+    );
+    assert!(!members_of(&[group].into()).is_empty());
+
+    // Power back: the frozen processes die, the node boots a new agent.
+    rec.next_node("node-ready", "node1").await;
+    rec.worker("deleted", &victim).await;
+    assert_all_gone(&[group].into()).await;
+    assert!(node_group(&rack, "node1").is_some_and(|g| g != group));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

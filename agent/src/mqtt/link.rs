@@ -60,8 +60,54 @@ pub(super) struct Inner {
 pub(super) struct State {
     outbox: Outbox,
     /// The current connection's request handle; `None` while disconnected.
-    pub(super) client: Option<AsyncClient>,
+    pub(super) client: Option<Conn>,
     offline_acked: bool,
+}
+
+/// The request handle of a connection: a TCP connection through rumqttc, or
+/// an in-process link into the embedded broker ([`super::local`]).
+#[derive(Clone)]
+pub(super) enum Conn {
+    Tcp(AsyncClient),
+    #[cfg(feature = "broker")]
+    Local(mpsc::UnboundedSender<super::local::Request>),
+}
+
+impl Conn {
+    /// Hands a message to the connection; `Err` when its queue is full or closed.
+    fn try_publish(&self, e: Entry) -> Result<(), ()> {
+        match self {
+            Conn::Tcp(c) => c
+                .try_publish(e.topic, QoS::AtLeastOnce, e.retain, e.payload)
+                .map_err(|_| ()),
+            #[cfg(feature = "broker")]
+            Conn::Local(tx) => tx.send(super::local::Request::Publish(e)).map_err(|_| ()),
+        }
+    }
+
+    fn try_subscribe(&self, filter: &str) -> Result<(), String> {
+        match self {
+            Conn::Tcp(c) => c
+                .try_subscribe(filter, QoS::AtLeastOnce)
+                .map_err(|e| e.to_string()),
+            #[cfg(feature = "broker")]
+            Conn::Local(tx) => tx
+                .send(super::local::Request::Subscribe(filter.to_string()))
+                .map_err(|_| "in-process link closed".to_string()),
+        }
+    }
+
+    fn try_disconnect(&self) {
+        match self {
+            Conn::Tcp(c) => {
+                let _ = c.try_disconnect();
+            }
+            #[cfg(feature = "broker")]
+            Conn::Local(tx) => {
+                let _ = tx.send(super::local::Request::Disconnect);
+            }
+        }
+    }
 }
 
 struct Subscription {
@@ -74,7 +120,14 @@ impl MqttLink {
     /// exponential backoff and jitter, birth on every CONNACK, re-subscribe,
     /// drain the queue in order.
     pub fn start(cfg: LinkConfig) -> MqttLink {
-        let inner = Arc::new(Inner {
+        let inner = Self::inner(cfg);
+        let handle = tokio::spawn(super::task::run(inner.clone()));
+        *lock(&inner.task) = Some(handle);
+        MqttLink { inner }
+    }
+
+    fn inner(cfg: LinkConfig) -> Arc<Inner> {
+        Arc::new(Inner {
             state: Mutex::new(State {
                 outbox: Outbox::new(cfg.buffer_capacity),
                 client: None,
@@ -90,8 +143,19 @@ impl MqttLink {
             failures: AtomicU64::new(0),
             inbound_dropped: AtomicU64::new(0),
             published: AtomicU64::new(0),
-        });
-        let handle = tokio::spawn(super::task::run(inner.clone()));
+        })
+    }
+
+    /// A link over an in-process connection into the embedded broker
+    /// ([`crate::broker::EmbeddedBroker::mqtt_link`]): the same queue,
+    /// birth, subscriptions and shutdown, without a socket.
+    #[cfg(feature = "broker")]
+    pub fn in_process(
+        cfg: LinkConfig,
+        link: (rumqttd::local::LinkTx, rumqttd::local::LinkRx),
+    ) -> MqttLink {
+        let inner = Self::inner(cfg);
+        let handle = tokio::spawn(super::local::run(inner.clone(), link.0, link.1));
         *lock(&inner.task) = Some(handle);
         MqttLink { inner }
     }
@@ -135,7 +199,7 @@ impl MqttLink {
         }
         let st = lock(&self.inner.state);
         if let Some(client) = &st.client
-            && let Err(e) = client.try_subscribe(filter.clone(), QoS::AtLeastOnce)
+            && let Err(e) = client.try_subscribe(&filter)
         {
             tracing::warn!(%filter, error = %e, "subscribe request not queued; retried on reconnect");
         }
@@ -197,7 +261,7 @@ impl MqttLink {
             };
             wait_until(&mut progress, deadline, || done(inner)).await;
             if let Some(c) = &lock(&inner.state).client {
-                let _ = c.try_disconnect();
+                c.try_disconnect();
             }
         }
         let left = lock(&inner.state).outbox.stats().queued;
@@ -238,10 +302,7 @@ fn fill(st: &mut State) {
         return;
     };
     while let Some(e) = st.outbox.next_unsent(WINDOW) {
-        if client
-            .try_publish(e.topic, QoS::AtLeastOnce, e.retain, e.payload)
-            .is_err()
-        {
+        if client.try_publish(e).is_err() {
             st.outbox.unsend_last();
             break;
         }
@@ -267,10 +328,10 @@ impl Inner {
         }
     }
 
-    pub(super) fn on_connack(&self, client: &AsyncClient) {
+    pub(super) fn on_connack(&self, client: &Conn) {
         let mut st = lock(&self.state);
         for sub in lock(&self.subs).iter() {
-            if let Err(e) = client.try_subscribe(sub.filter.clone(), QoS::AtLeastOnce) {
+            if let Err(e) = client.try_subscribe(&sub.filter) {
                 tracing::warn!(filter = %sub.filter, error = %e, "re-subscribe not queued");
             }
         }
@@ -316,6 +377,18 @@ impl Inner {
         }
         self.connected.send_replace(false);
         self.progress.send_modify(|p| *p += 1);
+    }
+
+    /// A message from the in-process link, as rumqttc would have delivered it.
+    #[cfg(feature = "broker")]
+    pub(super) fn route_local(&self, p: &rumqttd::protocol::Publish) {
+        let Ok(topic) = std::str::from_utf8(&p.topic) else {
+            tracing::warn!("in-process message with a non-UTF-8 topic ignored");
+            return;
+        };
+        let mut publish = Publish::new(topic, QoS::AtMostOnce, p.payload.to_vec());
+        publish.retain = p.retain;
+        self.route(publish);
     }
 
     pub(super) fn route(&self, publish: Publish) {

@@ -7,6 +7,8 @@
 mod args;
 mod backoff;
 mod link;
+#[cfg(feature = "broker")]
+mod local;
 mod outbox;
 mod task;
 mod tls;

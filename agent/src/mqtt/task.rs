@@ -10,7 +10,7 @@ use rumqttc::{
     TlsConfiguration, Transport,
 };
 
-use super::link::{Inner, WINDOW, lock};
+use super::link::{Conn, Inner, WINDOW, lock};
 use super::{Backoff, LinkConfig, MqttError, tls};
 use crate::proto::STATUS_OFFLINE;
 
@@ -92,7 +92,7 @@ async fn connection(
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff.reset();
-                inner.on_connack(client);
+                inner.on_connack(&Conn::Tcp(client.clone()));
             }
             Ok(Event::Incoming(Packet::PubAck(_))) => inner.on_puback(),
             Ok(Event::Incoming(Packet::Publish(p))) => inner.route(p),

@@ -213,6 +213,7 @@ pub(crate) fn fault(
             replicas_to: (kind == FaultKind::Scale).then_some(10),
             predicted_ms: Some(predicted),
             predicted_basis: Some("readiness period × threshold + toleration".into()),
+            predicted_phases: Vec::new(),
         }),
     );
     for &(m, dt) in steps {

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::run::Run;
 use super::{EngineError, Scheduled, ServiceProbe};
 use crate::cluster::{Cluster, KillMode, NodeFault};
-use crate::journal::event::{Event, FaultInjected};
+use crate::journal::event::{Event, FaultInjected, PhaseBudget};
 use crate::plan::{FaultAction, FaultSpec, KillModeSpec, NodeAction};
 use crate::safety::{self, View};
 use crate::timing::{Injected, predict};
@@ -57,9 +57,14 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
     fn record(&mut self, spec: &FaultSpec, d: Done) -> Result<(), EngineError> {
         self.next_fault += 1;
         let kind = spec.kind();
-        let (predicted_ms, predicted_basis) = match predict(kind, &d.action, &self.detection) {
-            Some((ms, why)) => (Some(ms), Some(why)),
-            None => (None, None),
+        let prediction = predict(kind, &d.action, &self.detection, &self.budget);
+        let (predicted_ms, predicted_basis, predicted_phases) = match prediction {
+            Some(p) => {
+                let phases = p.phases.iter();
+                let phases = phases.map(|&(milestone, ms)| PhaseBudget { milestone, ms });
+                (Some(p.total_ms), Some(p.basis), phases.collect())
+            }
+            None => (None, None, Vec::new()),
         };
         let fault = FaultInjected {
             fault_id: format!("f{}", self.next_fault),
@@ -72,6 +77,7 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
             replicas_to: d.replicas.map(|r| r.1),
             predicted_ms,
             predicted_basis,
+            predicted_phases,
         };
         tracing::info!(fault_id = %fault.fault_id, fault = %fault.fault, targets = ?fault.targets, "fault injected");
         self.journal

@@ -78,7 +78,8 @@ pub struct EngineConfig {
     pub pdb: Option<Pdb>,
     /// How often the service level is sampled and journaled.
     pub service_period: Duration,
-    /// A node whose health is older than this is stale.
+    /// A node whose health is older than this is stale, until its own
+    /// interval is known (then 3 × that interval, see `timing::stale`).
     pub stale_after: Duration,
     /// How long to wait for the steady state before the first fault.
     pub settle_timeout: Duration,

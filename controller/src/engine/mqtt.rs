@@ -1,12 +1,10 @@
 //! From MQTT messages to engine inputs: node status (birth / Last Will),
 //! health samples, worker status and caught balls, classified by topic and
-//! stamped on arrival; and stale-health detection. Malformed payloads are
+//! stamped on arrival (stale-health detection is `timing::stale`). Malformed payloads are
 //! counted and logged, never fatal.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use rackpong_agent::proto::{BallCaught, DecodeError, RackMessage, Topics};
 use rumqttc::Publish;
@@ -84,31 +82,6 @@ pub async fn feed(
     malformed.load(Ordering::Relaxed)
 }
 
-/// When each node's health was last received, to flag it stale once.
-#[derive(Debug, Default)]
-pub struct HealthWatch {
-    last: HashMap<String, (Instant, bool)>,
-}
-
-impl HealthWatch {
-    pub fn seen(&mut self, node: &str, at: Instant) {
-        self.last.insert(node.to_string(), (at, false));
-    }
-
-    /// Nodes that just went stale, with the instant they became stale.
-    pub fn stale(&mut self, now: Instant, after: Duration) -> Vec<(String, Instant)> {
-        let mut out = Vec::new();
-        for (node, (last, flagged)) in &mut self.last {
-            if !*flagged && now.saturating_duration_since(*last) >= after {
-                *flagged = true;
-                out.push((node.clone(), *last + after));
-            }
-        }
-        out.sort();
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,21 +153,5 @@ mod tests {
         drop(mtx);
         assert_eq!(task.await.unwrap(), 1);
         assert_eq!(bad.load(Ordering::Relaxed), 1);
-    }
-
-    #[test]
-    fn health_goes_stale_once_until_seen_again() {
-        let mut h = HealthWatch::default();
-        let t0 = Instant::now();
-        h.seen("n1", t0);
-        let after = Duration::from_secs(6);
-        assert!(h.stale(t0 + Duration::from_secs(5), after).is_empty());
-        assert_eq!(
-            h.stale(t0 + Duration::from_secs(7), after),
-            vec![("n1".into(), t0 + after)]
-        );
-        assert!(h.stale(t0 + Duration::from_secs(8), after).is_empty());
-        h.seen("n1", t0 + Duration::from_secs(9));
-        assert_eq!(h.stale(t0 + Duration::from_secs(20), after).len(), 1);
     }
 }

@@ -75,9 +75,29 @@ pub enum OutcomeKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BallOutcome {
     pub id: String,
+    /// The ball's number in send order (`<prefix>-<seq>`).
+    pub seq: u64,
     pub target: String,
+    /// When it was sent, and when its outcome arrived.
+    pub sent: Instant,
     pub at: Instant,
     pub kind: OutcomeKind,
+}
+
+impl BallOutcome {
+    /// Delivered to its target.
+    pub fn delivered(&self) -> bool {
+        matches!(self.kind, OutcomeKind::Caught { .. })
+    }
+
+    /// What recovery timing learns from it (the restore rule).
+    pub fn observation(&self) -> crate::timing::Observation {
+        crate::timing::Observation::Ball {
+            seq: self.seq,
+            sent: self.sent,
+            delivered: self.delivered(),
+        }
+    }
 }
 
 /// Counts since the factory started.
@@ -187,7 +207,9 @@ impl Shared {
             s.window.outcome(at, mark);
             BallOutcome {
                 id: id.to_string(),
+                seq: seq_of(id),
                 target: p.target,
+                sent: p.sent,
                 at,
                 kind,
             }
@@ -195,6 +217,14 @@ impl Shared {
         self.progress.send_modify(|n| *n += 1);
         let _ = self.outcomes.send(outcome);
     }
+}
+
+/// The number of ball `<prefix>-<n>`.
+fn seq_of(id: &str) -> u64 {
+    id.rsplit('-')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 fn is_ours(prefix: &str, id: &str) -> bool {

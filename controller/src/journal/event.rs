@@ -131,6 +131,17 @@ pub struct FaultInjected {
     pub predicted_ms: Option<u64>,
     /// How the prediction was made.
     pub predicted_basis: Option<String>,
+    /// The prediction phase by phase: each milestone's budget from the one
+    /// before it (they add up to `predicted_ms`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub predicted_phases: Vec<PhaseBudget>,
+}
+
+/// One phase's share of a predicted bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseBudget {
+    pub milestone: Milestone,
+    pub ms: u64,
 }
 
 /// One milestone reached by one fault.

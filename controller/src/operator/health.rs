@@ -78,6 +78,8 @@ mod tests {
     use super::*;
 
     async fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
+        // reqwest is built without a default crypto provider (ring is ours).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let resp = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
         (resp.status().as_u16(), resp.json().await.unwrap())
     }

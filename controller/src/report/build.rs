@@ -36,6 +36,8 @@ struct Gathered {
     zombies: Vec<Window>,
     overlaps: Vec<Window>,
     rollbacks: Vec<RollbackAction>,
+    /// Node signals seen: (t_ms, what, node).
+    node_events: Vec<(u64, String, String)>,
     ended: Option<(u64, RunOutcome, Option<String>)>,
     warnings: Vec<String>,
 }
@@ -59,8 +61,13 @@ pub fn build(read: &ReadJournal) -> Report {
     let faults: Vec<FaultReport> = g
         .faults
         .iter()
-        .map(|f| fault_report(f, start, &g.health))
+        .map(|f| {
+            let mut r = fault_report(f, start, &g.health);
+            super::findings::annotate(&mut r, &f.injected.predicted_phases, &g.node_events);
+            r
+        })
         .collect();
+    let findings = super::findings::findings(&faults);
     let journal = journal_info(read, &g);
     let run = run_meta(start, &g, &journal);
     let slo_breaches = faults
@@ -89,6 +96,7 @@ pub fn build(read: &ReadJournal) -> Report {
             .into_iter()
             .map(|(node, samples)| NodeSeries { node, samples })
             .collect(),
+        findings,
     };
     report.verdict = verdict(&report);
     report
@@ -138,7 +146,11 @@ fn gather(g: &mut Gathered, line: &JournalLine) {
             .overlaps
             .push(window(fault_id, old_worker, new_worker, *from_ms, *to_ms)),
         Event::FaultEnded { fault_id, outcome } => ended(g, t_ms, fault_id, *outcome),
-        Event::Cluster { .. } => {}
+        Event::Cluster { what, name, .. } => {
+            if super::findings::NODE_SIGNALS.contains(&what.as_str()) {
+                g.node_events.push((t_ms, what.clone(), name.clone()));
+            }
+        }
         Event::Rollback { action, ok, detail } => g.rollbacks.push(RollbackAction {
             t_ms,
             action: action.clone(),
@@ -306,6 +318,8 @@ fn fault_report(
         predicted_ms: i.predicted_ms,
         predicted_basis: i.predicted_basis.clone(),
         within_prediction: total_ms.zip(i.predicted_ms).map(|(t, p)| t <= p),
+        overran: None,
+        node_signals: None,
         slo_ok: total_ms.is_some_and(|t| t <= start.recovery_timeout_ms),
         health_at_injection: i
             .node

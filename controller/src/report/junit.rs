@@ -131,11 +131,20 @@ fn fault_case(out: &mut String, x: &FaultReport, slo_ms: u64) {
         esc(&name),
         time(x.total_ms.unwrap_or(0))
     );
-    let phases: Vec<String> = x
+    let mut phases: Vec<String> = x
         .phases
         .iter()
         .map(|p| format!("{} -> {}: {}", p.from, p.to, f::secs(p.duration_ms)))
         .collect();
+    if let Some(o) = &x.overran {
+        phases.push(format!(
+            "finding: over its predicted {}; {} reached at {}, {} allowed",
+            f::opt_secs(x.predicted_ms),
+            o.phase,
+            f::secs(o.at_ms),
+            f::secs(o.allowed_ms)
+        ));
+    }
     if !x.slo_ok {
         let message = match x.total_ms {
             Some(t) => format!("recovered in {} (SLO {})", f::secs(t), f::secs(slo_ms)),

@@ -13,6 +13,7 @@ pub fn render(r: &Report) -> String {
     run_table(&mut out, r);
     kinds(&mut out, r);
     faults(&mut out, r);
+    findings(&mut out, r);
     breaches(&mut out, r);
     refused(&mut out, r);
     windows(&mut out, r);
@@ -171,6 +172,26 @@ fn fault_cells(x: &FaultReport) -> Vec<String> {
             |h| f::memory(h.mem_used_bytes, h.mem_total_bytes),
         ),
     ]
+}
+
+fn findings(out: &mut String, r: &Report) {
+    if !r.findings.is_empty() {
+        out.push_str("## Findings\n\n");
+        for x in &r.findings {
+            let _ = writeln!(out, "- **{}**: {}", x.kind, x.text);
+        }
+        out.push('\n');
+    }
+    let rows = super::findings::signal_rows(r);
+    if rows.is_empty() {
+        return;
+    }
+    out.push_str("## Node death signals\n\nWhen each signal fired after the injection: rackpong's own detection beside Kubernetes'.\n\n");
+    table_head(out, &super::findings::SIGNAL_HEAD);
+    for cells in rows {
+        row(out, &cells.iter().map(|c| cell(c)).collect::<Vec<_>>());
+    }
+    out.push('\n');
 }
 
 fn breaches(out: &mut String, r: &Report) {

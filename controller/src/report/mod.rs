@@ -7,6 +7,7 @@
 mod build;
 mod charts;
 pub mod compare;
+mod findings;
 mod fmt;
 mod html;
 mod junit;

@@ -36,6 +36,46 @@ pub struct Report {
     pub service: Vec<ServicePoint>,
     /// Per node health over time, nodes sorted by name.
     pub health: Vec<NodeSeries>,
+    /// What a reader should look at: faults that took longer than predicted,
+    /// with the phase that overran.
+    #[serde(default)]
+    pub findings: Vec<Finding>,
+}
+
+/// Something the run shows that a reader should act on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Finding {
+    pub fault_id: String,
+    /// `over-prediction`: the recovery took longer than its predicted bound.
+    pub kind: String,
+    /// The phase (its end milestone) that overran, if known.
+    pub phase: Option<String>,
+    /// In words, with the figures.
+    pub text: String,
+}
+
+/// When each node-death signal fired, in ms after the injection: rackpong's
+/// own detection (health silence, the broker's `offline`) beside Kubernetes'.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NodeSignals {
+    /// No health sample for 3 intervals; stamped one interval after the last sample.
+    pub health_stale_ms: Option<u64>,
+    /// `offline` on the node's status topic: the broker's Last Will (or a
+    /// rebooting agent's own clean `offline`).
+    pub last_will_ms: Option<u64>,
+    /// The node condition Ready=False (node-monitor-grace after the last heartbeat).
+    pub not_ready_ms: Option<u64>,
+}
+
+/// The first phase whose end came later than the predicted budgets up to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Overrun {
+    /// The milestone ending the phase.
+    pub phase: String,
+    /// When it was reached, ms after the injection.
+    pub at_ms: u64,
+    /// The sum of the budgets up to it.
+    pub allowed_ms: u64,
 }
 
 /// What was read and how complete it is.
@@ -151,6 +191,12 @@ pub struct FaultReport {
     pub predicted_basis: Option<String>,
     /// Total within the predicted bound (null when either is missing).
     pub within_prediction: Option<bool>,
+    /// When over the prediction: the phase that overran.
+    #[serde(default)]
+    pub overran: Option<Overrun>,
+    /// Node faults: when each node-death signal fired.
+    #[serde(default)]
+    pub node_signals: Option<NodeSignals>,
     /// Recovered within the plan's recovery SLO.
     pub slo_ok: bool,
     pub health_at_injection: Option<HealthPoint>,

@@ -167,7 +167,7 @@ impl K3sRig {
         tokio::spawn(mqtt::feed(
             self.topics.clone(),
             sub,
-            tx,
+            tx.clone(),
             malformed,
             stop.clone(),
         ));
@@ -186,6 +186,7 @@ impl K3sRig {
             &self.topics,
             stop.clone(),
         );
+        tokio::spawn(super::feed_outcomes(factory.outcomes(), tx, stop.clone()));
         let probe = move || factory.service_level();
         let cluster = self.cluster.clone();
         let result = drive(cluster, probe, inputs, plan, cfg, show_progress, cancel).await;

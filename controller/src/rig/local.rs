@@ -4,17 +4,17 @@
 //! live workers, the MQTT feed into the engine and, when asked, the live
 //! dashboard. Ctrl-C aborts the run, rolls back, and stops every process the
 //! rack started before returning, so nothing is left running and the journal
-//! ends with `run-ended`.
+//! ends with `run-ended`. The controller's own MQTT link (engine feed, ball
+//! factory, node monitor) is in-process: its clock has no socket delay.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use rackpong_agent::broker::EmbeddedBroker;
-use rackpong_agent::mqtt::{BrokerUrl, LinkConfig, MqttLink};
+use rackpong_agent::mqtt::MqttLink;
 use rackpong_agent::proto::Topics;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -70,9 +70,15 @@ pub async fn run_local_with(
         Some(exe) => exe,
         None => std::env::current_exe().map_err(RigError::OwnExe)?,
     };
-    let rack_cfg = LocalRackConfig::new(exe, broker.addr(), setup.nodes, setup.workers);
+    let mut rack_cfg = LocalRackConfig::new(exe, broker.addr(), setup.nodes, setup.workers);
     let health_interval = rack_cfg.node_interval;
     let topics = Topics::new(&rack_cfg.rack);
+    // The controller's own link is in-process: no socket delay in its clock.
+    let link = broker.mqtt_link(
+        &format!("rackpong-controller-{}", std::process::id()),
+        &format!("{}/controller/status", topics.root()),
+    )?;
+    rack_cfg.link = Some(link.clone());
     let dashboard = match (dash.listen, token) {
         (Some(listen), Some(token)) => {
             let progress = setup
@@ -87,7 +93,7 @@ pub async fn run_local_with(
     let rack = Arc::new(LocalRack::start(rack_cfg).await?);
     let result = run_on(
         &rack,
-        &broker,
+        &link,
         &topics,
         plan,
         setup,
@@ -106,14 +112,14 @@ pub async fn run_local_with(
 /// parts stopped again (the caller stops the rack and the dashboard).
 async fn run_on(
     rack: &Arc<LocalRack>,
-    broker: &EmbeddedBroker,
+    link: &MqttLink,
     topics: &Topics,
     plan: Plan,
     setup: LocalSetup,
     health_interval: Duration,
     cancel: CancellationToken,
 ) -> Result<RunSummary, RigError> {
-    let parts = Parts::start(rack, broker, topics, &plan);
+    let parts = Parts::start(rack, link, topics, &plan);
     let mut cfg = EngineConfig::new(&setup.runs_dir);
     cfg.stale_after = health_interval * 3;
     cfg.progress = setup.observe;
@@ -147,22 +153,19 @@ struct Parts {
 }
 
 impl Parts {
-    fn start(rack: &LocalRack, broker: &EmbeddedBroker, topics: &Topics, plan: &Plan) -> Parts {
+    fn start(rack: &LocalRack, link: &MqttLink, topics: &Topics, plan: &Plan) -> Parts {
         let stop = CancellationToken::new();
-        let link = MqttLink::start(LinkConfig {
-            broker: BrokerUrl::from_str(&broker.url()).expect("the embedded broker's URL parses"),
-            client_id: format!("rackpong-controller-{}", std::process::id()),
-            keepalive: Duration::from_secs(5),
-            username: None,
-            password: None,
-            ca_file: None,
-            status_topic: format!("{}/controller/status", topics.root()),
-            buffer_capacity: 1024,
-        });
+        let link = link.clone();
         let (tx, inputs) = mpsc::channel(4096);
         let malformed = Arc::new(AtomicU64::new(0));
         let sub = link.subscribe(topics.all());
-        tokio::spawn(mqtt::feed(topics.clone(), sub, tx, malformed, stop.clone()));
+        tokio::spawn(mqtt::feed(
+            topics.clone(),
+            sub,
+            tx.clone(),
+            malformed,
+            stop.clone(),
+        ));
         let (targets_tx, targets) = watch::channel(Vec::new());
         // The live workers (not only the ready ones): balls go straight to
         // them, as they would to every pod a Service's endpoints list.
@@ -183,6 +186,7 @@ impl Parts {
             topics,
             stop.clone(),
         );
+        tokio::spawn(super::feed_outcomes(factory.outcomes(), tx, stop.clone()));
         Parts {
             link,
             factory,

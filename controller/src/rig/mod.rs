@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use rackpong_agent::broker::BrokerError;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use k3s::{K3sRig, K3sRunArgs, WireError};
@@ -23,8 +23,10 @@ pub use watching::watch;
 use crate::cluster::Cluster;
 use crate::cluster::local::LocalRackError;
 use crate::dashboard::DashboardError;
-use crate::engine::{Engine, EngineConfig, EngineError, Progress, RunSummary, ServiceProbe, Timed};
-use crate::factory::{Entry, FactoryConfig, WorkerEndpoint};
+use crate::engine::{
+    Engine, EngineConfig, EngineError, Input, Progress, RunSummary, ServiceProbe, Timed,
+};
+use crate::factory::{BallOutcome, Entry, FactoryConfig, WorkerEndpoint};
 use crate::plan::{Plan, PlanError};
 
 /// Why a run could not be wired or driven.
@@ -57,6 +59,36 @@ pub(crate) fn factory_config(plan: &Plan, prefix: &str, entry: Entry) -> Factory
         id_prefix: format!("{prefix}{}", std::process::id()),
         entry,
         max_balls: None,
+    }
+}
+
+/// Passes every ball outcome on to the engine (the restore rule), stamped
+/// when the factory learned it.
+pub(crate) async fn feed_outcomes(
+    mut outcomes: broadcast::Receiver<BallOutcome>,
+    tx: mpsc::Sender<Timed>,
+    stop: CancellationToken,
+) {
+    loop {
+        let o = tokio::select! {
+            o = outcomes.recv() => o,
+            _ = stop.cancelled() => return,
+        };
+        match o {
+            Ok(o) => {
+                let t = Timed {
+                    at: o.at,
+                    input: Input::Observation(o.observation()),
+                };
+                if tx.send(t).await.is_err() {
+                    return;
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "ball outcomes lost on the way to the engine");
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
     }
 }
 

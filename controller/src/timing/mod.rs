@@ -15,6 +15,7 @@
 
 mod fault;
 pub mod predict;
+pub mod stale;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -25,7 +26,7 @@ use crate::cluster::{ClusterEventKind, WorkerInfo};
 use crate::journal::event::{FaultInjected, FaultOutcome, MilestoneEvent};
 use crate::model::{FaultKind, Milestone};
 use fault::FaultTrack;
-pub use predict::{Precision, predict};
+pub use predict::{Budget, Precision, Prediction, overrun, predict};
 
 /// Something observed, besides cluster events, that timing needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,9 +37,12 @@ pub enum Observation {
         node: String,
         online: bool,
     },
-    /// No health sample from `node` for longer than the stale threshold.
+    /// No health sample from `node` for [`stale::STALE_AFTER_INTERVALS`] ×
+    /// its interval; observed at the last sample plus one interval.
     HealthStale {
         node: String,
+        /// The node's interval: the precision of the observation.
+        interval_ms: u64,
     },
     /// `workers/<worker>/status`: birth or Last Will.
     WorkerStatus {
@@ -54,7 +58,28 @@ pub enum Observation {
     Service {
         delivery_rate: Option<f64>,
     },
+    /// One ball's outcome as the factory saw it: its number in send order,
+    /// when it was sent, and whether it was delivered (caught). Once these
+    /// arrive, service-restored is decided from them (see [`RESTORE_RUN`]).
+    Ball {
+        seq: u64,
+        sent: Instant,
+        delivered: bool,
+    },
 }
+
+/// The restore rule: a fault's service is restored at the send time of the
+/// first ball of a run of this many consecutive (in send order) delivered
+/// balls, all sent at or after the fault's last recovery milestone. Its
+/// precision is the gap to the ball sent before it (the ball spacing): the
+/// service came back somewhere in that gap.
+pub const RESTORE_RUN: usize = 10;
+
+/// How long ball outcomes are kept (by send time) for the restore rule.
+const BALL_LOG_SPAN: Duration = Duration::from_secs(300);
+
+/// Ball outcomes by number: seq -> (sent, delivered).
+pub(crate) type BallLog = std::collections::BTreeMap<u64, (Instant, bool)>;
 
 /// What the tracker concluded, to be journaled.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,6 +170,9 @@ pub struct Tracker {
     /// k3s, `local-rack` on the local rack.
     pod_source: &'static str,
     node_source: &'static str,
+    /// Ball outcomes arrive: restore is decided from them, not from samples.
+    balls: bool,
+    ball_log: BallLog,
 }
 
 impl Tracker {
@@ -159,6 +187,8 @@ impl Tracker {
             done: Vec::new(),
             pod_source: "watch-pod",
             node_source: "watch-node",
+            balls: false,
+            ball_log: BallLog::new(),
         }
     }
 
@@ -195,8 +225,8 @@ impl Tracker {
                 node,
                 online: false,
             } => self.node_signal(at, node, "mqtt-lwt", self.precision.lwt_ms),
-            Observation::HealthStale { node } => {
-                self.node_signal(at, node, "mqtt-health-stale", self.precision.stale_ms)
+            Observation::HealthStale { node, interval_ms } => {
+                self.node_signal(at, node, "mqtt-health-stale", (*interval_ms).max(1))
             }
             Observation::WorkerStatus {
                 worker,
@@ -209,6 +239,21 @@ impl Tracker {
                 let ok = delivery_rate.is_some_and(|r| r >= self.min_delivery_rate);
                 for f in &mut self.faults {
                     f.service_sample(at, ok);
+                }
+            }
+            Observation::Ball {
+                seq,
+                sent,
+                delivered,
+            } => {
+                self.balls = true;
+                self.ball_log.insert(*seq, (*sent, *delivered));
+                while self
+                    .ball_log
+                    .first_key_value()
+                    .is_some_and(|(_, (t, _))| *t + BALL_LOG_SPAN < *sent)
+                {
+                    self.ball_log.pop_first();
                 }
             }
         }
@@ -328,8 +373,19 @@ impl Tracker {
     }
 
     fn advance(&mut self, out: &mut Vec<Output>) {
+        let restore = if self.balls {
+            fault::Restore::Balls {
+                run: RESTORE_RUN,
+                spacing_ms: self.precision.ball_ms,
+                log: &self.ball_log,
+            }
+        } else {
+            fault::Restore::Samples {
+                period_ms: self.precision.service_ms,
+            }
+        };
         for f in &mut self.faults {
-            f.advance(self.precision.service_ms, out);
+            f.advance(restore, out);
         }
         for f in &mut self.faults {
             f.flush_overlaps(out);

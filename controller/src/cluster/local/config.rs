@@ -21,7 +21,8 @@ pub struct LocalRackConfig {
     pub broker: SocketAddr,
     /// The rack name of the MQTT topics (`rackpong/<rack>/...`).
     pub rack: String,
-    /// Node agents' health sample interval (`--interval`); default 1 s.
+    /// Node agents' health sample interval (`--interval`, passed explicitly);
+    /// default 500 ms, so that health staleness (3 intervals) is seen in 1.5 s.
     pub node_interval: Duration,
     /// MQTT keepalive of every agent (`--mqtt-keepalive`, whole seconds, ≥ 1 s); default 2 s.
     pub mqtt_keepalive: Duration,
@@ -50,6 +51,10 @@ pub struct LocalRackConfig {
     pub log_dir: Option<PathBuf>,
     /// `--log` filter given to the children; default `info`.
     pub child_log: String,
+    /// The MQTT link the node monitor listens through (the controller's
+    /// in-process link into the embedded broker, so life signs are stamped
+    /// without socket delay); `None`: its own TCP client to `broker`.
+    pub link: Option<rackpong_agent::mqtt::MqttLink>,
 }
 
 impl LocalRackConfig {
@@ -61,7 +66,7 @@ impl LocalRackConfig {
             workers,
             broker,
             rack: "rack".into(),
-            node_interval: Duration::from_secs(1),
+            node_interval: Duration::from_millis(500),
             mqtt_keepalive: Duration::from_secs(2),
             node_grace: Duration::from_secs(4),
             probe_period: Duration::from_millis(200),
@@ -73,6 +78,7 @@ impl LocalRackConfig {
             boot_timeout: Duration::from_secs(20),
             log_dir: None,
             child_log: "info".into(),
+            link: None,
         }
     }
 

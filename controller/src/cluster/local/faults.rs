@@ -1,7 +1,11 @@
-//! Faults the local rack injects: killing a worker (SIGTERM, or SIGKILL),
-//! taking a node down (SIGKILL its whole process group for `stop-k3s`,
-//! `reboot` and `power-relay`; SIGSTOP it for `net-drop`; cordon and drain)
-//! and bringing it back, by itself after `down_for` or now on rollback.
+//! Faults the local rack injects, each behaving as it does on a Pi: killing
+//! a worker (SIGTERM, or SIGKILL); taking a node down — `stop-k3s` SIGKILLs
+//! the node's workers and leaves its agent running (k3s-killall.sh run by
+//! the agent), `reboot` SIGTERMs the whole node (clean `offline`, FIN) and
+//! boots it after `down_for`, `power-relay` freezes the node (no FIN, no
+//! `offline`) and kills the frozen processes only when power comes back,
+//! `net-drop` freezes it and thaws it; cordon and drain — and bringing it
+//! back, by itself after `down_for` or now on rollback.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +38,16 @@ pub fn terminate(inner: &Arc<Inner>, st: &mut RackState, name: &str, mode: KillM
             },
         );
     }
+    let powered_off = node
+        .as_deref()
+        .and_then(|n| st.node(n))
+        .is_some_and(|n| n.powered_off);
+    let Some(w) = st.workers.get(name) else {
+        return;
+    };
     match (w.phase, w.proc) {
+        // A pod on a node without power stays Terminating until it is back.
+        (Phase::Running, Some(_)) if powered_off => {}
         (Phase::Running, Some(proc)) => {
             let forced = mode == KillMode::Forced;
             signal_pid(
@@ -131,13 +144,22 @@ pub fn node_down(
     match fault {
         NodeFault::Agent(ChaosAction::NetDrop) => {
             n.frozen = true;
-            groups
-                .iter()
-                .for_each(|g| signal_group(*g, Signal::SIGSTOP));
+            signal_all(&groups, Signal::SIGSTOP);
         }
-        NodeFault::Agent(_) => groups
-            .iter()
-            .for_each(|g| signal_group(*g, Signal::SIGKILL)),
+        NodeFault::Agent(ChaosAction::PowerRelay) => {
+            n.frozen = true;
+            n.powered_off = true;
+            signal_all(&groups, Signal::SIGSTOP);
+        }
+        NodeFault::Agent(ChaosAction::StopK3s) => {
+            n.kubelet_down = true;
+            let workers = workers_of(&st, node);
+            workers.iter().for_each(|p| signal_pid(*p, Signal::SIGKILL));
+        }
+        NodeFault::Agent(_) => {
+            signal_all(&groups, Signal::SIGTERM);
+            shutdown_deadline(inner, node.to_string(), generation);
+        }
         NodeFault::CordonDrain => {
             n.cordoned = true;
             evict(inner, &mut st, node, Instant::now());
@@ -148,6 +170,40 @@ pub fn node_down(
     arm_restore(inner, node.to_string(), generation, down_for);
     inner.wake.notify_one();
     Ok(())
+}
+
+fn signal_all(groups: &[nix::unistd::Pid], sig: Signal) {
+    groups.iter().for_each(|g| signal_group(*g, sig));
+}
+
+/// The running worker processes of `node`.
+fn workers_of(st: &RackState, node: &str) -> Vec<nix::unistd::Pid> {
+    st.workers
+        .values()
+        .filter(|w| w.node.as_deref() == Some(node))
+        .filter_map(|w| w.proc.map(|p| p.pid))
+        .collect()
+}
+
+/// A reboot's shutdown is clean but bounded, as systemd's is: whatever is
+/// left of the node after the termination grace is SIGKILLed.
+fn shutdown_deadline(inner: &Arc<Inner>, node: String, generation: u64) {
+    let inner = Arc::clone(inner);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(inner.cfg.termination_grace) => {}
+            _ = inner.cancel.cancelled() => return,
+        }
+        let st = inner.lock();
+        if st.node(&node).is_some_and(|n| n.generation == generation) {
+            let groups = st.groups_of(&node);
+            drop(st);
+            if !groups.is_empty() {
+                tracing::warn!(%node, "reboot: shutdown grace over, SIGKILL what is left");
+            }
+            signal_all(&groups, Signal::SIGKILL);
+        }
+    });
 }
 
 fn arm_restore(inner: &Arc<Inner>, node: String, generation: u64, down_for: Duration) {
@@ -180,13 +236,26 @@ fn restore(inner: &Arc<Inner>, node: &str, generation: Option<u64>) {
     n.generation += 1;
     let fault = n.fault.take();
     n.cordoned = false;
-    if std::mem::take(&mut n.frozen) {
-        groups
-            .iter()
-            .for_each(|g| signal_group(*g, Signal::SIGCONT));
+    if std::mem::take(&mut n.powered_off) {
+        // Power back: what was frozen dies now (its sockets long timed
+        // out at the broker), then the node boots.
+        n.frozen = false;
+        n.boot_pending = n.agent.is_some();
+        signal_all(&groups, Signal::SIGKILL);
+    } else if std::mem::take(&mut n.frozen) {
+        signal_all(&groups, Signal::SIGCONT);
+    }
+    let kubelet_back = std::mem::take(&mut n.kubelet_down) && n.agent.is_some();
+    if matches!(fault, Some(NodeFault::Agent(ChaosAction::Reboot))) && n.agent.is_some() {
+        n.boot_pending = true;
     }
     let restart = n.agent.is_none().then_some(n.generation);
     tracing::info!(%node, ?fault, "node restored");
+    if kubelet_back {
+        // A restarted k3s deletes the pods that died while it was down.
+        inner.delete_lost(&mut st, node, Instant::now());
+        inner.sync_peers(&mut st);
+    }
     drop(st);
     if let Some(generation) = restart {
         inner.restart_agent(node, generation);

@@ -119,6 +119,8 @@ impl Inner {
         if let Some(n) = st.node_mut(&name) {
             n.agent = Some(proc);
             n.frozen = false;
+            n.powered_off = false;
+            n.kubelet_down = false;
         }
         let pid = proc.pid;
         self.track(st, child, proc, move |inner, at| {
@@ -136,11 +138,17 @@ impl Inner {
         }
         n.agent = None;
         n.frozen = false;
-        let crashed = n.fault.is_none() && !stopping && !self.cancel.is_cancelled();
+        n.powered_off = false;
+        let live = !stopping && !self.cancel.is_cancelled();
+        // Restored (booted) while it was still going down: start it now.
+        let boot = std::mem::take(&mut n.boot_pending) && n.fault.is_none() && live;
+        let crashed = !boot && n.fault.is_none() && live;
         let generation = n.generation;
         drop(st);
-        tracing::info!(%node, %pid, crashed, elapsed = ?at.elapsed(), "node agent exited");
-        if crashed {
+        tracing::info!(%node, %pid, crashed, boot, elapsed = ?at.elapsed(), "node agent exited");
+        if boot {
+            self.restart_agent(node, generation);
+        } else if crashed {
             let inner = Arc::clone(self);
             let node = node.to_string();
             tokio::spawn(async move {

@@ -14,10 +14,11 @@
 //!   sign (health sample or `online` status) and NotReady once `node_grace`
 //!   passes without one; its workers are then evicted and replaced elsewhere
 //!   (k3s's node controller with zero toleration).
-//! - **Faults** (`faults.rs`): SIGTERM/SIGKILL a worker; SIGKILL a node's whole
-//!   process group (`stop-k3s`, `reboot`, `power-relay`), SIGSTOP it
-//!   (`net-drop`), or cordon and drain it; each comes back after `down_for`
-//!   (agent restarted, SIGCONT, uncordon) or at once on `node_up`.
+//! - **Faults** (`faults.rs`), each as on a Pi: SIGTERM/SIGKILL a worker;
+//!   `stop-k3s` SIGKILLs the node's workers and keeps its agent, `reboot`
+//!   SIGTERMs the whole node (clean `offline`), `power-relay` freezes it
+//!   silently and kills it on power-up, `net-drop` freezes it, cordon and
+//!   drain evicts; each comes back after `down_for` or at once on `node_up`.
 //!
 //! Every [`ClusterEvent`] carries the instant it was observed: a process
 //! spawn or its exit seen through `wait`, an MQTT message's arrival, a probe
@@ -151,6 +152,10 @@ impl LocalRack {
         {
             return Err(LocalRackError::Boot(self.not_ready_nodes().join(", ")));
         }
+        tokio::spawn(measure_cold_start(
+            Arc::clone(&self.inner),
+            self.inner.events.subscribe(),
+        ));
         tokio::spawn(reconcile::run(Arc::clone(&self.inner)));
         Ok(())
     }
@@ -208,6 +213,12 @@ impl LocalRack {
     /// Start delay given from now on to replacement workers (`--start-delay`).
     pub fn set_replacement_start_delay(&self, delay: Duration) {
         self.inner.lock().replacement_delay = delay;
+    }
+
+    /// Time from now on between a replacement's scheduling and its process
+    /// start (an image pull): a known delay for the timing-fidelity test.
+    pub fn set_replacement_pull_delay(&self, delay: Duration) {
+        self.inner.lock().pull_delay = delay;
     }
 
     /// Every child process not yet reaped, as `(pid, process group)`.
@@ -278,8 +289,16 @@ impl Cluster for LocalRack {
     }
 
     async fn detection(&self) -> Result<Detection, ClusterError> {
-        let delay = self.inner.lock().replacement_delay;
-        Ok(self.inner.cfg.detection(delay))
+        let (delay, cold) = {
+            let st = self.inner.lock();
+            (st.replacement_delay + st.pull_delay, st.cold_start)
+        };
+        let mut det = self.inner.cfg.detection(delay);
+        if let Some(cold) = cold {
+            let ms = cold.as_millis().to_string();
+            det.extra.insert("cold_start_ms".into(), ms);
+        }
+        Ok(det)
     }
 
     async fn nodes(&self) -> Result<Vec<NodeInfo>, ClusterError> {
@@ -335,4 +354,35 @@ impl Cluster for LocalRack {
     fn subscribe(&self) -> broadcast::Receiver<ClusterEvent> {
         self.inner.events.subscribe()
     }
+}
+
+/// Records the rack's cold-start baseline once every initial worker was
+/// Ready: the slowest of their created → ready times.
+async fn measure_cold_start(inner: Arc<Inner>, mut events: broadcast::Receiver<ClusterEvent>) {
+    let n = inner.cfg.workers as usize;
+    let mut created = std::collections::HashMap::new();
+    let mut slowest = Duration::ZERO;
+    let mut ready = std::collections::HashSet::new();
+    while ready.len() < n {
+        let ev = tokio::select! {
+            ev = events.recv() => ev,
+            _ = inner.cancel.cancelled() => return,
+        };
+        let Ok(ev) = ev else { return };
+        match ev.kind {
+            ClusterEventKind::WorkerCreated { worker } if created.len() < n => {
+                created.insert(worker, ev.at);
+            }
+            ClusterEventKind::WorkerReady { worker, .. } => {
+                if let Some(t) = created.get(&worker)
+                    && ready.insert(worker)
+                {
+                    slowest = slowest.max(ev.at.saturating_duration_since(*t));
+                }
+            }
+            _ => {}
+        }
+    }
+    tracing::info!(?slowest, workers = n, "cold-start baseline measured");
+    inner.lock().cold_start = Some(slowest);
 }

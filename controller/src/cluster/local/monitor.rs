@@ -23,6 +23,20 @@ use crate::cluster::ClusterEventKind;
 /// broker acknowledged the subscription (so no agent's birth is missed).
 pub fn spawn(inner: Arc<Inner>, subscribed: oneshot::Sender<()>) {
     let topics = Topics::new(&inner.cfg.rack);
+    let filters = vec![
+        format!("{}/nodes/+/status", topics.root()),
+        format!("{}/nodes/+/health", topics.root()),
+    ];
+    if let Some(link) = inner.cfg.link.clone() {
+        let (tx, rx) = mpsc::channel(1024);
+        for f in filters {
+            tokio::spawn(stamp(link.subscribe(f), tx.clone()));
+        }
+        // In-process: the subscription is at the router before any agent runs.
+        let _ = subscribed.send(());
+        tokio::spawn(watch_nodes(inner, None, topics, rx));
+        return;
+    }
     let id = format!(
         "rackpong-local-{}-{}",
         std::process::id(),
@@ -36,10 +50,6 @@ pub fn spawn(inner: Arc<Inner>, subscribed: oneshot::Sender<()>) {
     opts.set_keep_alive(Duration::from_secs(5));
     let (client, el) = AsyncClient::new(opts, 16);
     let (tx, rx) = mpsc::channel(1024);
-    let filters = vec![
-        format!("{}/nodes/+/status", topics.root()),
-        format!("{}/nodes/+/health", topics.root()),
-    ];
     tokio::spawn(pump(
         Arc::clone(&inner),
         client.clone(),
@@ -48,7 +58,16 @@ pub fn spawn(inner: Arc<Inner>, subscribed: oneshot::Sender<()>) {
         tx,
         subscribed,
     ));
-    tokio::spawn(watch_nodes(inner, client, topics, rx));
+    tokio::spawn(watch_nodes(inner, Some(client), topics, rx));
+}
+
+/// Passes a link subscription's messages on, stamped when they arrived.
+async fn stamp(mut sub: mpsc::Receiver<Publish>, tx: mpsc::Sender<(Publish, Instant)>) {
+    while let Some(p) = sub.recv().await {
+        if tx.send((p, Instant::now())).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Drives the MQTT event loop, subscribing on every connection, and passes
@@ -96,7 +115,7 @@ async fn pump(
 
 async fn watch_nodes(
     inner: Arc<Inner>,
-    client: AsyncClient,
+    client: Option<AsyncClient>,
     topics: Topics,
     mut rx: mpsc::Receiver<(Publish, Instant)>,
 ) {
@@ -117,7 +136,9 @@ async fn watch_nodes(
             _ = inner.cancel.cancelled() => break,
         }
     }
-    let _ = client.try_disconnect();
+    if let Some(c) = client {
+        let _ = c.try_disconnect();
+    }
 }
 
 fn on_message(inner: &Arc<Inner>, topics: &Topics, p: &Publish, at: Instant) {
@@ -150,8 +171,9 @@ fn on_message(inner: &Arc<Inner>, topics: &Topics, p: &Publish, at: Instant) {
 fn life_sign(inner: &Arc<Inner>, node: &str, at: Instant) {
     let mut st = inner.lock();
     let Some(n) = st.node_mut(node) else { return };
-    // In-flight messages of a killed or frozen agent are not life.
-    if n.agent.is_none() || n.frozen {
+    // In-flight messages of a killed or frozen agent are not life, and an
+    // agent whose k3s is stopped is alive but is no kubelet heartbeat.
+    if n.agent.is_none() || n.frozen || n.kubelet_down {
         return;
     }
     n.last_sign = Some(at);

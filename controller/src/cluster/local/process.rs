@@ -211,7 +211,7 @@ mod tests {
         assert_eq!(
             args,
             "--log info agent node --broker mqtt://127.0.0.1:1883 --rack rack --mqtt-keepalive 2s \
-             --node-name node2 --http-addr 127.0.1.2:0 --announce-file /tmp/n2.addr --interval 1s"
+             --node-name node2 --http-addr 127.0.1.2:0 --announce-file /tmp/n2.addr --interval 500ms"
         );
     }
 

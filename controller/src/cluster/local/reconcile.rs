@@ -54,14 +54,15 @@ fn create(inner: &Inner, st: &mut RackState, count: u32, at: Instant) {
         st.next_serial += 1;
         let serial = st.next_serial;
         let name = format!("worker-{serial}");
-        let delay = if st.initial_left > 0 {
+        let (delay, pull) = if st.initial_left > 0 {
             st.initial_left -= 1;
-            Duration::ZERO
+            (Duration::ZERO, Duration::ZERO)
         } else {
-            st.replacement_delay
+            (st.replacement_delay, st.pull_delay)
         };
-        st.workers
-            .insert(name.clone(), WorkerState::new(name.clone(), serial, delay));
+        let mut w = WorkerState::new(name.clone(), serial, delay);
+        w.pull_delay = pull;
+        st.workers.insert(name.clone(), w);
         inner.emit(at, ClusterEventKind::WorkerCreated { worker: name });
     }
 }
@@ -92,24 +93,55 @@ fn schedule(inner: &Arc<Inner>, st: &mut RackState) {
     let mut pending: Vec<(u64, String)> = st
         .workers
         .values()
-        .filter(|w| w.phase == Phase::Pending && !w.terminating)
+        // A worker with a node but still Pending is being "pulled".
+        .filter(|w| w.phase == Phase::Pending && !w.terminating && w.node.is_none())
         .map(|w| (w.serial, w.name.clone()))
         .collect();
     pending.sort();
     for (_, name) in pending {
         let Some(node) = pick_node(st) else { return };
+        let mut pull = Duration::ZERO;
         if let Some(w) = st.workers.get_mut(&name) {
             w.node = Some(node.clone());
+            pull = w.pull_delay;
         }
+        let at = Instant::now();
         inner.emit(
-            Instant::now(),
+            at,
             ClusterEventKind::WorkerScheduled {
                 worker: name.clone(),
                 node,
             },
         );
-        start_worker(inner, st, &name);
+        if pull.is_zero() {
+            start_worker(inner, st, &name);
+        } else {
+            start_after(inner, name, at + pull);
+        }
     }
+}
+
+/// Starts a scheduled worker at `at` (after its pull delay), if it is still
+/// scheduled, pending and wanted then.
+fn start_after(inner: &Arc<Inner>, name: String, at: Instant) {
+    let inner = Arc::clone(inner);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep_until(at) => {}
+            _ = inner.cancel.cancelled() => return,
+        }
+        let mut st = inner.lock();
+        let waiting = st
+            .workers
+            .get(&name)
+            .is_some_and(|w| w.phase == Phase::Pending && !w.terminating && w.node.is_some());
+        if waiting && !st.stopping {
+            start_worker(&inner, &mut st, &name);
+            inner.sync_peers(&mut st);
+        }
+        drop(st);
+        inner.wake.notify_one();
+    });
 }
 
 fn pick_node(st: &RackState) -> Option<String> {
@@ -127,6 +159,9 @@ fn pick_node(st: &RackState) -> Option<String> {
 }
 
 fn start_worker(inner: &Arc<Inner>, st: &mut RackState, name: &str) {
+    // The container "starts" when its process is created: stamped before the
+    // fork, whose cost on a busy machine is not the rack's doing.
+    let at = Instant::now();
     let (child, proc, node) = match spawn_worker(inner, st, name) {
         Some(Ok(spawned)) => spawned,
         Some(Err(e)) => {
@@ -139,7 +174,6 @@ fn start_worker(inner: &Arc<Inner>, st: &mut RackState, name: &str) {
         }
         None => return,
     };
-    let at = Instant::now();
     let Some(w) = st.workers.get_mut(name) else {
         return;
     };

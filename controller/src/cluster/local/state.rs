@@ -27,8 +27,17 @@ pub struct NodeState {
     pub cordoned: bool,
     /// The node fault in progress, if any.
     pub fault: Option<NodeFault>,
-    /// The process group is stopped (net-drop).
+    /// The process group is stopped (net-drop, power-relay).
     pub frozen: bool,
+    /// Power is cut (power-relay): the frozen group is killed when power
+    /// comes back, and its evicted workers cannot be signalled until then.
+    pub powered_off: bool,
+    /// "k3s" is stopped (stop-k3s): the agent runs on but its life signs
+    /// are not kubelet heartbeats, so the node goes NotReady after the grace.
+    pub kubelet_down: bool,
+    /// The node was restored while its agent was still going down: start
+    /// the agent as soon as the old one has exited.
+    pub boot_pending: bool,
     /// Bumped by every node_down/node_up so a stale restore timer does nothing.
     pub generation: u64,
 }
@@ -78,6 +87,8 @@ pub struct WorkerState {
     pub terminating: bool,
     /// `--start-delay` it is started with.
     pub start_delay: Duration,
+    /// How long after scheduling its process starts.
+    pub pull_delay: Duration,
     /// Stops its readiness probe.
     pub probe: CancellationToken,
 }
@@ -94,6 +105,7 @@ impl WorkerState {
             ready: false,
             terminating: false,
             start_delay,
+            pull_delay: Duration::ZERO,
             probe: CancellationToken::new(),
         }
     }
@@ -134,6 +146,12 @@ pub struct RackState {
     pub replacement_delay: Duration,
     /// Workers created so far that belong to the initial set.
     pub initial_left: u32,
+    /// Time between a replacement's scheduling and its process start (an
+    /// image pull and container creation): the fidelity test's known delay.
+    pub pull_delay: Duration,
+    /// The rack's cold-start baseline: the slowest created → ready of the
+    /// initial workers (all started at once, so a pessimistic figure).
+    pub cold_start: Option<Duration>,
     /// What the peers file last said.
     pub peers_written: Vec<WorkerAddr>,
     /// Every child not yet reaped, pid → pgid (for shutdown and Drop).
@@ -155,6 +173,9 @@ impl RackState {
                 cordoned: false,
                 fault: None,
                 frozen: false,
+                powered_off: false,
+                kubelet_down: false,
+                boot_pending: false,
                 generation: 0,
             })
             .collect();
@@ -165,6 +186,8 @@ impl RackState {
             next_serial: 0,
             replacement_delay: cfg.replacement_start_delay,
             initial_left: cfg.workers,
+            pull_delay: Duration::ZERO,
+            cold_start: None,
             peers_written: Vec::new(),
             children: BTreeMap::new(),
             stopping: false,

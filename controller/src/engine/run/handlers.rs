@@ -29,7 +29,8 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
     pub(super) fn on_input(&mut self, t: Timed) -> Result<(), EngineError> {
         match t.input {
             Input::Health(sample) => {
-                self.health.seen(&sample.node, t.at);
+                self.health
+                    .seen(&sample.node, t.at, sample.seq, sample.ts_ms);
                 self.journal
                     .append_at(t.at, Event::Health { sample: *sample })?;
                 Ok(())
@@ -73,10 +74,14 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
         let now = Instant::now();
         let out = self.tracker.tick(now, self.plan.recovery_timeout);
         self.emit(out)?;
-        for (node, at) in self.health.stale(now, self.cfg.stale_after) {
+        for s in self.health.stale(now) {
+            let obs = Observation::HealthStale {
+                node: s.node,
+                interval_ms: s.interval_ms,
+            };
             self.on_input(Timed {
-                at,
-                input: Input::Observation(Observation::HealthStale { node }),
+                at: s.at,
+                input: Input::Observation(obs),
             })?;
         }
         Ok(())
@@ -219,7 +224,7 @@ fn describe_observation(o: &Observation) -> Option<(&'static str, String)> {
             },
             worker.clone(),
         )),
-        Observation::HealthStale { node } => Some(("node-health-stale", node.clone())),
+        Observation::HealthStale { node, .. } => Some(("node-health-stale", node.clone())),
         _ => None,
     }
 }

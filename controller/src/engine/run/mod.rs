@@ -14,13 +14,13 @@ mod handlers;
 
 use handlers::{recv_event, recv_input};
 
-use super::mqtt::HealthWatch;
 use super::{EngineConfig, EngineError, Progress, ServiceProbe, Timed};
 use crate::cluster::{Cluster, ClusterEvent};
 use crate::journal::event::{Event, FaultInjected, RunOutcome, RunStarted};
 use crate::journal::{Journal, new_run_id, reserve_run_dir};
 use crate::plan::Plan;
-use crate::timing::{Precision, Tracker};
+use crate::timing::stale::{STALE_AFTER_INTERVALS, Staleness};
+use crate::timing::{Budget, Precision, Tracker};
 
 /// Why the pump returned.
 pub(super) enum Stop {
@@ -39,11 +39,12 @@ pub(super) struct Run<C: Cluster, S: ServiceProbe> {
     pub(super) journal: Journal,
     pub(super) tracker: Tracker,
     pub(super) detection: crate::model::Detection,
+    pub(super) budget: Budget,
     events: Option<broadcast::Receiver<ClusterEvent>>,
     inputs: Option<mpsc::Receiver<Timed>>,
     service_tick: Interval,
     timeout_tick: Interval,
-    health: HealthWatch,
+    health: Staleness,
     pub(super) rng: StdRng,
     pub(super) next_fault: u32,
     pub(super) injected: Vec<FaultInjected>,
@@ -82,6 +83,11 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
             cfg.service_period.as_millis() as u64,
             cfg.stale_after.as_millis() as u64,
         );
+        let precision = precision.with_ball_rate(plan.balls.rate_per_s);
+        let budget = Budget {
+            ball_ms: precision.ball_ms,
+            workers: workers.len() as u32,
+        };
         let tracker = Tracker::new(precision, plan.steady_state.min_delivery_rate, &workers)
             .for_cluster(cluster.kind());
         let start = Instant::now();
@@ -103,7 +109,7 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
             rng: StdRng::seed_from_u64(plan.seed.wrapping_add(0x5eed)),
             service_tick: interval(cfg.service_period),
             timeout_tick: interval(Duration::from_millis(100)),
-            health: HealthWatch::default(),
+            health: Staleness::new(cfg.stale_after / STALE_AFTER_INTERVALS),
             cluster,
             service,
             plan,
@@ -111,6 +117,7 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
             journal,
             tracker,
             detection,
+            budget,
             events: Some(events),
             inputs: Some(inputs),
             next_fault: 0,
@@ -135,6 +142,9 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
             return Ok(cancelled());
         };
         self.steady_before = Some((ok, detail.clone()));
+        // Settled: the rack has now measured what it could (its cold start).
+        self.detection = self.cluster.detection().await?;
+        self.budget.workers = self.cluster.workers().await?.len() as u32;
         if !ok {
             let reason = format!("steady state not met before the first fault: {detail}");
             return Ok((RunOutcome::Aborted, Some(reason)));

@@ -12,7 +12,7 @@ use super::model::Report;
 
 mod sections;
 
-use sections::{faults, kinds, lists};
+use sections::{faults, findings, kinds, lists};
 
 const STYLE: &str = "body{font-family:sans-serif;font-size:20px;line-height:1.4;margin:0 auto;max-width:1500px;padding:1em;color:#111;background:#fff}\
 h1{font-size:2em;margin:.3em 0}h2{font-size:1.5em;border-bottom:3px solid #333;margin-top:1.6em}h3{font-size:1.2em}\
@@ -37,6 +37,7 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
     run_table(&mut out, r);
     kinds(&mut out, r);
     faults(&mut out, r);
+    findings(&mut out, r);
     lists(&mut out, r);
     out.push_str("<h2>Method</h2>\n<p>Times are journal milliseconds on the controller's monotonic clock, taken when the watch event or MQTT message arrived; ± is the worst precision of the milestones a total rests on. Phases run between consecutive observed milestones and add up to the total; a milestone not observed (or out of order) is merged into the next phase. Phase rows count every fault where both ends were observed; totals count recovered faults. Percentiles are nearest-rank (the value at rank ⌈p/100 × n⌉). Health at injection is the node's latest sample at or before the injection.</p>\n</body>\n</html>\n");
     Ok(out)

@@ -141,6 +141,28 @@ fn table(out: &mut String, title: &str, head: &[&str], rows: Vec<Vec<String>>) {
     out.push_str("</table>\n");
 }
 
+/// Findings (faults over their prediction, with the phase that overran)
+/// and, for node faults, when each node-death signal fired.
+pub(super) fn findings(out: &mut String, r: &Report) {
+    if !r.findings.is_empty() {
+        let rows = r
+            .findings
+            .iter()
+            .map(|x| vec![x.fault_id.clone(), x.kind.clone(), x.text.clone()])
+            .collect();
+        table(out, "Findings", &["Fault", "Finding", "Detail"], rows);
+    }
+    let rows = crate::report::findings::signal_rows(r);
+    if !rows.is_empty() {
+        table(
+            out,
+            "Node death signals",
+            &crate::report::findings::SIGNAL_HEAD,
+            rows,
+        );
+    }
+}
+
 pub(super) fn lists(out: &mut String, r: &Report) {
     let breaches = r.slo_breaches.iter();
     let rows = breaches.map(|b| {

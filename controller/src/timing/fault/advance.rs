@@ -8,7 +8,21 @@ use tokio::time::Instant;
 use super::{FaultTrack, slot_index};
 use crate::journal::event::{FaultOutcome, MilestoneEvent};
 use crate::model::Milestone;
+use crate::timing::BallLog;
 use crate::timing::{Output, Timeline};
+
+/// How service-restored is decided.
+#[derive(Debug, Clone, Copy)]
+pub(in crate::timing) enum Restore<'a> {
+    /// From ball outcomes: the first ball of `run` consecutive delivered ones.
+    Balls {
+        run: usize,
+        spacing_ms: u64,
+        log: &'a BallLog,
+    },
+    /// From the factory's periodic service-level samples (no ball feed).
+    Samples { period_ms: u64 },
+}
 
 impl FaultTrack {
     fn last_time(&self) -> Instant {
@@ -40,7 +54,7 @@ impl FaultTrack {
 
     /// Emits every milestone now decided, in order; ends the fault when the
     /// service is restored.
-    pub(in crate::timing) fn advance(&mut self, service_ms: u64, out: &mut Vec<Output>) {
+    pub(in crate::timing) fn advance(&mut self, restore: Restore<'_>, out: &mut Vec<Output>) {
         while self.ended.is_none() && self.next < Milestone::ALL.len() {
             let m = Milestone::ALL[self.next];
             match m {
@@ -57,11 +71,24 @@ impl FaultTrack {
                     let after = self
                         .last_time()
                         .max(self.surplus_done.unwrap_or(self.injected));
-                    let Some(&(at, _)) = self.service.iter().find(|(t, ok)| *ok && *t >= after)
-                    else {
+                    let found = match restore {
+                        Restore::Balls {
+                            run,
+                            spacing_ms,
+                            log,
+                        } => self
+                            .restore_run(log, after, run)
+                            .map(|(at, gap)| (at, gap.unwrap_or(spacing_ms), "ball-outcomes")),
+                        Restore::Samples { period_ms } => self
+                            .service
+                            .iter()
+                            .find(|(t, ok)| *ok && *t >= after)
+                            .map(|&(at, _)| (at, period_ms, "factory")),
+                    };
+                    let Some((at, precision, source)) = found else {
                         return;
                     };
-                    self.emit(m, at, "factory", service_ms, None, out);
+                    self.emit(m, at, source, precision.max(1), None, out);
                     self.end(at, FaultOutcome::Recovered, out);
                 }
                 _ => {
@@ -72,6 +99,44 @@ impl FaultTrack {
             }
             self.next += 1;
         }
+    }
+
+    /// The send time of the first ball of `run` consecutive delivered balls
+    /// sent at or after `after`, and its gap (ms) to the ball before it;
+    /// `None` while undecided (a ball that could start or break the first
+    /// run has no outcome yet: a hole in the log's numbers).
+    fn restore_run(
+        &mut self,
+        log: &BallLog,
+        after: Instant,
+        run: usize,
+    ) -> Option<(Instant, Option<u64>)> {
+        let mut start: Option<(Instant, Option<u64>)> = None;
+        let mut len = 0;
+        let mut prev: Option<(u64, Instant)> = None;
+        for (&seq, &(sent, delivered)) in log.range(self.scan_from..) {
+            if sent < after {
+                self.scan_from = seq;
+                prev = Some((seq, sent));
+                continue;
+            }
+            if prev.is_some_and(|(p, _)| p + 1 != seq) {
+                return None;
+            }
+            let before = prev.map(|(_, t)| t);
+            prev = Some((seq, sent));
+            if !delivered {
+                (start, len) = (None, 0);
+                continue;
+            }
+            let gap = before.map(|t| sent.saturating_duration_since(t).as_millis() as u64);
+            let first = *start.get_or_insert((sent, gap));
+            len += 1;
+            if len == run {
+                return Some(first);
+            }
+        }
+        None
     }
 
     /// Decides a slot milestone: emitted, absent (every slot skipped it), or

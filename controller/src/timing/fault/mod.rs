@@ -7,6 +7,8 @@ use tokio::time::Instant;
 
 mod advance;
 
+pub(super) use advance::Restore;
+
 use super::Injected;
 use crate::journal::event::{FaultInjected, FaultOutcome};
 use crate::model::{FaultKind, Milestone};
@@ -70,6 +72,9 @@ pub(super) struct FaultTrack {
     emitted: Vec<(Milestone, Instant)>,
     next: usize,
     service: Vec<(Instant, bool)>,
+    /// Where the restore scan of the ball log starts (a ball sent before
+    /// the last milestone).
+    scan_from: u64,
     ended: Option<(Instant, FaultOutcome)>,
     timeline_taken: bool,
     zombies: BTreeMap<String, (String, Instant, Instant)>,
@@ -110,6 +115,7 @@ impl FaultTrack {
             emitted: Vec::new(),
             next: 0,
             service: Vec::new(),
+            scan_from: 0,
             ended: None,
             timeline_taken: false,
             zombies: BTreeMap::new(),

@@ -17,6 +17,7 @@ const PRECISION: Precision = Precision {
     stale_ms: 6000,
     ready_ms: 1000,
     service_ms: 500,
+    ball_ms: 10,
 };
 
 struct Script {
@@ -59,6 +60,7 @@ fn fault(
         replicas_to: replicas.map(|r| r.1),
         predicted_ms: None,
         predicted_basis: None,
+        predicted_phases: Vec::new(),
     }
 }
 
@@ -180,4 +182,5 @@ fn assert_phases_add_up(tr: &Tracker) {
 
 mod node_kill;
 mod pod_kill;
+mod restore;
 mod scale_and_ends;

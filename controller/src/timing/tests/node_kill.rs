@@ -165,7 +165,13 @@ fn node_kill_of_an_empty_node_recovers_on_the_first_good_sample() {
     s.inject(0, fault("f1", FaultKind::NodeKill, Some("n4"), None), &[]);
     s.service(100, 1.0);
     assert_eq!(s.ended("f1"), None, "not detected yet");
-    s.obs(200, Observation::HealthStale { node: w("n4") });
+    s.obs(
+        200,
+        Observation::HealthStale {
+            node: w("n4"),
+            interval_ms: 500,
+        },
+    );
     s.service(300, 1.0);
     assert_eq!(
         s.milestones("f1"),
@@ -175,7 +181,7 @@ fn node_kill_of_an_empty_node_recovers_on_the_first_good_sample() {
         Output::Milestone { event, .. } if event.milestone == M::Detected => Some(event.clone()),
         _ => None,
     });
-    assert_eq!(ev.unwrap().precision_ms, 6000);
+    assert_eq!(ev.unwrap().precision_ms, 500, "the node's interval");
 }
 
 #[test]

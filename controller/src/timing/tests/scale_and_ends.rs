@@ -111,33 +111,37 @@ fn abort_ends_every_open_fault() {
     assert_eq!(s.tr.timelines().len(), 2);
 }
 
+const BUDGET: Budget = Budget {
+    ball_ms: 10,
+    workers: 8,
+};
+
 #[test]
-fn predictions_come_from_the_detection_settings() {
+fn predictions_cover_the_whole_recovery() {
     let det = Detection {
         profile: "default".into(),
         node_monitor_grace_s: Some(40),
         unreachable_toleration_s: Some(300),
         readiness_period_s: Some(10),
+        readiness_failure_threshold: Some(3),
         ..Detection::default()
     };
-    let (ms, why) = predict(FaultKind::NodeKill, "stop-k3s", &det).unwrap();
-    assert_eq!(ms, 350_000);
+    let p = predict(FaultKind::NodeKill, "stop-k3s", &det, &BUDGET).unwrap();
+    // grace + event, toleration + event, 10 s x 3, 3 x 8 balls, 10 balls.
+    assert_eq!(p.total_ms, 40_100 + 300_100 + 30_000 + 240 + 100);
     assert_eq!(
-        why,
-        "node-monitor-grace 40s + toleration 300s + readiness period 10s"
+        p.basis,
+        "detection: node-monitor-grace 40s + eviction: toleration 300s + start: not measured \
+         + readiness: period 10s x 3 + serving: 240ms + restore: 100ms"
     );
+    let sum: u64 = p.phases.iter().map(|(_, d)| d).sum();
+    assert_eq!(sum, p.total_ms);
+    let pod = predict(FaultKind::PodKill, "forced", &det, &BUDGET).unwrap();
+    assert_eq!(pod.total_ms, 100 + 100 + 30_000 + 240 + 100);
+    let drain = predict(FaultKind::NodeKill, "cordon-drain", &det, &BUDGET).unwrap();
+    assert_eq!(drain.total_ms, pod.total_ms);
     assert_eq!(
-        predict(FaultKind::PodKill, "forced", &det).unwrap().0,
-        10_000
-    );
-    assert_eq!(
-        predict(FaultKind::NodeKill, "cordon-drain", &det)
-            .unwrap()
-            .0,
-        10_000
-    );
-    assert_eq!(
-        predict(FaultKind::PodKill, "forced", &Detection::default()),
+        predict(FaultKind::PodKill, "forced", &Detection::default(), &BUDGET),
         None
     );
     let p = Precision::from_detection(
@@ -149,6 +153,63 @@ fn predictions_come_from_the_detection_settings() {
         6000,
     );
     assert_eq!((p.lwt_ms, p.ready_ms, p.service_ms), (7500, 10_000, 1000));
+    assert_eq!(p.with_ball_rate(100.0).ball_ms, 10);
+    assert_eq!(p.with_ball_rate(30.0).ball_ms, 34);
+}
+
+#[test]
+fn the_measured_cold_start_and_start_delay_go_into_the_start_budget() {
+    let det = Detection {
+        profile: "local".into(),
+        readiness_period_s: Some(1),
+        extra: [
+            ("readiness_period_ms", "200"),
+            ("cold_start_ms", "450"),
+            ("replacement_start_delay_ms", "300"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        ..Detection::default()
+    };
+    let p = predict(FaultKind::PodKill, "graceful", &det, &BUDGET).unwrap();
+    let ready = p.phases.iter().find(|(m, _)| *m == M::Ready).unwrap().1;
+    assert_eq!(ready, 200 + 450 + 300);
+    assert!(
+        p.basis
+            .contains("start: cold start 450ms + start delay 300ms"),
+        "{}",
+        p.basis
+    );
+}
+
+#[test]
+fn the_overrunning_phase_is_the_first_past_its_cumulative_budget() {
+    let budget = [
+        (M::Detected, 100),
+        (M::ReplacementCreated, 100),
+        (M::Ready, 500),
+        (M::Serving, 50),
+        (M::ServiceRestored, 50),
+    ];
+    let on_time = [
+        (M::Detected, 90),
+        (M::ReplacementCreated, 150),
+        (M::Ready, 690),
+        (M::ServiceRestored, 790),
+    ];
+    assert_eq!(overrun(&budget, &on_time), None);
+    let late = [(M::Detected, 5), (M::Ready, 720), (M::ServiceRestored, 800)];
+    assert_eq!(overrun(&budget, &late), Some((M::Ready, 720, 700)));
+    let slow_restore = [
+        (M::Detected, 5),
+        (M::Serving, 700),
+        (M::ServiceRestored, 801),
+    ];
+    assert_eq!(
+        overrun(&budget, &slow_restore),
+        Some((M::ServiceRestored, 801, 800))
+    );
 }
 
 #[test]
@@ -169,11 +230,13 @@ fn exact_millisecond_settings_win_over_rounded_seconds() {
         .collect(),
         ..Detection::default()
     };
-    let (ms, why) = predict(FaultKind::NodeKill, "net-drop", &det).unwrap();
-    assert_eq!(ms, 3700);
-    assert_eq!(
-        why,
-        "node-monitor-grace 3s 500ms + toleration 0s + readiness period 200ms"
+    let p = predict(FaultKind::NodeKill, "net-drop", &det, &BUDGET).unwrap();
+    assert_eq!(p.phases[0], (M::Detected, 3600));
+    assert!(
+        p.basis
+            .starts_with("detection: node-monitor-grace 3s 500ms + eviction: toleration 0s"),
+        "{}",
+        p.basis
     );
     let p = Precision::from_detection(&det, 500, 3000);
     assert_eq!((p.lwt_ms, p.ready_ms), (3000, 200));
