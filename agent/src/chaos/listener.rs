@@ -2,8 +2,9 @@
 //! them through the [`Guard`], acks on `nodes/<node>/cmd/ack`, runs the
 //! action's steps and owns the dead-man timer that restores the node.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -35,6 +36,34 @@ pub struct ChaosStats {
     pub deadman_restores: AtomicU64,
     /// Steps that failed to run.
     pub step_failures: AtomicU64,
+    /// Commands by (result, reason): `accepted` with the action, `rejected`
+    /// with the rejection code.
+    by_outcome: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    /// The fault in force and its dead-man deadline (Unix ms).
+    active: Mutex<Option<(ChaosAction, u64)>>,
+}
+
+impl ChaosStats {
+    /// Commands counted by (result, reason), sorted.
+    pub fn by_outcome(&self) -> Vec<((&'static str, &'static str), u64)> {
+        let m = self.by_outcome.lock().unwrap_or_else(|p| p.into_inner());
+        m.iter().map(|(k, v)| (*k, *v)).collect()
+    }
+
+    /// The fault in force and its dead-man deadline (Unix ms), if any.
+    pub fn active(&self) -> Option<(ChaosAction, u64)> {
+        *self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn count(&self, result: &'static str, reason: &'static str) {
+        let mut m = self.by_outcome.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry((result, reason)).or_default() += 1;
+    }
+
+    fn set_active(&self, fault: Option<&ActiveFault>) {
+        *self.active.lock().unwrap_or_else(|p| p.into_inner()) =
+            fault.map(|f| (f.action, f.restore_at_ms));
+    }
 }
 
 /// The running listener.
@@ -55,7 +84,30 @@ pub fn spawn_with(
     runner: Arc<dyn Runner>,
     cancel: CancellationToken,
 ) -> ChaosHandle {
-    let stats = Arc::new(ChaosStats::default());
+    spawn_counted(
+        commands,
+        acks,
+        topics,
+        node,
+        cfg,
+        runner,
+        Arc::new(ChaosStats::default()),
+        cancel,
+    )
+}
+
+/// [`spawn_with`], counting into `stats` (shared with the node's /metrics).
+#[allow(clippy::too_many_arguments)]
+pub fn spawn_counted(
+    commands: mpsc::Receiver<rumqttc::Publish>,
+    acks: Arc<dyn AckSink>,
+    topics: &Topics,
+    node: &str,
+    cfg: ChaosConfig,
+    runner: Arc<dyn Runner>,
+    stats: Arc<ChaosStats>,
+    cancel: CancellationToken,
+) -> ChaosHandle {
     let window_ms = cfg.window.as_millis() as u64;
     let listener = Listener {
         guard: Guard::new(cfg.secret.clone(), node, window_ms, cfg.nonce_capacity),
@@ -95,19 +147,22 @@ impl Listener {
         self.resume_persisted().await;
         let mut open = true;
         loop {
+            self.stats.set_active(self.active.as_ref().map(|(f, _)| f));
             let deadline = self.active.as_ref().map(|(_, at)| *at);
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 // A failed restore re-arms itself (logged in `restore`).
                 _ = sleep_until_opt(deadline) => { let _ = self.restore("dead-man timer").await; }
                 msg = commands.recv(), if open => match msg {
-                    Some(publish) => self.handle(&publish.payload).await,
+                    Some(publish) => self.handle(&publish).await,
                     // The link is gone; keep the dead-man timer until cancelled.
                     None => open = false,
                 },
             }
         }
-        if self.active.is_some() && self.restore("agent shutdown").await.is_err() {
+        let left = self.active.is_some() && self.restore("agent shutdown").await.is_err();
+        self.stats.set_active(self.active.as_ref().map(|(f, _)| f));
+        if left {
             tracing::error!(
                 "chaos: node left faulted at shutdown; the state file restores it on the next start"
             );
@@ -135,9 +190,17 @@ impl Listener {
         }
     }
 
-    async fn handle(&mut self, payload: &[u8]) {
+    async fn handle(&mut self, publish: &rumqttc::Publish) {
         let received_ms = now_ms();
-        match self.guard.check(payload, received_ms) {
+        if publish.retain {
+            // A retained command would replay on every (re)connect: never run it.
+            let id = self
+                .guard
+                .check(&publish.payload, received_ms)
+                .map_or_else(|r| r.id, |c| c.id);
+            return self.reject(&id, &Rejection::Retained, received_ms);
+        }
+        match self.guard.check(&publish.payload, received_ms) {
             Ok(cmd) => self.dispatch(cmd, received_ms).await,
             Err(rejected) => self.reject(&rejected.id, &rejected.reason, received_ms),
         }
@@ -323,6 +386,7 @@ impl Listener {
         reason: String,
     ) {
         self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        self.stats.count("accepted", cmd.action.as_str());
         tracing::warn!(id = %cmd.id, action = cmd.action.as_str(), down_for_s = cmd.down_for_s, %reason, "chaos: command accepted");
         let mut a = ack(&cmd.id, &self.node, true, reason, received_ms);
         a.started_ms = started;
@@ -332,6 +396,7 @@ impl Listener {
 
     fn reject(&self, id: &str, reason: &Rejection, received_ms: u64) {
         self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        self.stats.count("rejected", reason.code());
         if matches!(reason, Rejection::Malformed(_)) {
             self.stats.malformed.fetch_add(1, Ordering::Relaxed);
         }
