@@ -29,7 +29,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_rackpong-agent");
 
 /// A node agent process; its HTTP address comes from the announce file.
 struct Node {
-    child: Child,
+    _child: Child,
     http: std::net::SocketAddr,
     _dir: tempfile::TempDir,
 }
@@ -62,7 +62,7 @@ async fn start_node(broker: &EmbeddedBroker, name: &str, extra: &[&str]) -> Node
     })
     .await;
     Node {
-        child,
+        _child: child,
         http,
         _dir: dir,
     }

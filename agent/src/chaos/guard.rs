@@ -51,6 +51,10 @@ pub enum Rejection {
     Busy(String),
     #[error("no-uplink: {0}")]
     NoUplink(String),
+    #[error(
+        "issued-before-restart: issued at {issued_ms}, before {floor_ms}, the last command admitted before this agent restarted"
+    )]
+    BeforeRestart { issued_ms: u64, floor_ms: u64 },
     #[error("too-large: {0} bytes, a command is at most {MAX_COMMAND_BYTES}")]
     TooLarge(usize),
     #[error(
@@ -76,6 +80,7 @@ impl Rejection {
             Rejection::Busy(_) => "busy",
             Rejection::NoUplink(_) => "no-uplink",
             Rejection::TooLarge(_) => "too-large",
+            Rejection::BeforeRestart { .. } => "issued-before-restart",
             Rejection::Retained => "retained",
         }
     }
@@ -149,6 +154,10 @@ pub struct Guard {
     node: String,
     window_ms: u64,
     nonces: NonceCache,
+    /// Commands issued before this are refused (the previous run's last admitted).
+    floor_ms: u64,
+    /// `issued_ms` of the last command admitted (persisted as the next run's floor).
+    last_admitted_ms: u64,
 }
 
 impl Guard {
@@ -158,7 +167,26 @@ impl Guard {
             node: node.to_string(),
             window_ms,
             nonces: NonceCache::new(nonce_capacity),
+            floor_ms: 0,
+            last_admitted_ms: 0,
         }
+    }
+
+    /// Picks up a previous run's replay state: its live nonces, and its last
+    /// admitted `issued_ms` as the floor below which commands are refused.
+    pub fn resume(&mut self, nonces: &[(u64, String)], last_admitted_ms: u64) {
+        for (issued, nonce) in nonces {
+            self.nonces.seen.insert(nonce.clone());
+            self.nonces.by_issue.insert((*issued, nonce.clone()));
+        }
+        self.floor_ms = last_admitted_ms;
+        self.last_admitted_ms = last_admitted_ms;
+    }
+
+    /// What to persist: live `(issued_ms, nonce)` pairs and the last admitted `issued_ms`.
+    pub fn replay_state(&self) -> (Vec<(u64, String)>, u64) {
+        let nonces = self.nonces.by_issue.iter().cloned().collect();
+        (nonces, self.last_admitted_ms)
     }
 
     /// Admits `payload` received at `now_ms` (wall clock), or says why not.
@@ -182,9 +210,16 @@ impl Guard {
             }));
         }
         self.check_window(cmd.issued_ms, now_ms).map_err(reject)?;
+        if cmd.issued_ms < self.floor_ms {
+            return Err(reject(Rejection::BeforeRestart {
+                issued_ms: cmd.issued_ms,
+                floor_ms: self.floor_ms,
+            }));
+        }
         self.nonces
             .admit(&cmd.nonce, cmd.issued_ms, now_ms, self.window_ms)
             .map_err(reject)?;
+        self.last_admitted_ms = self.last_admitted_ms.max(cmd.issued_ms);
         Ok(signed.cmd)
     }
 

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::ChaosConfig;
-use super::deadman::{ActiveFault, StateFile};
+use super::deadman::{ActiveFault, PersistedState, StateFile};
 use super::guard::{Guard, Rejection};
 use super::runner::{Runner, Step, default_route_iface};
 use crate::now_ms;
@@ -171,9 +171,19 @@ impl Listener {
 
     /// Picks up a fault left by a previous run of the agent.
     async fn resume_persisted(&mut self) {
-        match self.state.load() {
-            Ok(None) => {}
-            Ok(Some(fault)) => {
+        let state = match self.state.load_state() {
+            Ok(state) => state,
+            Err(e) => {
+                tracing::error!(error = %e, "chaos: unreadable state file discarded; cannot tell what to restore");
+                let _ = self.state.clear();
+                return;
+            }
+        };
+        self.guard
+            .resume(&state.nonces, state.last_admitted_issued_ms);
+        match state.fault {
+            None => {}
+            Some(fault) => {
                 let left = fault.restore_at_ms.saturating_sub(now_ms());
                 tracing::warn!(
                     ?fault,
@@ -183,11 +193,19 @@ impl Listener {
                 let at = Instant::now() + Duration::from_millis(left);
                 self.active = Some((fault, at));
             }
-            Err(e) => {
-                tracing::error!(error = %e, "chaos: unreadable state file discarded; cannot tell what to restore");
-                let _ = self.state.clear();
-            }
         }
+    }
+
+    /// Persists the replay state with `fault` (atomically, durably).
+    fn persist(&self, fault: Option<&ActiveFault>) -> Result<(), super::deadman::StateError> {
+        let (mut nonces, last) = self.guard.replay_state();
+        let oldest_live = now_ms().saturating_sub(self.cfg.window.as_millis() as u64);
+        nonces.retain(|(issued, _)| *issued >= oldest_live);
+        self.state.save_state(&PersistedState {
+            fault: fault.cloned(),
+            nonces,
+            last_admitted_issued_ms: last,
+        })
     }
 
     async fn handle(&mut self, publish: &rumqttc::Publish) {
@@ -201,7 +219,13 @@ impl Listener {
             return self.reject(&id, &Rejection::Retained, received_ms);
         }
         match self.guard.check(&publish.payload, received_ms) {
-            Ok(cmd) => self.dispatch(cmd, received_ms).await,
+            Ok(cmd) => {
+                // Before anything runs: a restart from here on still refuses its replay.
+                if let Err(e) = self.persist(self.active.as_ref().map(|(f, _)| f)) {
+                    tracing::error!(error = %e, "chaos: nonce not persisted; a replay after a restart is refused only by its window");
+                }
+                self.dispatch(cmd, received_ms).await
+            }
             Err(rejected) => self.reject(&rejected.id, &rejected.reason, received_ms),
         }
     }
@@ -275,7 +299,7 @@ impl Listener {
 
     /// Persists, acks, then runs the fault's steps and arms the dead-man timer.
     async fn inflict(&mut self, fault: ActiveFault, cmd: &NodeCommand, received_ms: u64) {
-        if let Err(e) = self.state.save(&fault) {
+        if let Err(e) = self.persist(Some(&fault)) {
             tracing::error!(error = %e, "chaos: fault not persisted; only the in-memory dead-man timer will restore it");
         }
         let reason = format!(
@@ -354,7 +378,7 @@ impl Listener {
         let result = self.run_steps(&fault.restore_steps()).await;
         match &result {
             Ok(()) => {
-                if let Err(e) = self.state.clear() {
+                if let Err(e) = self.persist(None) {
                     tracing::error!(error = %e, "chaos: restored, but the state file remains");
                 }
             }

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use deadman::{ActiveFault, StateFile};
+pub use deadman::{ActiveFault, PersistedState, StateFile};
 pub use guard::{Guard, Rejection};
 pub use listener::{AckSink, ChaosHandle, ChaosStats, spawn_counted, spawn_with};
 pub use runner::{DryRunRunner, Recorded, RecordingRunner, Runner, Step, SystemRunner};

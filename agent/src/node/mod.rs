@@ -140,14 +140,14 @@ pub async fn run_with(
     tasks: Vec<NodeTask>,
 ) -> Result<(), NodeError> {
     let node = node_name(&args)?;
-    let missing = crate::health::validate_root(&args.sysfs_root)?;
-    if !missing.is_empty() {
-        tracing::warn!(root = %args.sysfs_root.display(), missing = ?missing, "these health values will be null (not a Raspberry Pi, or a partial --sysfs-root)");
-    }
     let topics = args.mqtt.topics();
     let link_cfg = args
         .mqtt
         .link_config(&format!("rackpong-node-{node}"), topics.node_status(&node))?;
+    let missing = crate::health::validate_root(&args.sysfs_root)?;
+    if !missing.is_empty() {
+        tracing::warn!(root = %args.sysfs_root.display(), missing = ?missing, "these health values will be null (not a Raspberry Pi, or a partial --sysfs-root)");
+    }
     let listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .map_err(|source| NodeError::Bind {
