@@ -6,8 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source .ci/lib.sh
 target=aarch64-unknown-linux-musl
-cargo build --profile dist --target "$target" -p rackpong-agent
-bin="target/$target/dist/rackpong-agent"
+# The images step built it already (same profile, same features): no rebuild.
+profile=${RACKPONG_IMAGE_PROFILE:-release}
+cargo build --profile "$profile" --target "$target" -p rackpong-agent --bin rackpong-agent
+bin="target/$target/$profile/rackpong-agent"
 
 info=$(file "$bin"); echo "$info"
 grep -q 'ARM aarch64' <<<"$info"

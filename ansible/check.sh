@@ -1,24 +1,44 @@
 #!/usr/bin/env bash
-# CI check of the Ansible tree, without any Pi: `--syntax-check` of site.yml,
-# every role template rendered for every host of the example inventory in
-# both failure-detection profiles (tests/render.yml checks the results), and
-# `systemd-analyze verify` of the agent unit with and without the chaos
-# drop-in. Uses ansible-playbook from PATH, else installs ansible-core from
-# PyPI into a venv ($ANSIBLE_VENV, default $TMPDIR/rackpong-ansible-venv).
+# CI check of the Ansible tree, without any Pi (the roles applied for real
+# are .ci/ansible-apply.sh): `--syntax-check` of every playbook,
+# `ansible-lint --profile production`, the inventory check against good and
+# broken inventories, every role template rendered for every host of the
+# example inventory in both failure-detection profiles (tests/render.yml
+# checks the results), `systemd-analyze verify` of the agent unit with and
+# without the chaos drop-in, mosquitto loading the rendered broker config,
+# and the site overlay built with `kubectl kustomize` when kubectl is there.
+# Pinned ansible-core and ansible-lint come from ansible/venv.sh.
 set -euo pipefail
 cd "$(dirname "$0")"
-
-if ! command -v ansible-playbook >/dev/null; then
-    venv="${ANSIBLE_VENV:-${TMPDIR:-/tmp}/rackpong-ansible-venv}"
-    if [ ! -x "$venv/bin/ansible-playbook" ]; then
-        python3 -m venv "$venv"
-        "$venv/bin/pip" install --quiet 'ansible-core>=2.17,<2.19'
-    fi
-    PATH="$venv/bin:$PATH"
-fi
+source ./venv.sh
 export ANSIBLE_CONFIG="$PWD/ansible.cfg"
 
-ansible-playbook --syntax-check site.yml
+for playbook in site.yml upgrade-agent.yml teardown.yml tests/*.yml; do
+    ansible-playbook --syntax-check "$playbook" >/dev/null
+done
+echo "syntax ok: site.yml upgrade-agent.yml teardown.yml tests/*.yml"
+ansible-lint --profile production --nocolor -q
+
+check_inventory() { # expect (pass|a message), inventory text
+    local inv out
+    inv="$(mktemp -d)"
+    printf '%s\n' "$2" >"$inv/hosts.yml"
+    if out="$(ansible-playbook -i "$inv/hosts.yml" check-inventory.yml -e ansible_connection=local \
+        -e token=t0ken -e rackpong_mqtt_controller_password=c -e rackpong_mqtt_worker_password=w \
+        -e '{"rackpong_mqtt_node_passwords": {"pi1": "a", "pi2": "b"}}' 2>&1)"; then
+        [ "$1" = pass ] || { echo "inventory check passed, expected: $1" >&2; echo "$2" >&2; return 1; }
+    else
+        [ "$1" != pass ] && grep -qF -- "$1" <<<"$out" || { echo "inventory check: want $1, got:" >&2; echo "$out" >&2; return 1; }
+    fi
+    rm -rf "$inv"
+    echo "inventory check: $1"
+}
+check_inventory pass 'k3s_cluster: {children: {server: {hosts: {pi1: }}, agent: {hosts: {pi2: }}}}'
+check_inventory 'no group `k3s_cluster`' 'rack: {children: {server: {hosts: {pi1: }}, agent: {hosts: {pi2: }}}}'
+check_inventory 'no group `agent`' 'k3s_cluster: {children: {server: {hosts: {pi1: }}, agents: {hosts: {pi2: }}}}'
+check_inventory 'Group `server` has 2 hosts' 'k3s_cluster: {children: {server: {hosts: {pi1: , pi2: }}, agent: {hosts: {pi3: }}}}'
+check_inventory 'Group `agent` has no hosts' 'k3s_cluster: {children: {server: {hosts: {pi1: }}, agent: {}}}'
+check_inventory 'Inventory name `10.0.0.2`' 'k3s_cluster: {children: {server: {hosts: {pi1: }}, agent: {hosts: {10.0.0.2: }}}}'
 
 verify_unit() { # rendered dir of one host
     local units
@@ -77,9 +97,49 @@ check_broker() { # rendered dir of one host: mosquitto accepts the config
     return "$ok"
 }
 
+check_overlay() { # rendered dir of the server: the site overlay builds as intended
+    if ! command -v kubectl >/dev/null; then
+        echo "kubectl not found: site overlay not built" >&2
+        return 0
+    fi
+    local tree out
+    tree="$(mktemp -d)"
+    cp -r ../k3s "$tree/k3s"
+    mkdir -p "$tree/k3s/overlays/site/secrets"
+    cp "$1/kustomization.yaml" "$tree/k3s/overlays/site/"
+    for f in worker-username worker-password controller-username controller-password chaos-secret; do
+        printf 'x-%s' "$f" >"$tree/k3s/overlays/site/secrets/$f"
+    done
+    out="$(kubectl kustomize "$tree/k3s/overlays/site")"
+    rm -rf "$tree"
+    python3 - "$out" <<'PY'
+import sys
+docs = [d for d in sys.argv[1].split("\n---\n")]
+def find(kind, name):
+    return [d for d in docs if f"kind: {kind}\n" in d and f"\n  name: {name}" in d]
+assert not [d for d in docs if "name: mosquitto" in d or "eclipse-mosquitto" in d], "in-cluster mosquitto still deployed"
+ctl = find("Deployment", "rackpong-controller")[0]
+wrk = find("Deployment", "rackpong-worker")[0]
+assert "name: rackpong-mqtt-controller-" in ctl and "name: rackpong-mqtt-" in wrk and "rackpong-mqtt-controller" not in wrk, "MQTT Secrets"
+chaos = [d for d in docs if "kind: Secret\n" in d and "\n  name: rackpong-chaos\n" in d]
+assert chaos and "  chaos.key: " in chaos[0] and "secretName: rackpong-chaos" in ctl, "chaos Secret"
+cfg = find("ConfigMap", "rackpong-config")[0]
+assert "RACKPONG_BROKER: mqtt://192.168.50.11:1883" in cfg, cfg
+ns = [d for d in docs if "kind: Namespace\n" in d][0]
+assert "rackpong.dev/node-monitor-grace-period: 50s" in ns and "rackpong.dev/detection-profile:" in ns, ns
+assert "pod-security.kubernetes.io/enforce: restricted" in ns, ns
+print("site overlay: no in-cluster mosquitto, controller and workers on their own logins, broker", "192.168.50.11")
+PY
+}
+
 for profile in safe demo-fast; do
     out="$(mktemp -d)"
-    RENDER_DIR="$out" ansible-playbook tests/render.yml -e "k3s_profile=$profile"
+    # demo-fast is also rendered for an air-gapped venue.
+    extra=()
+    [ "$profile" = safe ] || extra=(-e "airgap_dir=$PWD/files/k3s")
+    RENDER_DIR="$out" ansible-playbook tests/render.yml -e "k3s_profile=$profile" "${extra[@]}" >"$out.log" 2>&1 \
+        || { cat "$out.log" >&2; exit 1; }
+    rm -f "$out.log"
     if command -v systemd-analyze >/dev/null; then
         for host in "$out"/*/; do
             verify_unit "${host%/}"
@@ -88,6 +148,8 @@ for profile in safe demo-fast; do
         echo "systemd-analyze not found: unit files not verified" >&2
     fi
     check_broker "$out/pi1"
+    check_overlay "$out/pi1"
     rm -rf "$out"
+    echo "profile $profile${extra:+ (air-gapped)}: templates rendered and checked"
 done
 echo "ansible checks passed"

@@ -1,7 +1,8 @@
 //! Bad input over real HTTP: every malformed, mistyped, incomplete, over-limit
 //! or oversized ball gets a 4xx with a JSON error, and nothing is forwarded or
 //! published: the only MQTT outcome and the only accepted ball is the valid
-//! sentinel sent last.
+//! sentinel sent last. A ball not sent as JSON gets 415, and unknown routes
+//! and methods get a JSON 404/405 too.
 
 mod worker_support;
 
@@ -111,6 +112,7 @@ async fn bad_balls_get_4xx_json_and_nothing_else_happens() {
     let sentinel = r#"{"id":"sentinel","target":"w1","ttl":0,"born_ms":1}"#;
     let resp = client
         .post(format!("{}/v1/balls", w.url))
+        .header("content-type", "application/json; charset=utf-8")
         .body(sentinel)
         .send()
         .await
@@ -195,5 +197,107 @@ async fn health_ready_and_metrics_answer() {
     assert!(
         text.contains(r#"rackpong_worker_balls_dropped_total{reason="no-live-peer"} 0"#),
         "{text}"
+    );
+}
+
+#[tokio::test]
+async fn non_json_content_types_get_415_and_every_refusal_is_json() {
+    let broker = broker();
+    let dir = tempdir();
+    let peers_file = path(&dir, "peers");
+    let w = spawn_worker(args("w1", &broker, "ct", &peers_file)).await;
+    let (_sub, mut rx) = subscriber(&broker, "ct-sub", &["rackpong/ct/balls/#".into()]).await;
+    let ball = r#"{"id":"b","target":"w1","ttl":1,"born_ms":1}"#;
+    let client = reqwest::Client::new();
+    let balls = format!("{}/v1/balls", w.url);
+    for ct in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        Some("application/jsonx"),
+        Some("json"),
+        None,
+    ] {
+        let mut req = client.post(&balls).body(ball);
+        if let Some(ct) = ct {
+            req = req.header("content-type", ct);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 415, "{ct:?}");
+        let err: ErrorBody = resp.json().await.unwrap();
+        assert_eq!(err.error, "unsupported-media-type", "{ct:?}");
+        assert!(err.detail.contains(ct.unwrap_or("none")), "{}", err.detail);
+    }
+    // A bad deadline header is refused; a passed one too, before playing.
+    for (value, status, code) in [("soon", 400, "bad-deadline"), ("1", 408, "deadline-passed")] {
+        let resp = client
+            .post(&balls)
+            .header("content-type", "application/json")
+            .header("rackpong-deadline-ms", value)
+            .body(ball)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{value}");
+        let err: ErrorBody = resp.json().await.unwrap();
+        assert_eq!(err.error, code);
+    }
+    // Unknown routes and methods answer JSON too; 405 keeps its Allow header.
+    let cases = [
+        (reqwest::Method::GET, "/v1/balls", 405, "method-not-allowed"),
+        (reqwest::Method::PUT, "/v1/balls", 405, "method-not-allowed"),
+        (
+            reqwest::Method::DELETE,
+            "/v1/balls",
+            405,
+            "method-not-allowed",
+        ),
+        (reqwest::Method::POST, "/healthz", 405, "method-not-allowed"),
+        (reqwest::Method::GET, "/nope", 404, "not-found"),
+        (reqwest::Method::POST, "/v1/ball", 404, "not-found"),
+    ];
+    for (method, route, status, code) in cases {
+        let resp = client
+            .request(method.clone(), format!("{}{route}", w.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{method} {route}");
+        if status == 405 {
+            assert!(resp.headers().contains_key("allow"), "{method} {route}");
+        }
+        let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+        assert_eq!(ct, "application/json", "{method} {route}");
+        let err: ErrorBody = resp.json().await.unwrap();
+        assert_eq!(err.error, code, "{method} {route}");
+        assert!(err.detail.contains(route), "{}", err.detail);
+    }
+    // JSON types are accepted (`+json` suffix and parameters included).
+    for (i, ct) in ["Application/JSON", "application/ball+json; charset=utf-8"]
+        .iter()
+        .enumerate()
+    {
+        let body = format!(r#"{{"id":"ok{i}","target":"w1","ttl":1,"born_ms":1}}"#);
+        let resp = client
+            .post(&balls)
+            .header("content-type", *ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 202, "{ct}");
+    }
+    // Only those two balls were played.
+    for i in 0..2 {
+        let p = tokio::time::timeout(WAIT, rx[0].recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let c: BallCaught = serde_json::from_slice(&p.payload).unwrap();
+        assert_eq!(c.ball.id, format!("ok{i}"));
+    }
+    assert_eq!(
+        metric(&w.url, "rackpong_worker_balls_received_total").await,
+        2.0
     );
 }

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use rackpong_controller::cluster::{ClusterEvent, ClusterEventKind as K, WorkerInfo};
 use rackpong_controller::journal::Journal;
-use rackpong_controller::journal::event::{Event, FaultInjected, FaultKind};
+use rackpong_controller::journal::event::{Event, FaultInjected};
+use rackpong_controller::model::FaultKind;
 use rackpong_controller::timing::{Injected, Observation, Output, Precision, Tracker};
 use tokio::sync::broadcast;
 use tokio::time::{Instant, MissedTickBehavior};

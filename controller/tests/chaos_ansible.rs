@@ -200,13 +200,13 @@ fn detection_profiles_are_complete_and_consistent() {
 fn example_inventory_gives_every_node_a_broker_login() {
     let inv = load(&ansible_dir().join("inventory/example/hosts.yml"));
     let all = load(&ansible_dir().join("inventory/example/group_vars/all.yml"));
-    let children = &inv["all"]["children"];
+    let children = &inv["k3s_cluster"]["children"];
     let mut hosts = BTreeSet::new();
     for group in ["server", "agent"] {
         let members = children[group]["hosts"].as_object().expect("hosts");
         hosts.extend(members.keys().cloned());
     }
-    let logins: BTreeSet<String> = all["mqtt_node_passwords"]
+    let logins: BTreeSet<String> = all["rackpong_mqtt_node_passwords"]
         .as_object()
         .unwrap()
         .keys()

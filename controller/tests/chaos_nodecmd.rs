@@ -9,7 +9,7 @@ use std::time::Duration;
 use rackpong_agent::broker::EmbeddedBroker;
 use rackpong_agent::chaos::{self, AckSink, ChaosConfig, RecordingRunner, Secret, Step};
 use rackpong_agent::proto::{ChaosAction, Topics};
-use rackpong_controller::nodecmd::{MqttNodeCommander, NodeCmdError, NodeCommander};
+use rackpong_controller::cluster::k3s::nodecmd::{MqttNodeCommander, NodeCmdError, NodeCommander};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;

@@ -1,4 +1,4 @@
-//! A short run (≈20 s) on the real local rack through `demo::run_local`:
+//! A short run (≈20 s) on the real local rack through `rig::run_local`:
 //! every injected fault has a complete, ordered timeline ending in
 //! service-restored, a refused fault is journaled with its reason, the
 //! report renders, and no process the rack started is left afterwards.
@@ -6,9 +6,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rackpong_controller::demo::{LocalSetup, run_local};
-use rackpong_controller::journal::event::{Event, FaultOutcome, Milestone, RunOutcome};
+use rackpong_controller::journal::event::{Event, FaultOutcome, RunOutcome};
 use rackpong_controller::journal::{JOURNAL_FILE, read_journal};
+use rackpong_controller::model::Milestone;
+use rackpong_controller::rig::{LocalSetup, run_local};
 use tokio_util::sync::CancellationToken;
 
 const PLAN: &str = "\

@@ -13,9 +13,10 @@ use std::time::Duration;
 use engine_fake::{FakeRack, service};
 use rackpong_controller::engine::{Engine, EngineConfig, EngineError, RunSummary};
 use rackpong_controller::journal::event::{
-    Event, FaultInjected, FaultKind, FaultOutcome, JournalLine, Milestone, RunOutcome, RunStarted,
+    Event, FaultInjected, FaultOutcome, JournalLine, RunOutcome, RunStarted,
 };
 use rackpong_controller::journal::{JOURNAL_FILE, Journal, UNFINISHED_MARKER, read_journal};
+use rackpong_controller::model::{FaultKind, Milestone};
 use rackpong_controller::plan::{self, Plan};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;

@@ -5,14 +5,13 @@
 use std::io::Write;
 use std::time::Duration;
 
-use rackpong_controller::journal::event::{
-    Detection, Event, FaultInjected, FaultKind, RunOutcome, RunStarted,
-};
+use rackpong_controller::journal::event::{Event, FaultInjected, RunOutcome, RunStarted};
 use rackpong_controller::journal::recover::{ACTION_NODE_UP, ACTION_RESTORE_REPLICAS};
 use rackpong_controller::journal::{
     JOURNAL_FILE, Journal, JournalError, RollbackPlan, UNFINISHED_MARKER, find_unfinished,
     read_journal, rollback_plan,
 };
+use rackpong_controller::model::{Detection, FaultKind};
 use tokio::time::Instant;
 
 fn started(kind: &str) -> Event {

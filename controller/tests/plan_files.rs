@@ -53,7 +53,7 @@ fn example_plans_are_valid() {
     }
     let demo = plan::default_demo();
     let kinds: Vec<_> = demo.faults.iter().map(|f| f.kind()).collect();
-    use rackpong_controller::journal::event::FaultKind::*;
+    use rackpong_controller::model::FaultKind::*;
     for k in [PodKill, NodeKill, Scale] {
         assert!(kinds.contains(&k), "demo plan lacks {k:?}");
     }

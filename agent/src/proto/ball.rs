@@ -1,7 +1,64 @@
-//! The ball the workers throw at each other (`POST /v1/balls`) and the
-//! `balls/caught` / `balls/dropped` MQTT payloads that end every ball.
+//! The ball the workers throw at each other (`POST /v1/balls`), the
+//! give-up deadline every throw carries, and the `balls/caught` /
+//! `balls/dropped` MQTT payloads that end every ball.
+//!
+//! The deadline rule (one outcome per accepted ball across stalls and
+//! partitions): a sender puts the wall-clock time after which it stops
+//! waiting for the `202` in the [`DEADLINE_HEADER`]; it sets it
+//! [`CLOCK_SKEW_ALLOWANCE`] before its own give-up. A receiver that reaches
+//! a ball after that time refuses it (`408 deadline-passed`) and publishes
+//! nothing: the sender has given up and reports the ball itself. This holds
+//! while the receiver's clock lags the sender's by less than the allowance
+//! (NTP keeps a rack's clocks within milliseconds; a Pi without a real-time
+//! clock is wrong until its first NTP sync). A receiver whose clock runs
+//! ahead only refuses late balls earlier, and the sender, still waiting, sees
+//! the refusal and tries another peer.
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+/// Request header of `POST /v1/balls`: the sender's deadline, Unix ms.
+/// Optional (a ball thrown by hand has none and is never refused as late).
+pub const DEADLINE_HEADER: &str = "rackpong-deadline-ms";
+
+/// How much a receiver's clock may lag the sender's before the deadline rule
+/// can let a ball end twice: the deadline is set this much (at most half the
+/// timeout) before the sender gives up.
+pub const CLOCK_SKEW_ALLOWANCE: Duration = Duration::from_millis(1000);
+
+/// A sender's give-up deadline (wall clock, Unix ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Deadline(pub u64);
+
+impl Deadline {
+    /// The deadline for a sender that gives up after `give_up`: that time
+    /// from now, less the clock-skew allowance (at most half of `give_up`).
+    pub fn for_give_up(give_up: Duration) -> Deadline {
+        let margin = CLOCK_SKEW_ALLOWANCE.min(give_up / 2);
+        Deadline(crate::now_ms() + (give_up - margin).as_millis() as u64)
+    }
+
+    /// Parses the header value; `None` when it is not a Unix-ms integer.
+    pub fn parse(value: &[u8]) -> Option<Deadline> {
+        std::str::from_utf8(value)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+            .map(Deadline)
+    }
+
+    /// How long ago it passed (at `now_ms`), or `None` if it has not.
+    pub fn passed_by(self, now_ms: u64) -> Option<Duration> {
+        (now_ms > self.0).then(|| Duration::from_millis(now_ms - self.0))
+    }
+
+    /// The header value.
+    pub fn header_value(self) -> String {
+        self.0.to_string()
+    }
+}
 
 /// A ball in flight. `target` is the worker name that catches it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +157,20 @@ mod tests {
         for r in DropReason::ALL {
             assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
         }
+    }
+
+    #[test]
+    fn deadline_leaves_the_skew_allowance_and_parses_back() {
+        let before = crate::now_ms();
+        let d = Deadline::for_give_up(Duration::from_secs(5));
+        assert!(d.0 >= before + 4000 && d.0 <= crate::now_ms() + 4000);
+        // A short timeout keeps half of itself.
+        let d = Deadline::for_give_up(Duration::from_millis(400));
+        assert!(d.0 >= before + 200);
+        assert_eq!(Deadline::parse(d.header_value().as_bytes()), Some(d));
+        assert_eq!(Deadline::parse(b"soon"), None);
+        assert_eq!(Deadline(10).passed_by(9), None);
+        assert_eq!(Deadline(10).passed_by(25), Some(Duration::from_millis(15)));
     }
 
     #[test]

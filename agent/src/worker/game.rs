@@ -6,6 +6,15 @@
 //! ball is that peer's). A forward already under way when shutdown starts is
 //! finished (bounded by the forward timeout) rather than abandoned, because
 //! abandoning it could leave the ball with both workers.
+//!
+//! A forward carries this worker's give-up deadline (see
+//! [`crate::proto::ball`]): a peer that gets to it later (it was frozen, or
+//! the link was cut and TCP resent the request) refuses it, so a ball this
+//! worker reported as `forward-failed` is not also played there. After the
+//! forward timeout the answer is awaited [`SETTLE`] longer, measured from
+//! when this worker notices the timeout: if this worker was the one frozen,
+//! a `202` that arrived meanwhile is already in its socket and is read,
+//! instead of the ball being reported while the peer plays it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +28,11 @@ use super::ball::Limits;
 use super::metrics::Metrics;
 use super::peers::PeerSet;
 use crate::mqtt::MqttLink;
+use crate::proto::ball::{DEADLINE_HEADER, Deadline};
 use crate::proto::{Ball, BallCaught, BallDropped, DropReason, Hop, PROTO_VERSION};
+
+/// How long an answer is still awaited once the forward timeout has fired.
+pub const SETTLE: Duration = Duration::from_millis(250);
 
 /// Who this worker is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,24 +186,34 @@ impl Game {
             let Some(peer) = self.peers.pick(&tried) else {
                 break;
             };
-            let sent = self
+            let deadline = Deadline::for_give_up(self.forward_timeout);
+            let request = self
                 .client
                 .post(&*peer.balls_url)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(DEADLINE_HEADER, deadline.header_value())
                 .body(body.clone())
-                .timeout(self.forward_timeout)
-                .send()
-                .await;
-            let (error, retry) = match sent {
-                Ok(resp) if resp.status() == StatusCode::ACCEPTED => return Ok(()),
-                Ok(resp) => {
+                .send();
+            let (error, retry) = match answer_within(request, self.forward_timeout).await {
+                None => {
+                    self.peers.mark_dead(&peer.base);
+                    // The peer may have taken the ball before the deadline:
+                    // trying another peer could leave two copies in play.
+                    let t = self.forward_timeout;
+                    (
+                        format!("{}: no answer within {t:?} (outcome unknown)", peer.base),
+                        false,
+                    )
+                }
+                Some(Ok(resp)) if resp.status() == StatusCode::ACCEPTED => return Ok(()),
+                Some(Ok(resp)) => {
                     // A 4xx is about the ball, not the peer: keep the peer.
                     if !resp.status().is_client_error() {
                         self.peers.mark_dead(&peer.base);
                     }
                     (format!("{} answered {}", peer.base, resp.status()), true)
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     self.peers.mark_dead(&peer.base);
                     // After a timeout the peer may have taken the ball: trying
                     // another peer could leave two copies in play, so stop.
@@ -213,6 +236,15 @@ impl Game {
             Err((DropReason::ForwardFailed, last_error))
         }
     }
+}
+
+/// Awaits `answer` for `limit`, then [`SETTLE`] more; `None` if it never came.
+async fn answer_within<F: std::future::Future>(answer: F, limit: Duration) -> Option<F::Output> {
+    tokio::pin!(answer);
+    if let Ok(out) = tokio::time::timeout(limit, &mut answer).await {
+        return Some(out);
+    }
+    tokio::time::timeout(SETTLE, answer).await.ok()
 }
 
 /// An error with its sources, `: `-separated (reqwest's own Display omits them).

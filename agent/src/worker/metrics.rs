@@ -40,79 +40,77 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("rackpong_worker");
-        let received = Counter::default();
-        let forwarded = Counter::default();
-        let caught = Counter::default();
-        let dropped = Family::<ReasonLabel, Counter>::default();
-        let refused = Family::<ReasonLabel, Counter>::default();
-        let forward_failures = Counter::default();
-        let in_flight = Gauge::default();
-        let live_peers = Gauge::default();
-        // 50 µs to ~1.4 s: fine enough below 2 ms to read a p99 from the buckets.
-        let hop_latency = Histogram::new(exponential_buckets(0.000_05, 1.5, 26));
-        registry.register(
+        let m = Metrics {
+            registry: Registry::with_prefix("rackpong_worker"),
+            received: Counter::default(),
+            forwarded: Counter::default(),
+            caught: Counter::default(),
+            dropped: Family::default(),
+            refused: Family::default(),
+            forward_failures: Counter::default(),
+            in_flight: Gauge::default(),
+            live_peers: Gauge::default(),
+            // 50 µs to ~1.4 s: fine enough below 2 ms to read a p99 from the buckets.
+            hop_latency: Histogram::new(exponential_buckets(0.000_05, 1.5, 26)),
+        };
+        m.register()
+    }
+
+    /// Registers every metric (the registry holds clones sharing the values),
+    /// and creates each drop reason so it is exported as 0 before it happens.
+    fn register(mut self) -> Self {
+        let r = &mut self.registry;
+        r.register(
             "balls_received",
             "Balls accepted with 202",
-            received.clone(),
+            self.received.clone(),
         );
-        registry.register(
+        r.register(
             "balls_forwarded",
             "Balls handed to a peer (peer answered 202)",
-            forwarded.clone(),
+            self.forwarded.clone(),
         );
-        registry.register(
+        r.register(
             "balls_caught",
             "Balls addressed to this worker",
-            caught.clone(),
+            self.caught.clone(),
         );
-        registry.register(
+        r.register(
             "balls_dropped",
             "Balls given up, by reason",
-            dropped.clone(),
+            self.dropped.clone(),
         );
-        registry.register(
+        r.register(
             "balls_refused",
             "Requests refused with 4xx/5xx, by error",
-            refused.clone(),
+            self.refused.clone(),
         );
-        registry.register(
+        r.register(
             "forward_failures",
             "Forward attempts that failed (peer then avoided)",
-            forward_failures.clone(),
+            self.forward_failures.clone(),
         );
-        registry.register(
+        r.register(
             "balls_in_flight",
             "Accepted balls not yet handed off",
-            in_flight.clone(),
+            self.in_flight.clone(),
         );
-        registry.register(
+        r.register(
             "live_peers",
             "Peers that answered the last probe and no forward since failed",
-            live_peers.clone(),
+            self.live_peers.clone(),
         );
-        registry.register(
+        r.register(
             "hop_latency_seconds",
             "Per-hop handling latency: receipt to hand-off",
-            hop_latency.clone(),
+            self.hop_latency.clone(),
         );
-        for r in DropReason::ALL {
-            let _ = dropped.get_or_create(&ReasonLabel {
-                reason: r.as_str().into(),
+        for reason in DropReason::ALL {
+            let _ = self.dropped.get_or_create(&ReasonLabel {
+                reason: reason.as_str().into(),
             });
         }
-        Metrics {
-            registry,
-            received,
-            forwarded,
-            caught,
-            dropped,
-            refused,
-            forward_failures,
-            in_flight,
-            live_peers,
-            hop_latency,
-        }
+        self
     }
 
     pub fn dropped(&self, reason: DropReason) {

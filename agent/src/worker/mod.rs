@@ -60,7 +60,10 @@ pub struct WorkerArgs {
     /// Peers tried per ball before it is dropped as forward-failed.
     #[arg(long, env = "RACKPONG_FORWARD_ATTEMPTS", default_value_t = 3)]
     pub forward_attempts: u32,
-    /// Time limit of one forward attempt.
+    /// Time limit of one forward attempt. The forward carries a give-up deadline
+    /// 1 s earlier (half the limit if shorter); a peer reaching it later refuses
+    /// it (408), so a frozen or cut-off peer cannot play a ball already reported
+    /// (docs/ball-protocol.md).
     #[arg(long, env = "RACKPONG_FORWARD_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub forward_timeout: Duration,
     /// Balls held at once; beyond it a ball is dropped as overloaded.

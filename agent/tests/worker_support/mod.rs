@@ -181,3 +181,44 @@ pub fn tempdir() -> tempfile::TempDir {
 pub fn path(dir: &tempfile::TempDir, f: &str) -> PathBuf {
     dir.path().join(f)
 }
+
+/// A `rackpong-agent worker` process of `bin` named `name`, on loopback port
+/// 0 with the given peers file; returns it with its base URL once it has
+/// announced its address. `extra` flags are appended.
+pub async fn spawn_process(
+    bin: &str,
+    name: &str,
+    broker_url: &str,
+    rack: &str,
+    peers_file: &Path,
+    extra: &[&str],
+) -> (tokio::process::Child, String) {
+    let announce = peers_file.with_file_name(format!("{name}.addr"));
+    let child = tokio::process::Command::new(bin)
+        .args(["worker", "--name", name, "--listen", "127.0.0.1:0"])
+        .args(["--node", &format!("node-{name}"), "--broker", broker_url])
+        .args(["--rack", rack, "--mqtt-buffer", "100000"])
+        .arg("--announce-file")
+        .arg(&announce)
+        .arg("--peers-file")
+        .arg(peers_file)
+        .args(extra)
+        .env("RACKPONG_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn worker process");
+    let addr = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(s) = tokio::fs::read_to_string(&announce).await
+                && s.ends_with('\n')
+            {
+                return s.trim().to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{name} did not announce its address"));
+    (child, format!("http://{addr}"))
+}

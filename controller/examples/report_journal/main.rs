@@ -14,6 +14,7 @@ use std::io::Write;
 use rackpong_agent::proto::HealthSample;
 use rackpong_agent::proto::health::{BufferStats, LoadAvg, NetRates, Throttle, Usage};
 use rackpong_controller::journal::event::*;
+use rackpong_controller::model::*;
 
 mod scenarios;
 

@@ -1,6 +1,7 @@
 //! The scenarios behind the report's fixture journals and its benchmark.
 
 use rackpong_controller::journal::event::*;
+use rackpong_controller::model::*;
 
 use super::{Journal, Rng, Setup, background, fault, nodes, start, steps};
 

@@ -13,7 +13,7 @@ use rackpong_agent::proto::ChaosAction;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use crate::journal::event::Detection;
+use crate::model::Detection;
 
 /// A node of the rack.
 #[derive(Debug, Clone, PartialEq, Eq)]

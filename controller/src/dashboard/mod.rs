@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rackpong_agent::mqtt::{MqttArgs, MqttError, MqttLink};
+use rackpong_agent::mqtt::MqttError;
 use rackpong_agent::proto::Topics;
 use rumqttc::Publish;
 use tokio::sync::{mpsc, watch};
@@ -42,22 +42,6 @@ pub struct DashboardArgs {
     /// without it a random token is generated and printed with the URL.
     #[arg(long, env = "RACKPONG_DASHBOARD_TOKEN_FILE")]
     pub dashboard_token_file: Option<PathBuf>,
-}
-
-/// Flags of `rackpong watch`: the dashboard over a rack's broker, no chaos.
-#[derive(Debug, Clone, clap::Args)]
-pub struct WatchArgs {
-    #[command(flatten)]
-    pub mqtt: MqttArgs,
-    /// Address the dashboard listens on.
-    #[arg(long, env = "RACKPONG_WATCH_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    /// File holding the dashboard token (trailing newline ignored); default: random, printed.
-    #[arg(long, env = "RACKPONG_DASHBOARD_TOKEN_FILE")]
-    pub dashboard_token_file: Option<PathBuf>,
-    /// Mark a node stale when its health is older than this (default: 3 × its sample interval).
-    #[arg(long, env = "RACKPONG_STALE_AFTER", value_parser = humantime::parse_duration)]
-    pub stale_after: Option<Duration>,
 }
 
 /// Why the dashboard could not start.
@@ -225,31 +209,4 @@ pub fn load_token(file: Option<&std::path::Path>) -> Result<String, DashboardErr
         ));
     }
     Ok(token)
-}
-
-/// `rackpong watch`: the dashboard over a rack's broker until `cancel` fires.
-pub async fn watch(args: WatchArgs, cancel: CancellationToken) -> Result<(), DashboardError> {
-    let token = load_token(args.dashboard_token_file.as_deref())?;
-    let topics = args.mqtt.topics();
-    let client_id = format!("rackpong-watch-{}", std::process::id());
-    let status = format!("{}/controller/watch-{}", topics.root(), std::process::id());
-    let link = MqttLink::start(args.mqtt.link_config(&client_id, status)?);
-    let sources = Sources {
-        mqtt: Some(link.subscribe(topics.all())),
-        connected: Some(link.connected()),
-        progress: None,
-    };
-    let cfg = DashboardConfig {
-        listen: args.listen,
-        token,
-        topics,
-        stale_after: args.stale_after,
-        max_balls: DEFAULT_MAX_BALLS,
-    };
-    let dash = Dashboard::start(cfg, sources, None, cancel.clone()).await?;
-    dash.announce();
-    cancel.cancelled().await;
-    dash.wait().await;
-    link.shutdown(Duration::from_secs(1)).await;
-    Ok(())
 }

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::run::Run;
 use super::{EngineError, Scheduled, ServiceProbe};
 use crate::cluster::{Cluster, KillMode, NodeFault};
-use crate::journal::event::{Event, FaultInjected, FaultKind};
+use crate::journal::event::{Event, FaultInjected};
 use crate::plan::{FaultAction, FaultSpec, KillModeSpec, NodeAction};
 use crate::safety::{self, View};
 use crate::timing::{Injected, predict};
@@ -244,14 +244,5 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
             replicas: Some((from, to)),
             lost: vec![],
         })
-    }
-}
-
-/// The fault kind's name in words, for the summary.
-pub(super) fn kind_name(k: FaultKind) -> &'static str {
-    match k {
-        FaultKind::PodKill => "pod-kill",
-        FaultKind::NodeKill => "node-kill",
-        FaultKind::Scale => "scale",
     }
 }

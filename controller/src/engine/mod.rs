@@ -8,7 +8,6 @@
 //! (ball catches, MQTT status and health), so the engine never depends on how
 //! those are produced.
 
-pub mod command;
 mod inject;
 pub mod mqtt;
 mod rollback;
@@ -27,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{Cluster, ClusterError};
 use crate::journal::JournalError;
-use crate::journal::event::ServiceLevel;
+use crate::model::ServiceLevel;
 use crate::plan::Plan;
 use crate::safety::{Pdb, Refusal};
 use crate::timing::Observation;

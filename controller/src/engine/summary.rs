@@ -8,7 +8,8 @@ use std::time::Duration;
 use super::run::Run;
 use super::{EngineError, ServiceProbe};
 use crate::cluster::Cluster;
-use crate::journal::event::{FaultOutcome, Milestone, RunOutcome};
+use crate::journal::event::{FaultOutcome, RunOutcome};
+use crate::model::Milestone;
 
 /// One fault's row: time from injection to each milestone reached.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,7 +49,7 @@ impl RunSummary {
             .map(|t| FaultRow {
                 fault_id: t.fault_id.clone(),
                 fault: t.fault.clone(),
-                kind: super::inject::kind_name(t.kind),
+                kind: t.kind.as_str(),
                 outcome: t.outcome,
                 milestones: t
                     .milestones

@@ -21,7 +21,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::journal::event::ServiceLevel;
+use crate::model::ServiceLevel;
 use window::{Mark, Window};
 
 /// A worker the factory may throw at or address.

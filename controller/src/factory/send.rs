@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rackpong_agent::proto::Ball;
+use rackpong_agent::proto::ball::{DEADLINE_HEADER, Deadline};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::{oneshot, watch};
@@ -135,7 +136,8 @@ fn entries(entry: &Entry, workers: &[WorkerEndpoint], rng: &mut StdRng) -> Vec<S
 /// Throws the ball at the entries in turn until one answers `202`. A 5xx or
 /// a connection error moves on (a worker that died mid-request took nothing
 /// it could still answer for); a timeout does not: the ball may have been
-/// accepted, so it is not thrown twice.
+/// accepted, so it is not thrown twice. Each throw carries the deadline
+/// header, so a worker that gets to it after this gave up refuses it.
 async fn post(
     client: &reqwest::Client,
     entries: &[String],
@@ -144,8 +146,12 @@ async fn post(
 ) -> Result<(), String> {
     let mut last = String::new();
     for base in entries {
+        // A worker reaching the ball after this gives up on it (it is
+        // reported here as not accepted) and does not play it.
+        let deadline = Deadline::for_give_up(timeout);
         let sent = client
             .post(format!("{base}/v1/balls"))
+            .header(DEADLINE_HEADER, deadline.header_value())
             .json(ball)
             .timeout(timeout)
             .send()

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::journal::event::ServiceLevel;
+use crate::model::ServiceLevel;
 
 /// What one outcome contributes to the window.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -4,10 +4,10 @@
 //! contract between the controller (which writes it) and the reports (which are
 //! rendered from it alone).
 
-use std::collections::BTreeMap;
-
 use rackpong_agent::proto::HealthSample;
 use serde::{Deserialize, Serialize};
+
+use crate::model::{Detection, FaultKind, Milestone, ServiceLevel};
 
 /// Version of the journal line format.
 pub const JOURNAL_VERSION: u32 = 1;
@@ -109,32 +109,6 @@ pub struct RunStarted {
     pub detection: Detection,
 }
 
-/// The failure-detection settings the cluster exposes, from which the
-/// predicted bounds are computed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Detection {
-    /// `default`, `demo-fast`, `local` or another profile name.
-    pub profile: String,
-    pub node_monitor_grace_s: Option<u64>,
-    pub not_ready_toleration_s: Option<u64>,
-    pub unreachable_toleration_s: Option<u64>,
-    pub readiness_period_s: Option<u64>,
-    pub readiness_failure_threshold: Option<u64>,
-    pub mqtt_keepalive_s: Option<u64>,
-    /// Anything else worth recording.
-    #[serde(default)]
-    pub extra: BTreeMap<String, String>,
-}
-
-/// The fault kinds of a plan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FaultKind {
-    PodKill,
-    NodeKill,
-    Scale,
-}
-
 /// A fault as injected.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultInjected {
@@ -157,43 +131,6 @@ pub struct FaultInjected {
     pub predicted_ms: Option<u64>,
     /// How the prediction was made.
     pub predicted_basis: Option<String>,
-}
-
-/// Recovery milestones, in the order they happen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Milestone {
-    Detected,
-    ReplacementCreated,
-    Scheduled,
-    Running,
-    Ready,
-    Serving,
-    ServiceRestored,
-}
-
-impl Milestone {
-    pub const ALL: [Milestone; 7] = [
-        Milestone::Detected,
-        Milestone::ReplacementCreated,
-        Milestone::Scheduled,
-        Milestone::Running,
-        Milestone::Ready,
-        Milestone::Serving,
-        Milestone::ServiceRestored,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Milestone::Detected => "detected",
-            Milestone::ReplacementCreated => "replacement-created",
-            Milestone::Scheduled => "scheduled",
-            Milestone::Running => "running",
-            Milestone::Ready => "ready",
-            Milestone::Serving => "serving",
-            Milestone::ServiceRestored => "service-restored",
-        }
-    }
 }
 
 /// One milestone reached by one fault.
@@ -227,21 +164,6 @@ pub enum RunOutcome {
     Aborted,
     /// Written on the next start for a run left unfinished by a crash.
     Crashed,
-}
-
-/// The ball factory's service level over its window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ServiceLevel {
-    pub window_ms: u64,
-    pub sent: u64,
-    pub caught: u64,
-    pub dropped: u64,
-    pub timed_out: u64,
-    /// caught / (caught + dropped + timed out) over the window; `None` with no outcomes.
-    pub delivery_rate: Option<f64>,
-    pub p50_ms: Option<f64>,
-    pub p95_ms: Option<f64>,
-    pub p99_ms: Option<f64>,
 }
 
 #[cfg(test)]

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use tokio::time::Instant;
 
-use super::event::{Event, FaultKind, JournalLine};
+use super::event::{Event, JournalLine};
 use super::{JOURNAL_FILE, Journal, JournalError, UNFINISHED_MARKER, io};
+use crate::model::FaultKind;
 
 /// `rollback` action names the engine writes and [`rollback_plan`] reads.
 pub const ACTION_RESTORE_REPLICAS: &str = "restore-replicas";

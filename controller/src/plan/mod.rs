@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::journal::event::FaultKind;
+use crate::model::FaultKind;
 
 /// The plan `rackpong demo` runs when no `--plan` is given.
 pub const DEFAULT_DEMO_PLAN: &str = include_str!("../../../plans/demo.yaml");

@@ -10,9 +10,9 @@ use super::phases::timeline;
 use super::stats::kind_stats;
 use super::verdict::{breach, verdict};
 use crate::journal::event::{
-    Event, FaultInjected, FaultKind, FaultOutcome, JournalLine, Milestone, RunOutcome, RunStarted,
-    ServiceLevel,
+    Event, FaultInjected, FaultOutcome, JournalLine, RunOutcome, RunStarted,
 };
+use crate::model::{FaultKind, Milestone, ServiceLevel};
 use rackpong_agent::proto::HealthSample;
 
 /// A fault while its lines are gathered.
@@ -121,7 +121,7 @@ fn gather(g: &mut Gathered, line: &JournalLine) {
             let refused = RefusedFault {
                 t_ms,
                 fault: fault.clone(),
-                kind: kind_name(*kind).into(),
+                kind: kind.as_str().into(),
                 target: target.clone(),
                 reason: reason.clone(),
             };
@@ -239,15 +239,6 @@ fn health_point(t_ms: u64, s: &HealthSample) -> HealthPoint {
     }
 }
 
-/// The serialized name of a fault kind.
-pub fn kind_name(kind: FaultKind) -> &'static str {
-    match kind {
-        FaultKind::PodKill => "pod-kill",
-        FaultKind::NodeKill => "node-kill",
-        FaultKind::Scale => "scale",
-    }
-}
-
 fn outcome_name(o: Option<FaultOutcome>) -> &'static str {
     match o {
         Some(FaultOutcome::Recovered) => "recovered",
@@ -286,7 +277,7 @@ fn fault_report(
     FaultReport {
         fault_id: i.fault_id.clone(),
         fault: i.fault.clone(),
-        kind: kind_name(i.kind).into(),
+        kind: i.kind.as_str().into(),
         action: i.action.clone(),
         targets: i.targets.clone(),
         node: i.node.clone(),

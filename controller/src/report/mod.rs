@@ -6,7 +6,6 @@
 
 mod build;
 mod charts;
-pub mod cli;
 pub mod compare;
 mod fmt;
 mod html;
@@ -20,7 +19,6 @@ mod verdict;
 
 use std::path::{Path, PathBuf};
 
-pub use cli::{CompareArgs, ReportArgs};
 pub use model::{Report, Verdict, VerdictFailure};
 
 /// The journal's file name inside a run directory.
@@ -117,4 +115,20 @@ pub(crate) fn write_atomic(path: &Path, contents: &str) -> Result<(), ReportErro
 pub fn json_schema() -> String {
     let schema = schemars::schema_for!(Report);
     serde_json::to_string_pretty(&schema).expect("a schema always serializes") + "\n"
+}
+
+/// Compares the runs in `run_a` and `run_b`, writes compare.md and
+/// compare.json into `out`, and returns the Markdown.
+pub fn compare_dirs(run_a: &Path, run_b: &Path, out: &Path) -> Result<String, ReportError> {
+    let a = load(&run_a.join(JOURNAL_FILE))?;
+    let b = load(&run_b.join(JOURNAL_FILE))?;
+    let c = compare::compare(&a, &b);
+    let md = compare::markdown(&c);
+    write_atomic(&out.join("compare.md"), &md)?;
+    let json = serde_json::to_string_pretty(&c).map_err(|source| ReportError::Json {
+        path: out.join("compare.json"),
+        source,
+    })?;
+    write_atomic(&out.join("compare.json"), &(json + "\n"))?;
+    Ok(md)
 }

@@ -5,7 +5,7 @@
 //! lists it in `merged` and the fault gets a note saying so).
 
 use super::model::{MilestoneAt, Phase};
-use crate::journal::event::Milestone;
+use crate::model::Milestone;
 
 /// The phases of one fault and what was noted deriving them.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,9 +6,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::build::kind_name;
 use super::model::{FaultReport, KindStats, PhaseStats, RefusedFault, Summary};
-use crate::journal::event::{FaultKind, Milestone};
+use crate::model::{FaultKind, Milestone};
 
 /// Nearest-rank percentile of ascending `sorted` values; `None` when empty.
 pub fn percentile(sorted: &[u64], p: u32) -> Option<u64> {
@@ -51,7 +50,7 @@ pub fn kind_stats(faults: &[FaultReport], refused: &[(FaultKind, RefusedFault)])
 fn kind_of(name: &str) -> Option<FaultKind> {
     [FaultKind::PodKill, FaultKind::NodeKill, FaultKind::Scale]
         .into_iter()
-        .find(|k| kind_name(*k) == name)
+        .find(|k| k.as_str() == name)
 }
 
 fn one_kind(
@@ -59,7 +58,7 @@ fn one_kind(
     faults: &[FaultReport],
     refused: &[(FaultKind, RefusedFault)],
 ) -> KindStats {
-    let name = kind_name(kind);
+    let name = kind.as_str();
     let of_kind: Vec<&FaultReport> = faults.iter().filter(|f| f.kind == name).collect();
     let totals: Vec<u64> = of_kind.iter().filter_map(|f| f.total_ms).collect();
     // Phases keyed by milestone order of their ends, then starts.

@@ -22,7 +22,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::cluster::{ClusterEventKind, WorkerInfo};
-use crate::journal::event::{FaultInjected, FaultKind, FaultOutcome, Milestone, MilestoneEvent};
+use crate::journal::event::{FaultInjected, FaultOutcome, MilestoneEvent};
+use crate::model::{FaultKind, Milestone};
 use fault::FaultTrack;
 pub use predict::{Precision, predict};
 

@@ -1,7 +1,7 @@
 //! The predicted recovery bound of a fault, from what the cluster exposes
 //! about failure detection ([`Detection`]), written beside each measured time.
 
-use crate::journal::event::{Detection, FaultKind};
+use crate::model::{Detection, FaultKind};
 
 /// The predicted upper bound (ms) of a fault's recovery up to the new worker
 /// being Ready, and how it was computed; `None` when the cluster exposes too

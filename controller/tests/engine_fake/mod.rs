@@ -11,7 +11,7 @@ use rackpong_controller::cluster::{
     WorkerInfo,
 };
 use rackpong_controller::engine::{Input, Timed};
-use rackpong_controller::journal::event::{Detection, ServiceLevel};
+use rackpong_controller::model::{Detection, ServiceLevel};
 use rackpong_controller::timing::Observation;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::{Instant, sleep};

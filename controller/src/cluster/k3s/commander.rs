@@ -1,8 +1,8 @@
 //! The seam through which the k3s backend sends signed node-chaos commands
 //! (`stop-k3s`, `reboot`, `net-drop`, `restore`) to a node's agent. The MQTT
-//! implementation lives in `crate::nodecmd` (which re-exports this trait: one
+//! implementation lives in `crate::cluster::k3s::nodecmd` (which re-exports this trait: one
 //! definition); the backend only needs the trait, so tests plug in a recorder
-//! and `crate::k3s_run` plugs in the MQTT sender when `--chaos-secret-file` is given.
+//! and `crate::rig` plugs in the MQTT sender when `--chaos-secret-file` is given.
 
 use std::time::Duration;
 

@@ -18,7 +18,7 @@ use kube::{Api, ResourceExt};
 use super::api::{self, map_err};
 use super::{GRACE_ANNOTATION, Inner, PROFILE_ANNOTATION};
 use crate::cluster::ClusterError;
-use crate::journal::event::Detection;
+use crate::model::Detection;
 
 const NOT_READY: &str = "node.kubernetes.io/not-ready";
 const UNREACHABLE: &str = "node.kubernetes.io/unreachable";

@@ -180,7 +180,7 @@ async fn send(
     let commander = inner
         .commander()
         .ok_or_else(|| ClusterError::Command(
-            "no node commander configured: start the controller with --chaos-secret-file to fault nodes through their agent".into(),
+            "no chaos secret: node faults through the agent need the agents' HMAC secret (--chaos-secret-file; in the cluster the Secret rackpong-chaos, see docs/k3s.md)".into(),
         ))?;
     let ack = commander
         .send(node, a, down_for)

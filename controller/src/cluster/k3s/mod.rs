@@ -10,6 +10,7 @@ mod args;
 mod commander;
 mod detection;
 mod faults;
+pub mod nodecmd;
 pub mod track;
 mod watch;
 
@@ -27,7 +28,7 @@ pub use args::K3sArgs;
 pub use commander::{CommandError, NodeCommander};
 
 use super::{Cluster, ClusterError, ClusterEvent, KillMode, NodeFault, NodeInfo, WorkerInfo};
-use crate::journal::event::Detection;
+use crate::model::Detection;
 
 /// The label every worker pod carries (the watchers' selector).
 pub const WORKER_SELECTOR: &str = "app.kubernetes.io/name=rackpong-worker";

@@ -4,7 +4,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::journal::event::Detection;
+use crate::model::Detection;
 
 /// Settings of a [`super::LocalRack`]. Start from [`LocalRackConfig::new`] and
 /// override what you need; every default is documented on its field.

@@ -55,7 +55,7 @@ use super::{
     WorkerInfo,
 };
 use crate::factory::WorkerEndpoint;
-use crate::journal::event::Detection;
+use crate::model::Detection;
 use inner::Inner;
 use state::{NodeState, RackState};
 

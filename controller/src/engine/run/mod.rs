@@ -38,7 +38,7 @@ pub(super) struct Run<C: Cluster, S: ServiceProbe> {
     pub(super) cfg: EngineConfig,
     pub(super) journal: Journal,
     pub(super) tracker: Tracker,
-    pub(super) detection: crate::journal::event::Detection,
+    pub(super) detection: crate::model::Detection,
     events: Option<broadcast::Receiver<ClusterEvent>>,
     inputs: Option<mpsc::Receiver<Timed>>,
     service_tick: Interval,
@@ -272,7 +272,7 @@ fn run_started(
     kind: &str,
     nodes: Vec<String>,
     plan: &Plan,
-    detection: &crate::journal::event::Detection,
+    detection: &crate::model::Detection,
 ) -> Event {
     Event::RunStarted(RunStarted {
         run_id: journal.run_id(),

@@ -5,7 +5,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{Area, Cart, Draw, FONT, WIDTH, phase_color, run_secs, s, svg};
-use crate::journal::event::Milestone;
+use crate::model::Milestone;
 use crate::report::ReportError;
 use crate::report::model::{FaultReport, Report};
 

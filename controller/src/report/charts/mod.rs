@@ -10,7 +10,7 @@ use plotters::prelude::*;
 
 use super::ReportError;
 use super::model::Report;
-use crate::journal::event::Milestone;
+use crate::model::Milestone;
 
 mod faults;
 mod series;

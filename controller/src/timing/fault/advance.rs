@@ -6,7 +6,8 @@ use std::collections::HashSet;
 use tokio::time::Instant;
 
 use super::{FaultTrack, slot_index};
-use crate::journal::event::{FaultOutcome, Milestone, MilestoneEvent};
+use crate::journal::event::{FaultOutcome, MilestoneEvent};
+use crate::model::Milestone;
 use crate::timing::{Output, Timeline};
 
 impl FaultTrack {

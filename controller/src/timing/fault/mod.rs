@@ -8,7 +8,8 @@ use tokio::time::Instant;
 mod advance;
 
 use super::Injected;
-use crate::journal::event::{FaultInjected, FaultKind, FaultOutcome, Milestone};
+use crate::journal::event::{FaultInjected, FaultOutcome};
+use crate::model::{FaultKind, Milestone};
 
 /// Slot milestones, in order, and their index in [`Slot::at`].
 const SLOT_MILESTONES: [Milestone; 5] = [

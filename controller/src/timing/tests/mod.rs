@@ -8,7 +8,8 @@ use tokio::time::Instant;
 
 use super::*;
 use crate::cluster::ClusterEventKind as K;
-use crate::journal::event::{Detection, FaultInjected, FaultKind, FaultOutcome, Milestone as M};
+use crate::journal::event::{FaultInjected, FaultOutcome};
+use crate::model::{Detection, FaultKind, Milestone as M};
 
 const PRECISION: Precision = Precision {
     event_ms: 1,

@@ -1,10 +1,7 @@
-//! The k3s backend wired to the engine, for `rackpong run --kubeconfig` and
-//! `rackpong operator`: the API watchers ([`K3sCluster`]), the signed node
+//! A run on k3s (`rackpong run --kubeconfig` and `rackpong operator`): the API watchers ([`K3sCluster`]), the signed node
 //! commander (with `--chaos-secret-file`), and per run the ball factory
 //! throwing at the workers' ingress (`--ingress`, a NodePort or Service URL)
 //! plus the MQTT feed into the engine.
-
-pub mod runner;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -19,12 +16,12 @@ use rumqttc::{MqttOptions, TlsConfiguration, Transport};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::{RigError, drive, factory_config};
 use crate::cluster::ClusterError;
+use crate::cluster::k3s::nodecmd::{MqttNodeCommander, NodeCmdArgs};
 use crate::cluster::k3s::{K3sArgs, K3sCluster};
-use crate::demo::DemoError;
 use crate::engine::{EngineConfig, RunSummary, mqtt};
 use crate::factory::{BallFactory, Entry, WorkerEndpoint};
-use crate::nodecmd::{MqttNodeCommander, NodeCmdArgs};
 use crate::plan::Plan;
 use crate::safety::{Pdb, PdbValue};
 
@@ -87,6 +84,16 @@ impl K3sRig {
         args: &K3sRunArgs,
         cancel: &CancellationToken,
     ) -> Result<K3sRig, WireError> {
+        K3sRig::connect_with(args, None, cancel).await
+    }
+
+    /// [`K3sRig::connect`] over `client` when given instead of the one the
+    /// flags describe (the offline tests hand in a mock API server).
+    pub async fn connect_with(
+        args: &K3sRunArgs,
+        client: Option<kube::Client>,
+        cancel: &CancellationToken,
+    ) -> Result<K3sRig, WireError> {
         let ingress = ingress(args.ingress.as_deref())?;
         let secret = args.node_cmd.secret().map_err(WireError::Secret)?;
         let topics = args.mqtt.topics();
@@ -100,7 +107,10 @@ impl K3sRig {
             .map(|_| command_options(&args.mqtt, &format!("{client_id}-cmd")))
             .transpose()
             .map_err(WireError::Mqtt)?;
-        let mut cluster = args.k3s.connect().await.map_err(WireError::Cluster)?;
+        let mut cluster = match client {
+            Some(client) => K3sCluster::new(client, args.k3s.config()),
+            None => args.k3s.connect().await.map_err(WireError::Cluster)?,
+        };
         // Not a child of `cancel`: after Ctrl-C the engine still rolls back
         // through the watchers and the node commander; `shutdown` stops them.
         let stop = CancellationToken::new();
@@ -141,7 +151,7 @@ impl K3sRig {
         mut cfg: EngineConfig,
         show_progress: bool,
         cancel: CancellationToken,
-    ) -> Result<RunSummary, DemoError> {
+    ) -> Result<RunSummary, RigError> {
         cfg.namespace = Some(self.cluster.config().namespace.clone());
         cfg.pdb = self
             .cluster
@@ -168,7 +178,7 @@ impl K3sRig {
             stop.clone(),
         ));
         let factory = BallFactory::start(
-            crate::demo::factory_config(&plan, "k3s", Entry::Url(self.ingress.clone())),
+            factory_config(&plan, "k3s", Entry::Url(self.ingress.clone())),
             targets,
             &self.link,
             &self.topics,
@@ -176,8 +186,7 @@ impl K3sRig {
         );
         let probe = move || factory.service_level();
         let cluster = self.cluster.clone();
-        let result =
-            crate::demo::drive(cluster, probe, inputs, plan, cfg, show_progress, cancel).await;
+        let result = drive(cluster, probe, inputs, plan, cfg, show_progress, cancel).await;
         stop.cancel();
         result
     }

@@ -50,18 +50,38 @@ pub struct NodeCmdArgs {
     #[arg(long, env = "RACKPONG_CHAOS_SECRET_FILE", value_name = "PATH")]
     pub chaos_secret_file: Option<PathBuf>,
 
+    /// A missing secret file disables agent node faults (they are refused,
+    /// naming the secret) instead of failing. The cluster manifests set it:
+    /// there the Secret `rackpong-chaos` is optional.
+    #[arg(long, env = "RACKPONG_CHAOS_SECRET_OPTIONAL")]
+    pub chaos_secret_optional: bool,
+
     /// How long to wait for a node's ack to a command.
     #[arg(long, env = "RACKPONG_NODE_CMD_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub node_cmd_timeout: Duration,
 }
 
 impl NodeCmdArgs {
-    /// The secret, if a file was given (refused when open to group/others).
+    /// The secret, if a file was given (refused when open to others or a
+    /// foreign group); `None` for a missing file when it is optional.
     pub fn secret(&self) -> Result<Option<Secret>, SecretError> {
-        self.chaos_secret_file
+        let loaded = self
+            .chaos_secret_file
             .as_deref()
             .map(Secret::load)
-            .transpose()
+            .transpose();
+        match loaded {
+            Err(SecretError::Read { path, source })
+                if self.chaos_secret_optional && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                tracing::warn!(
+                    path = %path.display(),
+                    "no chaos secret (in the cluster: create Secret rackpong-chaos, see docs/k3s.md): node faults through the agent will be refused"
+                );
+                Ok(None)
+            }
+            other => other,
+        }
     }
 }
 
@@ -275,5 +295,53 @@ impl AckLoop {
             None => tracing::debug!(%node, id = %ack.id, "ack for a command nobody awaits"),
         }
         let _ = self.acks.send(ack);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Flags {
+        #[command(flatten)]
+        node_cmd: NodeCmdArgs,
+    }
+
+    fn parse(args: &[&str]) -> NodeCmdArgs {
+        Flags::try_parse_from(std::iter::once("rackpong").chain(args.iter().copied()))
+            .unwrap()
+            .node_cmd
+    }
+
+    #[test]
+    fn a_missing_secret_fails_unless_it_is_optional() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("chaos.key");
+        let missing = missing.to_str().unwrap();
+        let err = parse(&["--chaos-secret-file", missing])
+            .secret()
+            .unwrap_err();
+        assert!(err.to_string().contains("chaos.key"), "{err}");
+        let optional = parse(&["--chaos-secret-file", missing, "--chaos-secret-optional"]);
+        assert!(optional.secret().unwrap().is_none());
+    }
+
+    #[test]
+    fn an_optional_secret_that_exists_is_still_checked() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chaos.key");
+        std::fs::write(&path, "k\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let args = parse(&[
+            "--chaos-secret-file",
+            path.to_str().unwrap(),
+            "--chaos-secret-optional",
+        ]);
+        assert!(matches!(args.secret(), Err(SecretError::TooOpen { .. })));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(args.secret().unwrap().unwrap().as_bytes(), b"k");
     }
 }

@@ -1,4 +1,4 @@
-//! `rackpong operator`: the engine behind the operator's
+//! The engine behind the operator's
 //! [`ExperimentRunner`] seam. A `ChaosExperiment`'s `spec.plan` goes through
 //! the same parser as a plan file (errors name `ChaosExperiment/<name>`), then
 //! runs on the shared [`K3sRig`] in its own task; the outcome becomes the
@@ -11,25 +11,14 @@ use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{K3sRig, K3sRunArgs, WireError};
+use super::ChaosExperimentSpec;
+use super::reconcile::{self, Context, ExperimentRunner, RunHandle, RunSummary};
 use crate::cluster::ClusterError;
-use crate::demo::DemoError;
 use crate::engine::{EngineConfig, RunSummary as EngineSummary};
 use crate::journal::event::RunOutcome;
 use crate::journal::new_run_id;
-use crate::operator::ChaosExperimentSpec;
-use crate::operator::reconcile::{self, Context, ExperimentRunner, RunHandle, RunSummary};
 use crate::plan::{self, Plan};
-
-/// Flags of `rackpong operator`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct OperatorArgs {
-    #[command(flatten)]
-    pub k3s: K3sRunArgs,
-    /// Directory the run directories are written under (a volume in the pod).
-    #[arg(long, env = "RACKPONG_RUNS_DIR", default_value = "runs")]
-    pub runs_dir: PathBuf,
-}
+use crate::rig::{K3sRig, K3sRunArgs, RigError, WireError};
 
 /// The engine as the operator's runner.
 pub struct EngineRunner {
@@ -109,7 +98,7 @@ impl ExperimentRunner for EngineRunner {
 }
 
 /// The reconciler's view of how a run ended.
-pub fn summarize(result: Result<EngineSummary, DemoError>) -> RunSummary {
+pub fn summarize(result: Result<EngineSummary, RigError>) -> RunSummary {
     match result {
         Ok(s) => {
             let failures = s.failures();
@@ -145,29 +134,26 @@ pub enum OperatorRunError {
     Wire(#[from] WireError),
     #[error("k3s: {0}")]
     Cluster(ClusterError),
+    #[error(transparent)]
+    Health(#[from] super::health::HealthError),
 }
 
-/// `rackpong operator`: reconciles the namespace's `ChaosExperiment`s with
+/// Reconciles the namespace's `ChaosExperiment`s with
 /// the engine until `cancel` fires; a running experiment is then aborted and
 /// rolled back before the operator returns.
-pub async fn operator(
-    args: OperatorArgs,
+pub async fn serve(
+    k3s: &K3sRunArgs,
+    runs_dir: PathBuf,
+    health: &super::health::HealthArgs,
     cancel: CancellationToken,
 ) -> Result<(), OperatorRunError> {
-    let rig = Arc::new(K3sRig::connect(&args.k3s, &cancel).await?);
-    let client = args
-        .k3s
-        .k3s
-        .client()
-        .await
-        .map_err(OperatorRunError::Cluster)?;
-    let runner = Arc::new(EngineRunner::new(
-        rig.clone(),
-        args.runs_dir,
-        cancel.clone(),
-    ));
-    let ctx = Context::new(client, &args.k3s.k3s.namespace, runner.clone());
-    tracing::info!(namespace = %args.k3s.k3s.namespace, "operator reconciling ChaosExperiments");
+    let (_, ready) = super::health::start(health.health_addr, cancel.clone()).await?;
+    let rig = Arc::new(K3sRig::connect(k3s, &cancel).await?);
+    ready.send_replace(true);
+    let client = k3s.k3s.client().await.map_err(OperatorRunError::Cluster)?;
+    let runner = Arc::new(EngineRunner::new(rig.clone(), runs_dir, cancel.clone()));
+    let ctx = Context::new(client, &k3s.k3s.namespace, runner.clone());
+    tracing::info!(namespace = %k3s.k3s.namespace, "operator reconciling ChaosExperiments");
     reconcile::run(Arc::new(ctx), cancel).await;
     tracing::info!("operator stopping: waiting for a running experiment to roll back");
     runner.wait().await;
@@ -223,7 +209,7 @@ mod tests {
 
     #[test]
     fn an_engine_error_is_a_failed_status_with_its_reason() {
-        let s = summarize(Err(DemoError::Rack("gone".into())));
+        let s = summarize(Err(RigError::Rack("gone".into())));
         assert_eq!(s.phase, "Failed");
         assert_eq!(s.message.as_deref(), Some("local rack: gone"));
     }

@@ -1,4 +1,14 @@
-//! The `rackpong` command line: subcommands and their dispatch.
+//! The `rackpong` command line: one file per subcommand, each parsing its
+//! flags, choosing a rig (or a report) and printing the result; [`run`]
+//! dispatches.
+
+pub mod compare;
+pub mod crd;
+pub mod demo;
+pub mod operator;
+pub mod report;
+pub mod run;
+pub mod watch;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
@@ -28,21 +38,21 @@ pub enum Command {
     Agent(Box<rackpong_agent::Role>),
     /// Run an experiment plan on k3s (--kubeconfig, --broker, --ingress) or a
     /// local rack (--local); --dry-run prints what would happen and touches nothing.
-    Run(crate::engine::command::RunArgs),
+    Run(run::RunArgs),
     /// The whole demo on this machine: embedded broker, local rack, ball
     /// factory and the default plan, with progress; prints the run directory.
-    Demo(crate::demo::DemoArgs),
+    Demo(demo::DemoArgs),
     /// Print the ChaosExperiment CustomResourceDefinition (YAML) for `kubectl apply -f -`.
     Crd,
     /// Run the in-cluster operator: reconcile the namespace's ChaosExperiments
     /// with the engine, one at a time, until stopped.
-    Operator(crate::k3s_run::runner::OperatorArgs),
+    Operator(operator::OperatorArgs),
     /// Re-render a run's report.json, report.md, report.html and junit.xml from its journal.
-    Report(crate::report::ReportArgs),
+    Report(report::ReportArgs),
     /// Compare two runs side by side, per fault kind and phase.
-    Compare(crate::report::CompareArgs),
+    Compare(compare::CompareArgs),
     /// The live dashboard over a rack's MQTT broker, without any chaos.
-    Watch(crate::dashboard::WatchArgs),
+    Watch(watch::WatchArgs),
 }
 
 /// Why a subcommand failed.
@@ -51,18 +61,20 @@ pub enum CliError {
     #[error(transparent)]
     Agent(#[from] rackpong_agent::cli::RunError),
     #[error(transparent)]
-    Run(#[from] crate::engine::command::RunCommandError),
+    Run(#[from] run::RunCommandError),
     #[error(transparent)]
-    Demo(#[from] crate::demo::DemoError),
+    Demo(#[from] crate::rig::RigError),
     /// The run finished but its steady state or an SLO failed.
     #[error(transparent)]
     Failed(#[from] crate::engine::EngineError),
     #[error(transparent)]
     Crd(#[from] crate::operator::CrdError),
     #[error(transparent)]
-    Operator(#[from] crate::k3s_run::runner::OperatorRunError),
+    Operator(#[from] crate::operator::OperatorRunError),
     #[error(transparent)]
-    Report(#[from] crate::report::cli::ReportCliError),
+    Report(#[from] report::ReportCliError),
+    #[error(transparent)]
+    Compare(#[from] crate::report::ReportError),
     #[error(transparent)]
     Dashboard(#[from] crate::dashboard::DashboardError),
 }
@@ -71,16 +83,16 @@ pub enum CliError {
 pub async fn run(command: Command, cancel: CancellationToken) -> Result<(), CliError> {
     match command {
         Command::Agent(role) => rackpong_agent::run(*role, cancel).await?,
-        Command::Run(args) => match crate::engine::command::run(args, cancel).await? {
-            crate::engine::command::RunResult::DryRun(text) => print!("{text}"),
-            crate::engine::command::RunResult::Ran(summary) => finished(&summary)?,
+        Command::Run(args) => match run::run(args, cancel).await? {
+            run::RunResult::DryRun(text) => print!("{text}"),
+            run::RunResult::Ran(summary) => finished(&summary)?,
         },
-        Command::Demo(args) => finished(&crate::demo::run(args, cancel).await?)?,
-        Command::Crd => print!("{}", crate::operator::crd_yaml()?),
-        Command::Operator(args) => crate::k3s_run::runner::operator(args, cancel).await?,
-        Command::Report(args) => crate::report::cli::report(&args)?,
-        Command::Compare(args) => crate::report::cli::compare_runs(&args)?,
-        Command::Watch(args) => crate::dashboard::watch(args, cancel).await?,
+        Command::Demo(args) => finished(&demo::run(args, cancel).await?)?,
+        Command::Crd => crd::run()?,
+        Command::Operator(args) => operator::run(args, cancel).await?,
+        Command::Report(args) => report::run(&args)?,
+        Command::Compare(args) => compare::run(&args)?,
+        Command::Watch(args) => watch::run(args, cancel).await?,
     }
     Ok(())
 }

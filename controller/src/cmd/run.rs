@@ -1,16 +1,16 @@
 //! `rackpong run PLAN`: validate the plan (before anything is touched), then
 //! print what would happen (`--dry-run`), or run it on a local stand-in rack
 //! (`--local`) or on k3s (the default: `--kubeconfig` or the usual kubeconfig
-//! inference, see [`crate::k3s_run`]), print the summary table and the
+//! inference, see [`crate::rig::K3sRig`]), print the summary table and the
 //! run directory, and fail naming what failed.
 
 use std::path::PathBuf;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{EngineError, RunSummary, dry_run_text};
-use crate::demo::{DemoError, LocalSetup};
+use crate::engine::{EngineConfig, EngineError, RunSummary, dry_run_text};
 use crate::plan::{self, PlanError};
+use crate::rig::{K3sRig, K3sRunArgs, LocalSetup, RigError, WireError};
 
 /// Flags of `rackpong run`.
 #[derive(Debug, Clone, clap::Args)]
@@ -36,7 +36,7 @@ pub struct RunArgs {
     /// The k3s backend (without --local or --dry-run): API server, MQTT
     /// broker, node-command secret and the workers' ingress.
     #[command(flatten)]
-    pub k3s: crate::k3s_run::K3sRunArgs,
+    pub k3s: K3sRunArgs,
 }
 
 /// Why `rackpong run` failed.
@@ -45,11 +45,11 @@ pub enum RunCommandError {
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]
-    Local(#[from] DemoError),
+    Local(#[from] RigError),
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
-    K3s(#[from] crate::k3s_run::WireError),
+    K3s(#[from] WireError),
 }
 
 /// What `rackpong run` did: the dry-run text, or a finished run.
@@ -61,6 +61,16 @@ pub enum RunResult {
 
 /// `rackpong run`.
 pub async fn run(args: RunArgs, cancel: CancellationToken) -> Result<RunResult, RunCommandError> {
+    run_with(args, None, cancel).await
+}
+
+/// `rackpong run` over `client` when given instead of the kubeconfig's (the
+/// offline k3s run test hands in a mock API server).
+pub async fn run_with(
+    args: RunArgs,
+    client: Option<kube::Client>,
+    cancel: CancellationToken,
+) -> Result<RunResult, RunCommandError> {
     let plan = plan::load(&args.plan)?;
     if args.dry_run {
         return Ok(RunResult::DryRun(dry_run_text(&plan)));
@@ -75,11 +85,11 @@ pub async fn run(args: RunArgs, cancel: CancellationToken) -> Result<RunResult, 
             observe: None,
         };
         return Ok(RunResult::Ran(
-            crate::demo::run_local(setup, plan, cancel).await?,
+            crate::rig::run_local(setup, plan, cancel).await?,
         ));
     }
-    let rig = crate::k3s_run::K3sRig::connect(&args.k3s, &cancel).await?;
-    let cfg = super::EngineConfig::new(&args.runs_dir);
+    let rig = K3sRig::connect_with(&args.k3s, client, &cancel).await?;
+    let cfg = EngineConfig::new(&args.runs_dir);
     let result = rig.run(plan, cfg, true, cancel).await;
     rig.shutdown().await;
     Ok(RunResult::Ran(result?))

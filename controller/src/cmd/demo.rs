@@ -1,0 +1,120 @@
+//! `rackpong demo`: everything on this machine with no setup — an embedded
+//! MQTT broker, a local stand-in rack (default 4 nodes, 8 workers), the ball
+//! factory and the default plan (pod kills, a node kill, a scale change),
+//! with progress in the terminal; prints the run directory at the end.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::dashboard::DashboardArgs;
+use crate::engine::RunSummary;
+use crate::plan::{self, FaultAction, Plan, PlanError};
+use crate::rig::{LocalSetup, RigError};
+
+/// Flags of `rackpong demo`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Length of the fault window (humantime, e.g. `90s`), overriding the plan's `duration`.
+    #[arg(long, env = "RACKPONG_DEMO_DURATION", value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Nodes of the local rack (each a process group on its own 127.0.1.x address).
+    #[arg(long, env = "RACKPONG_DEMO_NODES", default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=254))]
+    pub nodes: u8,
+    /// Worker replicas at start.
+    #[arg(long, env = "RACKPONG_DEMO_WORKERS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    pub workers: u32,
+    /// Experiment plan (YAML) instead of the built-in demo plan (plans/demo.yaml).
+    #[arg(long, env = "RACKPONG_PLAN")]
+    pub plan: Option<PathBuf>,
+    /// Directory the run directory is written under.
+    #[arg(long, env = "RACKPONG_RUNS_DIR", default_value = "runs")]
+    pub runs_dir: PathBuf,
+    #[command(flatten)]
+    pub dashboard: DashboardArgs,
+}
+
+/// The plan the demo runs: `--plan` or the built-in one sized to
+/// `--workers`, with `--duration` applied.
+pub fn demo_plan(args: &DemoArgs) -> Result<Plan, PlanError> {
+    let mut p = match &args.plan {
+        Some(path) => plan::load(path)?,
+        None => fit_to_workers(plan::default_demo(), args.workers),
+    };
+    if let Some(d) = args.duration {
+        p.duration = d;
+    }
+    Ok(p)
+}
+
+/// The built-in plan is written for 8 workers: keep its proportions for
+/// another count (steady state at 3/4, scale range 3/4 ..= 5/4).
+fn fit_to_workers(mut p: Plan, workers: u32) -> Plan {
+    let three_quarters = (workers * 3 / 4).max(1);
+    p.steady_state.min_ready_workers = three_quarters;
+    for f in &mut p.faults {
+        if let FaultAction::Scale { min, max } = &mut f.action {
+            *min = three_quarters;
+            *max = (workers * 5 / 4).max(three_quarters + 1);
+        }
+    }
+    p
+}
+
+/// `rackpong demo`.
+pub async fn run(args: DemoArgs, cancel: CancellationToken) -> Result<RunSummary, RigError> {
+    let plan = demo_plan(&args)?;
+    let setup = LocalSetup {
+        nodes: args.nodes,
+        workers: args.workers,
+        runs_dir: args.runs_dir,
+        progress: true,
+        exe: None,
+        observe: None,
+    };
+    crate::rig::run_local_with(setup, plan, cancel, &args.dashboard).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(workers: u32) -> DemoArgs {
+        DemoArgs {
+            duration: Some(Duration::from_secs(20)),
+            nodes: 4,
+            workers,
+            plan: None,
+            runs_dir: "runs".into(),
+            dashboard: DashboardArgs::default(),
+        }
+    }
+
+    #[test]
+    fn the_default_plan_is_sized_to_the_worker_count() {
+        let p = demo_plan(&args(8)).unwrap();
+        assert_eq!(p.duration, Duration::from_secs(20));
+        assert_eq!(p.steady_state.min_ready_workers, 6);
+        let p = demo_plan(&args(2)).unwrap();
+        assert_eq!(p.steady_state.min_ready_workers, 1);
+        let scale = p.faults.iter().find_map(|f| match f.action {
+            FaultAction::Scale { min, max } => Some((min, max)),
+            _ => None,
+        });
+        assert_eq!(scale, Some((1, 2)));
+    }
+
+    #[test]
+    fn a_bad_plan_file_fails_before_anything_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, "name: x\n").unwrap();
+        let a = DemoArgs {
+            plan: Some(path.clone()),
+            ..args(8)
+        };
+        let e = demo_plan(&a).unwrap_err().to_string();
+        assert!(e.starts_with(&path.display().to_string()), "{e}");
+    }
+}

@@ -1,0 +1,12 @@
+//! The in-cluster operator (`rackpong operator`): the `ChaosExperiment`
+//! custom resource ([`crd`]), the reconciler that follows each experiment's
+//! status ([`reconcile`]), and the runner that hands its plan to the engine
+//! on the shared k3s rig ([`runner`]), and kubelet's probes ([`health`]).
+
+pub mod crd;
+pub mod health;
+pub mod reconcile;
+pub mod runner;
+
+pub use crd::{ChaosExperiment, ChaosExperimentSpec, ChaosExperimentStatus, CrdError, crd_yaml};
+pub use runner::{OperatorRunError, serve};
