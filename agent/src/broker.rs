@@ -158,7 +158,8 @@ fn free_addr(ip: IpAddr) -> Result<SocketAddr, BrokerError> {
 fn config(listen: SocketAddr, auth: Option<HashMap<String, String>>) -> Config {
     let connections = ConnectionSettings {
         connection_timeout_ms: 60_000,
-        max_payload_size: 1024 * 1024,
+        // Above the agents' own incoming limit's tests (a 1.5 MiB hostile command).
+        max_payload_size: 4 * 1024 * 1024,
         max_inflight_count: 500,
         auth,
         external_auth: None,

@@ -51,6 +51,12 @@ pub async fn run(role: Role, cancel: CancellationToken) -> Result<(), RunError> 
     Ok(())
 }
 
+/// Colours only on a terminal, and never when `NO_COLOR` is set to anything
+/// non-empty (<https://no-color.org>): a file or journald gets plain text.
+pub fn use_colour(stderr_is_tty: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_tty && no_color.is_none_or(|v| v.is_empty())
+}
+
 /// Installs the tracing subscriber (to stderr) for the given filter and format.
 pub fn init_tracing(filter: &str, json: bool) -> Result<(), RunError> {
     let env_filter =
@@ -60,6 +66,10 @@ pub fn init_tracing(filter: &str, json: bool) -> Result<(), RunError> {
         })?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(env_filter)
+        .with_ansi(use_colour(
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::env::var_os("NO_COLOR").as_deref(),
+        ))
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();

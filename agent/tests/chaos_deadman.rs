@@ -51,7 +51,8 @@ async fn dead_man_restores_after_down_for_without_a_controller() {
         .await
         .unwrap()
         .unwrap();
-    assert!(!state_path.exists(), "state file cleared after the restore");
+    let left = StateFile::new(Some(state_path.clone())).load().unwrap();
+    assert_eq!(left, None, "no fault recorded after the restore");
     assert_eq!(
         agent.runner.steps().len(),
         2,

@@ -33,7 +33,8 @@ async fn commands_flow_over_the_node_link() {
         runner: Arc::new(runner.clone()),
     };
     let cancel = CancellationToken::new();
-    let handle = chaos::spawn(&link, &topics, "pi4", setup, cancel.clone());
+    let stats = std::sync::Arc::default();
+    let handle = chaos::spawn(&link, &topics, "pi4", setup, stats, cancel.clone());
     let mut ctl = Controller::new(&broker, "pi4").await;
 
     // The link subscribes after it connects: a harmless restore, repeated

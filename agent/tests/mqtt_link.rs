@@ -162,3 +162,29 @@ async fn shutdown_while_unreachable_returns_promptly() {
     .await
     .expect("shutdown does not wait for a broker that is not there");
 }
+
+/// Issue 11 item 7: after a few seconds of outage (old backoff: 4–8 s by
+/// now) the link is back within about a second of the broker returning.
+#[tokio::test]
+async fn reconnects_within_a_second_of_a_short_outage_ending() {
+    let broker = broker_addr();
+    let proxy = Proxy::start(broker).await;
+    let rack = unique_rack("quickback");
+    let link = MqttLink::start(config(&proxy.url(), &rack, 100));
+    wait_connected(&link, true).await;
+    proxy.cut();
+    wait_connected(&link, false).await;
+    // Six refused attempts: the uncapped backoff would be at 8 s now.
+    let before = proxy.accepted();
+    proxy.wait_accepted(before + 6).await;
+    proxy.restore();
+    let back = std::time::Instant::now();
+    wait_connected(&link, true).await;
+    let took = back.elapsed();
+    // 1 s cap (jitter included) plus the connect itself on a loaded machine.
+    assert!(
+        took < Duration::from_millis(2500),
+        "reconnected after {took:?}"
+    );
+    link.shutdown(WAIT).await;
+}

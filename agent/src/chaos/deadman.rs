@@ -51,6 +51,22 @@ impl ActiveFault {
     }
 }
 
+/// Everything persisted, written atomically as one JSON document: the fault in
+/// force plus the replay state, so a restarted agent still refuses replays
+/// (the nonces of the current window, and anything issued before the last
+/// command this node admitted).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersistedState {
+    #[serde(default)]
+    pub fault: Option<ActiveFault>,
+    /// `(issued_ms, nonce)` of admitted commands still inside the window.
+    #[serde(default)]
+    pub nonces: Vec<(u64, String)>,
+    /// `issued_ms` of the last admitted command (0: none).
+    #[serde(default)]
+    pub last_admitted_issued_ms: u64,
+}
+
 /// Why the state file could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -83,12 +99,28 @@ impl StateFile {
 
     /// The fault left by a previous run, if any.
     pub fn load(&self) -> Result<Option<ActiveFault>, StateError> {
+        Ok(self.load_state()?.fault)
+    }
+
+    /// Writes a state holding only `fault` (atomically and durably).
+    pub fn save(&self, fault: &ActiveFault) -> Result<(), StateError> {
+        self.save_state(&PersistedState {
+            fault: Some(fault.clone()),
+            ..PersistedState::default()
+        })
+    }
+
+    /// Everything a previous run left (a file of an older agent holds a bare
+    /// fault record, read as such).
+    pub fn load_state(&self) -> Result<PersistedState, StateError> {
         let Some(path) = &self.path else {
-            return Ok(None);
+            return Ok(PersistedState::default());
         };
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(PersistedState::default());
+            }
             Err(source) => {
                 return Err(StateError::Io {
                     path: path.clone(),
@@ -96,16 +128,20 @@ impl StateFile {
                 });
             }
         };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|source| StateError::Decode {
-                path: path.clone(),
-                source,
-            })
+        if let Ok(fault) = serde_json::from_slice::<ActiveFault>(&bytes) {
+            return Ok(PersistedState {
+                fault: Some(fault),
+                ..PersistedState::default()
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|source| StateError::Decode {
+            path: path.clone(),
+            source,
+        })
     }
 
-    /// Writes `fault` atomically and durably (temp file, fsync, rename).
-    pub fn save(&self, fault: &ActiveFault) -> Result<(), StateError> {
+    /// Writes `state` atomically and durably (temp file, fsync, rename).
+    pub fn save_state(&self, state: &PersistedState) -> Result<(), StateError> {
         let Some(path) = &self.path else {
             return Ok(());
         };
@@ -115,7 +151,7 @@ impl StateFile {
         };
         let tmp = path.with_extension("tmp");
         let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        let json = serde_json::to_vec(fault).expect("an ActiveFault always serialises");
+        let json = serde_json::to_vec(state).expect("the state always serialises");
         f.write_all(&json).map_err(io)?;
         f.sync_all().map_err(io)?;
         std::fs::rename(&tmp, path).map_err(io)

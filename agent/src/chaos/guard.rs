@@ -18,6 +18,8 @@ use super::Secret;
 
 /// Longest nonce or id accepted: they are kept in memory and echoed in acks.
 const MAX_TOKEN_LEN: usize = 128;
+/// Largest command payload decoded; a real one is a few hundred bytes.
+pub const MAX_COMMAND_BYTES: usize = 16 * 1024;
 
 /// Why a command was rejected. `code()` is the stable machine-readable prefix
 /// of the ack's `reason`.
@@ -49,6 +51,16 @@ pub enum Rejection {
     Busy(String),
     #[error("no-uplink: {0}")]
     NoUplink(String),
+    #[error(
+        "issued-before-restart: issued at {issued_ms}, before {floor_ms}, the last command admitted before this agent restarted"
+    )]
+    BeforeRestart { issued_ms: u64, floor_ms: u64 },
+    #[error("too-large: {0} bytes, a command is at most {MAX_COMMAND_BYTES}")]
+    TooLarge(usize),
+    #[error(
+        "retained: commands are never retained by rackpong; a retained message on the command topic is ignored"
+    )]
+    Retained,
 }
 
 impl Rejection {
@@ -67,6 +79,9 @@ impl Rejection {
             Rejection::BadDuration(_) => "bad-duration",
             Rejection::Busy(_) => "busy",
             Rejection::NoUplink(_) => "no-uplink",
+            Rejection::TooLarge(_) => "too-large",
+            Rejection::BeforeRestart { .. } => "issued-before-restart",
+            Rejection::Retained => "retained",
         }
     }
 }
@@ -139,6 +154,10 @@ pub struct Guard {
     node: String,
     window_ms: u64,
     nonces: NonceCache,
+    /// Commands issued before this are refused (the previous run's last admitted).
+    floor_ms: u64,
+    /// `issued_ms` of the last command admitted (persisted as the next run's floor).
+    last_admitted_ms: u64,
 }
 
 impl Guard {
@@ -148,7 +167,26 @@ impl Guard {
             node: node.to_string(),
             window_ms,
             nonces: NonceCache::new(nonce_capacity),
+            floor_ms: 0,
+            last_admitted_ms: 0,
         }
+    }
+
+    /// Picks up a previous run's replay state: its live nonces, and its last
+    /// admitted `issued_ms` as the floor below which commands are refused.
+    pub fn resume(&mut self, nonces: &[(u64, String)], last_admitted_ms: u64) {
+        for (issued, nonce) in nonces {
+            self.nonces.seen.insert(nonce.clone());
+            self.nonces.by_issue.insert((*issued, nonce.clone()));
+        }
+        self.floor_ms = last_admitted_ms;
+        self.last_admitted_ms = last_admitted_ms;
+    }
+
+    /// What to persist: live `(issued_ms, nonce)` pairs and the last admitted `issued_ms`.
+    pub fn replay_state(&self) -> (Vec<(u64, String)>, u64) {
+        let nonces = self.nonces.by_issue.iter().cloned().collect();
+        (nonces, self.last_admitted_ms)
     }
 
     /// Admits `payload` received at `now_ms` (wall clock), or says why not.
@@ -172,9 +210,16 @@ impl Guard {
             }));
         }
         self.check_window(cmd.issued_ms, now_ms).map_err(reject)?;
+        if cmd.issued_ms < self.floor_ms {
+            return Err(reject(Rejection::BeforeRestart {
+                issued_ms: cmd.issued_ms,
+                floor_ms: self.floor_ms,
+            }));
+        }
         self.nonces
             .admit(&cmd.nonce, cmd.issued_ms, now_ms, self.window_ms)
             .map_err(reject)?;
+        self.last_admitted_ms = self.last_admitted_ms.max(cmd.issued_ms);
         Ok(signed.cmd)
     }
 
@@ -203,6 +248,12 @@ impl Guard {
 
 /// Decodes a signed command; on failure salvages the `id` for the ack.
 fn decode(payload: &[u8]) -> Result<SignedCommand, Rejected> {
+    if payload.len() > MAX_COMMAND_BYTES {
+        return Err(Rejected {
+            id: scan_id(&payload[..MAX_COMMAND_BYTES]),
+            reason: Rejection::TooLarge(payload.len()),
+        });
+    }
     let signed: SignedCommand = serde_json::from_slice(payload).map_err(|e| Rejected {
         id: salvage_id(payload),
         reason: Rejection::Malformed(e.to_string()),
@@ -224,6 +275,20 @@ fn salvage_id(payload: &[u8]) -> String {
         .ok()
         .and_then(|v| v.get("id")?.as_str().map(str::to_string))
         .filter(|id| id.len() <= MAX_TOKEN_LEN)
+        .unwrap_or_default()
+}
+
+/// The `"id":"…"` near the start of a payload too large to decode.
+fn scan_id(head: &[u8]) -> String {
+    let key = br#""id":""#;
+    head.windows(key.len())
+        .position(|w| w == key)
+        .and_then(|at| {
+            let rest = &head[at + key.len()..];
+            let end = rest.iter().position(|&b| b == b'"')?;
+            std::str::from_utf8(&rest[..end]).ok().map(str::to_string)
+        })
+        .filter(|id| id.len() <= MAX_TOKEN_LEN && !id.contains('\\'))
         .unwrap_or_default()
 }
 
@@ -327,6 +392,17 @@ mod tests {
         );
         let later = NOW + WINDOW + 1;
         assert_eq!(code(g.check(&wire("pi2", later, "c", b"k"), later)), "ok");
+    }
+
+    #[test]
+    fn oversized_payload_is_too_large_with_its_id() {
+        let mut g = guard(16);
+        let big = format!(
+            r#"{{"id":"big-1","pad":"{}"}}"#,
+            "x".repeat(MAX_COMMAND_BYTES)
+        );
+        let e = g.check(big.as_bytes(), NOW).unwrap_err();
+        assert_eq!((e.id.as_str(), e.reason.code()), ("big-1", "too-large"));
     }
 
     #[test]

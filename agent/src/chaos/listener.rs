@@ -2,8 +2,9 @@
 //! them through the [`Guard`], acks on `nodes/<node>/cmd/ack`, runs the
 //! action's steps and owns the dead-man timer that restores the node.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -12,7 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::ChaosConfig;
-use super::deadman::{ActiveFault, StateFile};
+use super::deadman::{ActiveFault, PersistedState, StateFile};
 use super::guard::{Guard, Rejection};
 use super::runner::{Runner, Step, default_route_iface};
 use crate::now_ms;
@@ -35,6 +36,34 @@ pub struct ChaosStats {
     pub deadman_restores: AtomicU64,
     /// Steps that failed to run.
     pub step_failures: AtomicU64,
+    /// Commands by (result, reason): `accepted` with the action, `rejected`
+    /// with the rejection code.
+    by_outcome: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    /// The fault in force and its dead-man deadline (Unix ms).
+    active: Mutex<Option<(ChaosAction, u64)>>,
+}
+
+impl ChaosStats {
+    /// Commands counted by (result, reason), sorted.
+    pub fn by_outcome(&self) -> Vec<((&'static str, &'static str), u64)> {
+        let m = self.by_outcome.lock().unwrap_or_else(|p| p.into_inner());
+        m.iter().map(|(k, v)| (*k, *v)).collect()
+    }
+
+    /// The fault in force and its dead-man deadline (Unix ms), if any.
+    pub fn active(&self) -> Option<(ChaosAction, u64)> {
+        *self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn count(&self, result: &'static str, reason: &'static str) {
+        let mut m = self.by_outcome.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry((result, reason)).or_default() += 1;
+    }
+
+    fn set_active(&self, fault: Option<&ActiveFault>) {
+        *self.active.lock().unwrap_or_else(|p| p.into_inner()) =
+            fault.map(|f| (f.action, f.restore_at_ms));
+    }
 }
 
 /// The running listener.
@@ -55,7 +84,30 @@ pub fn spawn_with(
     runner: Arc<dyn Runner>,
     cancel: CancellationToken,
 ) -> ChaosHandle {
-    let stats = Arc::new(ChaosStats::default());
+    spawn_counted(
+        commands,
+        acks,
+        topics,
+        node,
+        cfg,
+        runner,
+        Arc::new(ChaosStats::default()),
+        cancel,
+    )
+}
+
+/// [`spawn_with`], counting into `stats` (shared with the node's /metrics).
+#[allow(clippy::too_many_arguments)]
+pub fn spawn_counted(
+    commands: mpsc::Receiver<rumqttc::Publish>,
+    acks: Arc<dyn AckSink>,
+    topics: &Topics,
+    node: &str,
+    cfg: ChaosConfig,
+    runner: Arc<dyn Runner>,
+    stats: Arc<ChaosStats>,
+    cancel: CancellationToken,
+) -> ChaosHandle {
     let window_ms = cfg.window.as_millis() as u64;
     let listener = Listener {
         guard: Guard::new(cfg.secret.clone(), node, window_ms, cfg.nonce_capacity),
@@ -95,19 +147,22 @@ impl Listener {
         self.resume_persisted().await;
         let mut open = true;
         loop {
+            self.stats.set_active(self.active.as_ref().map(|(f, _)| f));
             let deadline = self.active.as_ref().map(|(_, at)| *at);
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 // A failed restore re-arms itself (logged in `restore`).
                 _ = sleep_until_opt(deadline) => { let _ = self.restore("dead-man timer").await; }
                 msg = commands.recv(), if open => match msg {
-                    Some(publish) => self.handle(&publish.payload).await,
+                    Some(publish) => self.handle(&publish).await,
                     // The link is gone; keep the dead-man timer until cancelled.
                     None => open = false,
                 },
             }
         }
-        if self.active.is_some() && self.restore("agent shutdown").await.is_err() {
+        let left = self.active.is_some() && self.restore("agent shutdown").await.is_err();
+        self.stats.set_active(self.active.as_ref().map(|(f, _)| f));
+        if left {
             tracing::error!(
                 "chaos: node left faulted at shutdown; the state file restores it on the next start"
             );
@@ -116,9 +171,19 @@ impl Listener {
 
     /// Picks up a fault left by a previous run of the agent.
     async fn resume_persisted(&mut self) {
-        match self.state.load() {
-            Ok(None) => {}
-            Ok(Some(fault)) => {
+        let state = match self.state.load_state() {
+            Ok(state) => state,
+            Err(e) => {
+                tracing::error!(error = %e, "chaos: unreadable state file discarded; cannot tell what to restore");
+                let _ = self.state.clear();
+                return;
+            }
+        };
+        self.guard
+            .resume(&state.nonces, state.last_admitted_issued_ms);
+        match state.fault {
+            None => {}
+            Some(fault) => {
                 let left = fault.restore_at_ms.saturating_sub(now_ms());
                 tracing::warn!(
                     ?fault,
@@ -128,17 +193,39 @@ impl Listener {
                 let at = Instant::now() + Duration::from_millis(left);
                 self.active = Some((fault, at));
             }
-            Err(e) => {
-                tracing::error!(error = %e, "chaos: unreadable state file discarded; cannot tell what to restore");
-                let _ = self.state.clear();
-            }
         }
     }
 
-    async fn handle(&mut self, payload: &[u8]) {
+    /// Persists the replay state with `fault` (atomically, durably).
+    fn persist(&self, fault: Option<&ActiveFault>) -> Result<(), super::deadman::StateError> {
+        let (mut nonces, last) = self.guard.replay_state();
+        let oldest_live = now_ms().saturating_sub(self.cfg.window.as_millis() as u64);
+        nonces.retain(|(issued, _)| *issued >= oldest_live);
+        self.state.save_state(&PersistedState {
+            fault: fault.cloned(),
+            nonces,
+            last_admitted_issued_ms: last,
+        })
+    }
+
+    async fn handle(&mut self, publish: &rumqttc::Publish) {
         let received_ms = now_ms();
-        match self.guard.check(payload, received_ms) {
-            Ok(cmd) => self.dispatch(cmd, received_ms).await,
+        if publish.retain {
+            // A retained command would replay on every (re)connect: never run it.
+            let id = self
+                .guard
+                .check(&publish.payload, received_ms)
+                .map_or_else(|r| r.id, |c| c.id);
+            return self.reject(&id, &Rejection::Retained, received_ms);
+        }
+        match self.guard.check(&publish.payload, received_ms) {
+            Ok(cmd) => {
+                // Before anything runs: a restart from here on still refuses its replay.
+                if let Err(e) = self.persist(self.active.as_ref().map(|(f, _)| f)) {
+                    tracing::error!(error = %e, "chaos: nonce not persisted; a replay after a restart is refused only by its window");
+                }
+                self.dispatch(cmd, received_ms).await
+            }
             Err(rejected) => self.reject(&rejected.id, &rejected.reason, received_ms),
         }
     }
@@ -212,7 +299,7 @@ impl Listener {
 
     /// Persists, acks, then runs the fault's steps and arms the dead-man timer.
     async fn inflict(&mut self, fault: ActiveFault, cmd: &NodeCommand, received_ms: u64) {
-        if let Err(e) = self.state.save(&fault) {
+        if let Err(e) = self.persist(Some(&fault)) {
             tracing::error!(error = %e, "chaos: fault not persisted; only the in-memory dead-man timer will restore it");
         }
         let reason = format!(
@@ -291,7 +378,7 @@ impl Listener {
         let result = self.run_steps(&fault.restore_steps()).await;
         match &result {
             Ok(()) => {
-                if let Err(e) = self.state.clear() {
+                if let Err(e) = self.persist(None) {
                     tracing::error!(error = %e, "chaos: restored, but the state file remains");
                 }
             }
@@ -323,6 +410,7 @@ impl Listener {
         reason: String,
     ) {
         self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        self.stats.count("accepted", cmd.action.as_str());
         tracing::warn!(id = %cmd.id, action = cmd.action.as_str(), down_for_s = cmd.down_for_s, %reason, "chaos: command accepted");
         let mut a = ack(&cmd.id, &self.node, true, reason, received_ms);
         a.started_ms = started;
@@ -332,6 +420,7 @@ impl Listener {
 
     fn reject(&self, id: &str, reason: &Rejection, received_ms: u64) {
         self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        self.stats.count("rejected", reason.code());
         if matches!(reason, Rejection::Malformed(_)) {
             self.stats.malformed.fetch_add(1, Ordering::Relaxed);
         }

@@ -22,9 +22,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use deadman::{ActiveFault, StateFile};
+pub use deadman::{ActiveFault, PersistedState, StateFile};
 pub use guard::{Guard, Rejection};
-pub use listener::{AckSink, ChaosHandle, ChaosStats, spawn_with};
+pub use listener::{AckSink, ChaosHandle, ChaosStats, spawn_counted, spawn_with};
 pub use runner::{DryRunRunner, Recorded, RecordingRunner, Runner, Step, SystemRunner};
 pub use secret::{Secret, SecretError};
 
@@ -143,17 +143,19 @@ pub fn spawn(
     topics: &Topics,
     node: &str,
     setup: ChaosSetup,
+    stats: Arc<ChaosStats>,
     cancel: CancellationToken,
 ) -> ChaosHandle {
     let commands = link.subscribe(topics.node_cmd(node));
     let acks = Arc::new(link.clone());
-    spawn_with(
+    spawn_counted(
         commands,
         acks,
         topics,
         node,
         setup.config,
         setup.runner,
+        stats,
         cancel,
     )
 }
@@ -165,7 +167,15 @@ pub fn node_task(args: &ChaosArgs) -> Result<Option<crate::node::NodeTask>, Chao
         return Ok(None);
     };
     Ok(Some(Box::new(move |ctx: crate::node::NodeContext| {
-        spawn(&ctx.link, &ctx.topics, &ctx.node, setup, ctx.cancel).task
+        spawn(
+            &ctx.link,
+            &ctx.topics,
+            &ctx.node,
+            setup,
+            ctx.chaos_stats,
+            ctx.cancel,
+        )
+        .task
     })))
 }
 

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use sysinfo::{DiskRefreshKind, Disks, System};
 
-pub use sysfs::PiSensors;
+pub use sysfs::{PiSensors, SysfsRootError, validate_root};
 
 use crate::proto::HealthSample;
 use crate::proto::health::{BufferStats, NetRates, Usage};

@@ -23,6 +23,52 @@ pub struct PiSensors {
     vcgencmd: bool,
 }
 
+/// Why a `--sysfs-root` is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum SysfsRootError {
+    #[error("--sysfs-root {path}: not a readable directory: {source}")]
+    NotADir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "--sysfs-root {path}: holds none of sys/class/thermal, sys/class/hwmon, sys/devices/platform, proc"
+    )]
+    Empty { path: PathBuf },
+}
+
+/// The trees read under the root, relative to it.
+const TREES: &[&str] = &[
+    "sys/class/thermal",
+    "sys/class/hwmon",
+    "sys/devices/platform",
+    "proc",
+];
+
+/// Checks `root` before sampling starts: it must be a directory holding at
+/// least one of the expected trees. Returns what the sensors found there
+/// could not supply (e.g. no temperature on a non-Pi `/`), for one warning.
+pub fn validate_root(root: &Path) -> Result<Vec<&'static str>, SysfsRootError> {
+    std::fs::read_dir(root).map_err(|source| SysfsRootError::NotADir {
+        path: root.to_path_buf(),
+        source,
+    })?;
+    if !TREES.iter().any(|t| root.join(t).is_dir()) {
+        return Err(SysfsRootError::Empty {
+            path: root.to_path_buf(),
+        });
+    }
+    let mut pi = PiSensors::discover(root);
+    let mut missing = Vec::new();
+    if pi.temperature_c().is_none() {
+        missing.push("CPU temperature (no readable thermal zone or hwmon temp*_input)");
+    }
+    if pi.throttle().is_none() {
+        missing.push("throttle flags (no get_throttled, rpi_volt in0_lcrit_alarm or vcgencmd)");
+    }
+    Ok(missing)
+}
+
 impl PiSensors {
     pub fn discover(root: &Path) -> Self {
         let get_throttled = find_get_throttled(root);

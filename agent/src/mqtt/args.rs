@@ -21,7 +21,11 @@ pub struct MqttArgs {
     pub rack: String,
 
     /// MQTT keepalive, whole seconds (e.g. "5s"); the broker announces this
-    /// agent `offline` (Last Will) after 1.5 × keepalive of silence.
+    /// agent `offline` (Last Will) after 1.5 × keepalive of silence. Note:
+    /// mosquitto 2.0 checks keepalives only every few seconds (measured on
+    /// 2.0.11: the Last Will came 7.3–7.6 s after a freeze at keepalive 2 s
+    /// and at 5 s), so the controller detects a lost node from health
+    /// staleness (no sample for k × the node's interval) instead.
     #[arg(long, env = "RACKPONG_MQTT_KEEPALIVE", default_value = "5s", value_parser = parse_keepalive)]
     pub mqtt_keepalive: Duration,
 

@@ -1,6 +1,9 @@
 //! Reconnect pacing: exponential backoff with jitter, because rumqttc retries
 //! in a tight loop by itself and a rack of agents must not hammer a broker
-//! that just came back.
+//! that just came back. While an outage is short the delay is capped at
+//! [`Backoff::SHORT_OUTAGE_CAP`], so a broker restart costs at most about a
+//! second more than its own downtime; past [`Backoff::SHORT_OUTAGE`] the
+//! delay grows to the full cap.
 
 use std::time::Duration;
 
@@ -20,6 +23,10 @@ impl Backoff {
     /// The link's pacing: 250 ms doubling up to 8 s.
     pub const DEFAULT_INITIAL: Duration = Duration::from_millis(250);
     pub const DEFAULT_MAX: Duration = Duration::from_secs(8);
+    /// An outage this long or shorter is "short": delays stay under the short cap.
+    pub const SHORT_OUTAGE: Duration = Duration::from_secs(30);
+    /// Longest delay while the outage is short (jitter stays below it).
+    pub const SHORT_OUTAGE_CAP: Duration = Duration::from_secs(1);
 
     pub fn new(initial: Duration, max: Duration) -> Self {
         Self {
@@ -37,7 +44,19 @@ impl Backoff {
         half + rand::rng().random_range(Duration::ZERO..=d - half)
     }
 
-    /// Called after a successful connect.
+    /// The delay to wait now, `outage` into an outage: capped at
+    /// [`Self::SHORT_OUTAGE_CAP`] (with equal jitter) while the outage is short.
+    pub fn next_delay_in(&mut self, outage: Duration) -> Duration {
+        let d = self.next_delay();
+        if outage <= Self::SHORT_OUTAGE && d > Self::SHORT_OUTAGE_CAP {
+            let cap = Self::SHORT_OUTAGE_CAP;
+            return cap / 2 + rand::rng().random_range(Duration::ZERO..=cap / 2);
+        }
+        d
+    }
+
+    /// Called once a connection has stayed up long enough to count as healthy
+    /// (a connect that drops at once must not restart the backoff).
     pub fn reset(&mut self) {
         self.next = self.initial;
     }
@@ -66,5 +85,15 @@ mod tests {
         }
         b.reset();
         assert!(b.next_delay() <= ms(100));
+    }
+
+    #[test]
+    fn short_outages_stay_under_a_second_and_long_ones_grow() {
+        let mut b = Backoff::default();
+        for _ in 0..20 {
+            assert!(b.next_delay_in(Duration::from_secs(5)) <= Backoff::SHORT_OUTAGE_CAP);
+        }
+        let long = b.next_delay_in(Backoff::SHORT_OUTAGE + Duration::from_secs(1));
+        assert!(long >= Backoff::DEFAULT_MAX / 2, "{long:?}");
     }
 }

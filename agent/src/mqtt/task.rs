@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use rumqttc::{
     AsyncClient, ConnectionError, Event, LastWill, MqttOptions, Outgoing, Packet, QoS,
     TlsConfiguration, Transport,
@@ -16,8 +18,19 @@ use crate::proto::STATUS_OFFLINE;
 
 /// Room in rumqttc's request channel beyond the window (subscribe, disconnect).
 const CHANNEL_SLACK: usize = 256;
-/// Largest MQTT packet either way (matches the embedded broker's limit).
-const MAX_PACKET: usize = 1024 * 1024;
+/// Largest MQTT packet we send (matches the embedded broker's limit).
+const MAX_OUTGOING: usize = 1024 * 1024;
+/// Largest MQTT packet we accept. rumqttc drops the whole connection on a
+/// bigger one, so this is set well above anything rackpong sends (a command
+/// is under 1 KiB): an oversized message arrives and is rejected as a
+/// command (`too-large`) instead of costing the connection. Brokers should
+/// also bound messages (mosquitto: `message_size_limit`), because a message
+/// above even this limit still ends the connection.
+pub const MAX_INCOMING: usize = 16 * 1024 * 1024;
+/// A connection that stayed up this long resets the reconnect backoff; one
+/// that drops sooner (a broker refusing us, a message that kills it) keeps
+/// backing off, so nothing can drive a reconnect storm.
+const HEALTHY_AFTER: Duration = Duration::from_secs(10);
 
 fn options(cfg: &LinkConfig) -> Result<MqttOptions, MqttError> {
     let mut o = MqttOptions::new(&cfg.client_id, &cfg.broker.host, cfg.broker.port);
@@ -27,7 +40,7 @@ fn options(cfg: &LinkConfig) -> Result<MqttOptions, MqttError> {
         // The outbox retransmits; a broker-side session would replay too.
         .set_clean_session(true)
         .set_inflight(WINDOW as u16)
-        .set_max_packet_size(MAX_PACKET, MAX_PACKET)
+        .set_max_packet_size(MAX_INCOMING, MAX_OUTGOING)
         .set_last_will(LastWill::new(
             &cfg.status_topic,
             STATUS_OFFLINE,
@@ -47,6 +60,8 @@ fn options(cfg: &LinkConfig) -> Result<MqttOptions, MqttError> {
 /// Runs until the link is stopped or disconnects cleanly.
 pub(super) async fn run(inner: Arc<Inner>) {
     let mut backoff = Backoff::default();
+    // When the link was last known healthy: the outage is measured from here.
+    let mut healthy_at = Instant::now();
     loop {
         match options(&inner.cfg) {
             Ok(opts) => {
@@ -57,7 +72,7 @@ pub(super) async fn run(inner: Arc<Inner>) {
                 net.set_tcp_nodelay(true);
                 eventloop.set_network_options(net);
                 let ended = tokio::select! {
-                    e = connection(&inner, &client, &mut eventloop, &mut backoff) => e,
+                    e = connection(&inner, &client, &mut eventloop, &mut backoff, &mut healthy_at) => e,
                     _ = inner.stop.cancelled() => return,
                 };
                 match ended {
@@ -72,7 +87,7 @@ pub(super) async fn run(inner: Arc<Inner>) {
             }
             Err(e) => tracing::error!(error = %e, "cannot set up the MQTT connection"),
         }
-        let delay = backoff.next_delay();
+        let delay = backoff.next_delay_in(healthy_at.elapsed());
         tracing::debug!(?delay, "reconnecting after backoff");
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
@@ -87,11 +102,23 @@ async fn connection(
     client: &AsyncClient,
     eventloop: &mut rumqttc::EventLoop,
     backoff: &mut Backoff,
+    healthy_at: &mut Instant,
 ) -> Option<ConnectionError> {
+    let mut connected_at = None;
+    let mut healthy = false;
     loop {
-        match eventloop.poll().await {
+        let event = eventloop.poll().await;
+        if !healthy && connected_at.is_some_and(|at: Instant| at.elapsed() >= HEALTHY_AFTER) {
+            backoff.reset();
+            healthy = true;
+        }
+        if healthy {
+            // Also on the error that ends it: the outage starts now.
+            *healthy_at = Instant::now();
+        }
+        match event {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                backoff.reset();
+                connected_at = Some(Instant::now());
                 inner.on_connack(&Conn::Tcp(client.clone()));
             }
             Ok(Event::Incoming(Packet::PubAck(_))) => inner.on_puback(),

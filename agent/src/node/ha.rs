@@ -111,6 +111,22 @@ fn template(path: &str) -> String {
     )
 }
 
+/// A name as a Home Assistant object id, injectively: ASCII letters and
+/// digits stay, every other byte (`_` included) becomes `_xx` in hex, so
+/// `ha-1` (`ha_2d1`) and `ha_1` (`ha_5f1`) never collide, and neither do
+/// rack and node across the `_` that joins them.
+pub fn escape_id(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("_{b:02x}"));
+        }
+    }
+    out
+}
+
 /// Every discovery message: (topic, retained JSON config).
 pub fn discovery_messages(
     prefix: &str,
@@ -118,8 +134,7 @@ pub fn discovery_messages(
     rack: &str,
     node: &str,
 ) -> Vec<(String, Vec<u8>)> {
-    let object = format!("rackpong_{rack}_{node}")
-        .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
+    let object = format!("rackpong_{}_{}", escape_id(rack), escape_id(node));
     let device = json!({
         "identifiers": [object],
         "name": format!("rackpong {node}"),
@@ -212,7 +227,7 @@ mod tests {
         let (topic, payload) = &msgs[0];
         assert_eq!(
             topic,
-            "homeassistant/sensor/rackpong_lab_pi_1/cpu_pct/config"
+            "homeassistant/sensor/rackpong_lab_pi_2d1/cpu_pct/config"
         );
         let cfg: Value = serde_json::from_slice(payload).unwrap();
         assert_eq!(cfg["availability_topic"], "rackpong/lab/nodes/pi-1/status");

@@ -27,6 +27,7 @@ pub struct HttpState {
     pub metrics: Arc<NodeMetrics>,
     pub link: MqttLink,
     pub leds: Arc<dyn Leds>,
+    pub chaos: Arc<crate::chaos::ChaosStats>,
     /// (seq, ts_ms) of the last sample taken.
     pub last_sample: Mutex<Option<(u64, u64)>>,
 }
@@ -54,7 +55,7 @@ async fn healthz(State(s): State<Arc<HttpState>>) -> Json<serde_json::Value> {
 }
 
 async fn metrics(State(s): State<Arc<HttpState>>) -> Response {
-    let body = s.metrics.render(&s.link, s.leds.state());
+    let body = s.metrics.render(&s.link, s.leds.state(), &s.chaos);
     (
         [(
             header::CONTENT_TYPE,

@@ -9,6 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::chaos::ChaosStats;
 use crate::leds::LedState;
 use crate::mqtt::MqttLink;
 use crate::proto::HealthSample;
@@ -29,9 +30,13 @@ pub struct NodeMetrics {
     buffer_capacity: Gauge,
     buffer_dropped: Counter,
     connects: Counter,
+    reconnects: Counter,
     connection_failures: Counter,
     mqtt_published: Counter,
     led: Family<Labels, Gauge>,
+    chaos_commands: Family<Labels, Counter>,
+    chaos_active: Family<Labels, Gauge>,
+    chaos_deadline: FloatGauge,
 }
 
 impl std::fmt::Debug for NodeMetrics {
@@ -51,7 +56,22 @@ fn catch_up(counter: &Counter, value: u64) {
 impl NodeMetrics {
     pub fn new(node: &str) -> Self {
         let mut registry = Registry::with_prefix("rackpong");
-        let m = Self {
+        let m = Self::unregistered();
+        let info: Family<Labels, Gauge> = Family::default();
+        info.get_or_create(&vec![
+            ("node", node.to_string()),
+            ("version", crate::VERSION.to_string()),
+        ])
+        .set(1);
+        registry.register("node_info", "Node name and agent version", info);
+        m.register_health(&mut registry);
+        m.register_mqtt(&mut registry);
+        m.register_chaos(&mut registry);
+        Self { registry, ..m }
+    }
+
+    fn unregistered() -> Self {
+        Self {
             registry: Registry::default(),
             samples: Counter::default(),
             last_seq: Gauge::default(),
@@ -63,76 +83,110 @@ impl NodeMetrics {
             buffer_capacity: Gauge::default(),
             buffer_dropped: Counter::default(),
             connects: Counter::default(),
+            reconnects: Counter::default(),
             connection_failures: Counter::default(),
             mqtt_published: Counter::default(),
             led: Family::default(),
-        };
-        let info: Family<Labels, Gauge> = Family::default();
-        info.get_or_create(&vec![
-            ("node", node.to_string()),
-            ("version", crate::VERSION.to_string()),
-        ])
-        .set(1);
-        let r = &mut registry;
-        r.register("node_info", "Node name and agent version", info);
-        r.register("node_samples", "Health samples taken", m.samples.clone());
+            chaos_commands: Family::default(),
+            chaos_active: Family::default(),
+            chaos_deadline: FloatGauge::default(),
+        }
+    }
+
+    fn register_health(&self, r: &mut Registry) {
+        r.register("node_samples", "Health samples taken", self.samples.clone());
         r.register(
             "node_last_seq",
             "Sequence number of the last sample",
-            m.last_seq.clone(),
+            self.last_seq.clone(),
         );
         r.register(
             "node_cpu_percent",
             "CPU busy percent in the last sample (NaN if unknown)",
-            m.cpu_pct.clone(),
+            self.cpu_pct.clone(),
         );
         r.register(
             "node_temperature_celsius",
             "SoC temperature in the last sample (NaN if unknown)",
-            m.temp_c.clone(),
+            self.temp_c.clone(),
         );
         r.register(
             "node_throttle",
             "Raspberry Pi throttle flags (1 set, 0 clear; absent if unknown)",
-            m.throttle.clone(),
+            self.throttle.clone(),
+        );
+        r.register("node_led", "Status LED state (1 on)", self.led.clone());
+    }
+
+    fn register_mqtt(&self, r: &mut Registry) {
+        let gauges = [
+            (
+                "mqtt_connected",
+                "1 while connected to the broker",
+                &self.mqtt_connected,
+            ),
+            (
+                "mqtt_buffer_queued",
+                "Messages waiting in the store-and-forward buffer (its depth)",
+                &self.buffer_queued,
+            ),
+            (
+                "mqtt_buffer_capacity",
+                "Bound of the store-and-forward buffer",
+                &self.buffer_capacity,
+            ),
+        ];
+        for (name, help, g) in gauges {
+            r.register(name, help, g.clone());
+        }
+        let counters = [
+            (
+                "mqtt_buffer_dropped",
+                "Messages dropped (oldest first) past the bound",
+                &self.buffer_dropped,
+            ),
+            (
+                "mqtt_connects",
+                "Successful broker connections (first included)",
+                &self.connects,
+            ),
+            (
+                "mqtt_reconnects",
+                "Successful broker connections after the first",
+                &self.reconnects,
+            ),
+            (
+                "mqtt_connection_failures",
+                "Failed connection attempts and dropped connections",
+                &self.connection_failures,
+            ),
+            (
+                "mqtt_published",
+                "Messages acknowledged by the broker",
+                &self.mqtt_published,
+            ),
+        ];
+        for (name, help, c) in counters {
+            r.register(name, help, c.clone());
+        }
+    }
+
+    fn register_chaos(&self, r: &mut Registry) {
+        r.register(
+            "chaos_commands",
+            "Chaos commands by result (accepted/rejected) and reason (action or rejection code)",
+            self.chaos_commands.clone(),
         );
         r.register(
-            "mqtt_connected",
-            "1 while connected to the broker",
-            m.mqtt_connected.clone(),
+            "chaos_active_fault",
+            "1 for the reversible fault in force, by action (absent when none)",
+            self.chaos_active.clone(),
         );
         r.register(
-            "mqtt_buffer_queued",
-            "Messages waiting in the store-and-forward buffer",
-            m.buffer_queued.clone(),
+            "chaos_deadman_deadline_seconds",
+            "Unix time at which the dead-man timer restores the node (0 when no fault)",
+            self.chaos_deadline.clone(),
         );
-        r.register(
-            "mqtt_buffer_capacity",
-            "Bound of the store-and-forward buffer",
-            m.buffer_capacity.clone(),
-        );
-        r.register(
-            "mqtt_buffer_dropped",
-            "Messages dropped (oldest first) past the bound",
-            m.buffer_dropped.clone(),
-        );
-        r.register(
-            "mqtt_connects",
-            "Successful broker connections (first included)",
-            m.connects.clone(),
-        );
-        r.register(
-            "mqtt_connection_failures",
-            "Failed connection attempts and dropped connections",
-            m.connection_failures.clone(),
-        );
-        r.register(
-            "mqtt_published",
-            "Messages acknowledged by the broker",
-            m.mqtt_published.clone(),
-        );
-        r.register("node_led", "Status LED state (1 on)", m.led.clone());
-        Self { registry, ..m }
     }
 
     /// Records a sample just taken.
@@ -166,7 +220,8 @@ impl NodeMetrics {
     }
 
     /// Encodes everything in the Prometheus text format.
-    pub fn render(&self, link: &MqttLink, leds: LedState) -> String {
+    pub fn render(&self, link: &MqttLink, leds: LedState, chaos: &ChaosStats) -> String {
+        self.refresh_chaos(chaos);
         let stats = link.buffer_stats();
         let c = link.counters();
         self.mqtt_connected
@@ -175,6 +230,7 @@ impl NodeMetrics {
         self.buffer_capacity.set(stats.capacity as i64);
         catch_up(&self.buffer_dropped, stats.dropped);
         catch_up(&self.connects, c.connects);
+        catch_up(&self.reconnects, c.connects.saturating_sub(1));
         catch_up(&self.connection_failures, c.connection_failures);
         catch_up(&self.mqtt_published, c.published);
         for (color, on) in [("green", leds.green), ("red", leds.red)] {
@@ -185,5 +241,29 @@ impl NodeMetrics {
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String");
         out
+    }
+}
+
+impl NodeMetrics {
+    fn refresh_chaos(&self, chaos: &ChaosStats) {
+        for ((result, reason), n) in chaos.by_outcome() {
+            let labels = vec![
+                ("result", result.to_string()),
+                ("reason", reason.to_string()),
+            ];
+            catch_up(&self.chaos_commands.get_or_create(&labels), n);
+        }
+        self.chaos_active.clear();
+        match chaos.active() {
+            Some((action, restore_at_ms)) => {
+                self.chaos_active
+                    .get_or_create(&vec![("action", action.as_str().to_string())])
+                    .set(1);
+                self.chaos_deadline.set(restore_at_ms as f64 / 1000.0);
+            }
+            None => {
+                self.chaos_deadline.set(0.0);
+            }
+        }
     }
 }

@@ -37,7 +37,7 @@ pub struct NodeArgs {
     pub node_name: Option<String>,
 
     /// Time between health samples (e.g. "2s", "500ms"; 50ms to 1h).
-    #[arg(long, env = "RACKPONG_INTERVAL", default_value = "2s", value_parser = parse_interval)]
+    #[arg(long, env = "RACKPONG_INTERVAL", default_value = "500ms", value_parser = parse_interval)]
     pub interval: Duration,
 
     /// Address of the /healthz and /metrics HTTP server (port 0 picks a free one).
@@ -106,6 +106,8 @@ pub enum NodeError {
     Serve(std::io::Error),
     #[error(transparent)]
     Chaos(#[from] crate::chaos::ChaosError),
+    #[error(transparent)]
+    SysfsRoot(#[from] crate::health::SysfsRootError),
 }
 
 /// What an extra node task (e.g. the chaos command handler) gets.
@@ -114,6 +116,8 @@ pub struct NodeContext {
     pub node: String,
     pub topics: Topics,
     pub link: MqttLink,
+    /// Chaos counters, exported on /metrics (stay zero without chaos).
+    pub chaos_stats: Arc<crate::chaos::ChaosStats>,
     /// Cancelled on shutdown; the task should finish its last publishes and return.
     pub cancel: CancellationToken,
 }
@@ -140,6 +144,10 @@ pub async fn run_with(
     let link_cfg = args
         .mqtt
         .link_config(&format!("rackpong-node-{node}"), topics.node_status(&node))?;
+    let missing = crate::health::validate_root(&args.sysfs_root)?;
+    if !missing.is_empty() {
+        tracing::warn!(root = %args.sysfs_root.display(), missing = ?missing, "these health values will be null (not a Raspberry Pi, or a partial --sysfs-root)");
+    }
     let listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .map_err(|source| NodeError::Bind {
@@ -147,7 +155,9 @@ pub async fn run_with(
             source,
         })?;
     let link = MqttLink::start(link_cfg);
+    let chaos_stats = Arc::new(crate::chaos::ChaosStats::default());
     let state = Arc::new(HttpState {
+        chaos: chaos_stats.clone(),
         node: node.clone(),
         metrics: Arc::new(NodeMetrics::new(&node)),
         link: link.clone(),
@@ -161,6 +171,7 @@ pub async fn run_with(
         node: node.clone(),
         topics: topics.clone(),
         link: link.clone(),
+        chaos_stats,
         cancel: cancel.clone(),
     };
     let mut running = spawn_helpers(&args, &ctx, state.leds.clone());

@@ -91,16 +91,7 @@ pub async fn run_local_with(
         _ => None,
     };
     let rack = Arc::new(LocalRack::start(rack_cfg).await?);
-    let result = run_on(
-        &rack,
-        &link,
-        &topics,
-        plan,
-        setup,
-        health_interval,
-        cancel,
-    )
-    .await;
+    let result = run_on(&rack, &link, &topics, plan, setup, health_interval, cancel).await;
     rack.shutdown(Duration::from_secs(5)).await;
     if let Some(d) = dashboard {
         d.stop().await;
