@@ -77,6 +77,11 @@ CTRD_PID=$!
 for _ in $(seq 1 100); do ctr --address "$CTR_SOCK" version >/dev/null 2>&1 && break; sleep 0.1; done
 ctr --address "$CTR_SOCK" version >/dev/null || { cat "$work/containerd.log" >&2; exit 1; }
 ctr_() { ctr --address "$CTR_SOCK" -n k8s.io "$@"; }
+# ctr 1.6 has no "drop ALL": drop each capability of its default set (the
+# bounding-set check below fails if one is left).
+nocaps=()
+for c in CHOWN DAC_OVERRIDE FSETID FOWNER MKNOD NET_RAW SETGID SETUID SETFCAP SETPCAP \
+  NET_BIND_SERVICE SYS_CHROOT KILL AUDIT_WRITE; do nocaps+=(--cap-drop "CAP_$c"); done
 # A node imports only its own architecture: arm64 first, checked, removed.
 for arch in arm64 amd64; do
   for image in agent controller; do
@@ -96,14 +101,16 @@ broker="mqtt://127.0.0.1:$MOSQ_PORT"
 p_out=$(free_port); p_in=$(free_port)
 host_agent="target/x86_64-unknown-linux-musl/$profile/rackpong-agent"
 "$host_agent" worker --name outside --node ci-host --listen "127.0.0.1:$p_out" \
-  --peers "127.0.0.1:$p_in" --broker "$broker" --rack ci > "$work/outside.log" 2>&1 &
+  --peers "http://127.0.0.1:$p_in" --broker "$broker" --rack ci > "$work/outside.log" 2>&1 &
 pids+=($!)
-ctr_ run -d --net-host --read-only --cap-drop ALL "docker.io/rackpong/agent:$version" ctr-worker \
+ctr_ run -d --net-host --read-only "${nocaps[@]}" "docker.io/rackpong/agent:$version" ctr-worker \
   /usr/local/bin/rackpong-agent worker --name inside --node ci-container \
-  --listen "127.0.0.1:$p_in" --peers "127.0.0.1:$p_out" --broker "$broker" --rack ci
+  --listen "127.0.0.1:$p_in" --peers "http://127.0.0.1:$p_out" --broker "$broker" --rack ci
 ready() { curl -sf "http://127.0.0.1:$1/readyz" >/dev/null; }
 for _ in $(seq 1 100); do ready "$p_in" && ready "$p_out" && break; sleep 0.2; done
-ready "$p_in" || { echo "the containerised worker never got ready" >&2; ctr_ tasks ls >&2; exit 1; }
+ready "$p_in" && ready "$p_out" || {
+  echo "the workers never got ready: inside $(curl -s "http://127.0.0.1:$p_in/readyz"), outside $(curl -s "http://127.0.0.1:$p_out/readyz")" >&2
+  ctr_ tasks ls >&2; tail -20 "$work/outside.log" >&2; exit 1; }
 curl -sf "http://127.0.0.1:$p_in/healthz" >/dev/null
 task_pid=$(ctr_ tasks ls | awk '$1=="ctr-worker" {print $2}')
 uid=$(awk '/^Uid:/ {print $2}' "/proc/$task_pid/status")
@@ -139,10 +146,10 @@ ctr_ tasks rm -f ctr-worker >/dev/null 2>&1 || true
 ctr_ containers rm ctr-worker
 
 echo "== 4. the amd64 controller image"
-ctr_ run --rm --net-host --read-only --cap-drop ALL "docker.io/rackpong/controller:$version" ctr-version \
+ctr_ run --rm --net-host --read-only "${nocaps[@]}" "docker.io/rackpong/controller:$version" ctr-version \
   /usr/local/bin/rackpong --version | tee "$work/version.txt"
 grep -q "$version" "$work/version.txt"
-ctr_ run --rm --net-host --read-only --cap-drop ALL "docker.io/rackpong/controller:$version" ctr-crd \
+ctr_ run --rm --net-host --read-only "${nocaps[@]}" "docker.io/rackpong/controller:$version" ctr-crd \
   /usr/local/bin/rackpong crd > "$work/crd.yaml"
 diff -u k3s/crd/crd.yaml "$work/crd.yaml" || { echo "the image's CRD differs from k3s/crd/crd.yaml" >&2; exit 1; }
 
