@@ -66,9 +66,9 @@ pub fn write_archive(a: &ArchiveSpec<'_>, out: &Path) -> Result<(), OciError> {
         .map_err(io(layout.path()))?;
     let oci = OciDir::ensure(dir)?;
     write_image(&oci, a)?;
-    name_for_containerd(&oci, layout.path(), a.image)?;
+    let blobs = name_for_containerd(&oci, layout.path(), a.image)?;
     let partial = out.with_extension("tar.partial");
-    pack(layout.path(), &partial)?;
+    pack(layout.path(), &blobs, &partial)?;
     std::fs::rename(&partial, out).map_err(io(out))
 }
 
@@ -179,9 +179,24 @@ fn config(a: &ArchiveSpec<'_>) -> Result<ImageConfiguration, OciError> {
         .build()?)
 }
 
-fn name_for_containerd(oci: &OciDir, layout: &Path, image: Image) -> Result<(), OciError> {
+/// Names the index entries for containerd; returns the blobs the image
+/// references (manifest, config, layers), which are all the archive carries:
+/// `new_empty_manifest` leaves an unreferenced empty config behind.
+fn name_for_containerd(oci: &OciDir, layout: &Path, image: Image) -> Result<Vec<String>, OciError> {
     let mut index = oci.read_index()?;
     let mut manifests = index.manifests().clone();
+    let mut blobs = Vec::new();
+    for m in &manifests {
+        let manifest: spec::ImageManifest = oci.read_json_blob(m)?;
+        blobs.push(m.digest().digest().to_string());
+        blobs.push(manifest.config().digest().digest().to_string());
+        blobs.extend(
+            manifest
+                .layers()
+                .iter()
+                .map(|l| l.digest().digest().to_string()),
+        );
+    }
     for m in &mut manifests {
         let mut annotations = m.annotations().clone().unwrap_or_default();
         annotations.insert(CONTAINERD_NAME.to_string(), image.reference());
@@ -189,21 +204,16 @@ fn name_for_containerd(oci: &OciDir, layout: &Path, image: Image) -> Result<(), 
     }
     index.set_manifests(manifests);
     index.to_file(layout.join("index.json"))?;
-    Ok(())
+    blobs.sort();
+    Ok(blobs)
 }
 
-/// Packs the layout in a fixed order with fixed metadata, so the archive
-/// depends only on its contents.
-fn pack(layout: &Path, out: &Path) -> Result<(), OciError> {
+/// Packs the layout (its referenced `blobs`, by hex digest) in a fixed order
+/// with fixed metadata, so the archive depends only on its contents.
+fn pack(layout: &Path, blobs: &[String], out: &Path) -> Result<(), OciError> {
     let file = File::create(out).map_err(io(out))?;
     let mut tar = tar::Builder::new(std::io::BufWriter::new(file));
     tar.mode(tar::HeaderMode::Deterministic);
-    let mut blobs: Vec<_> = std::fs::read_dir(layout.join("blobs/sha256"))
-        .map_err(io(layout))?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<Result<_, _>>()
-        .map_err(io(layout))?;
-    blobs.sort();
     for dir in ["blobs", "blobs/sha256"] {
         tar.append_dir(dir, layout.join(dir)).map_err(io(out))?;
     }
@@ -212,7 +222,7 @@ fn pack(layout: &Path, out: &Path) -> Result<(), OciError> {
             .map_err(io(out))?;
     }
     for blob in blobs {
-        let name = Path::new("blobs/sha256").join(&blob);
+        let name = Path::new("blobs/sha256").join(blob);
         tar.append_path_with_name(layout.join(&name), &name)
             .map_err(io(out))?;
     }
