@@ -1,10 +1,14 @@
 //! The chaos listener task: reads commands from `nodes/<node>/cmd`, admits
 //! them through the [`Guard`], acks on `nodes/<node>/cmd/ack`, runs the
-//! action's steps and owns the dead-man timer that restores the node.
+//! action's steps and owns the dead-man timer that restores the node. It
+//! also reads the rack's emergency stop ([`halt`]), which restores the node
+//! and refuses commands until cleared.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+mod halt;
+mod stats;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -12,8 +16,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+pub use stats::ChaosStats;
+
 use super::ChaosConfig;
 use super::deadman::{ActiveFault, PersistedState, StateFile};
+use super::estop::EstopGate;
 use super::guard::{Guard, Rejection};
 use super::runner::{Runner, Step, default_route_iface};
 use crate::now_ms;
@@ -25,47 +32,6 @@ pub trait AckSink: Send + Sync {
     fn publish_ack(&self, topic: String, payload: Vec<u8>);
 }
 
-/// Counters of the listener (exported by the node role's /metrics).
-#[derive(Debug, Default)]
-pub struct ChaosStats {
-    pub accepted: AtomicU64,
-    pub rejected: AtomicU64,
-    /// Payloads that did not decode as a command (also counted in `rejected`).
-    pub malformed: AtomicU64,
-    /// Faults undone by the dead-man timer (not by a `restore` command).
-    pub deadman_restores: AtomicU64,
-    /// Steps that failed to run.
-    pub step_failures: AtomicU64,
-    /// Commands by (result, reason): `accepted` with the action, `rejected`
-    /// with the rejection code.
-    by_outcome: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
-    /// The fault in force and its dead-man deadline (Unix ms).
-    active: Mutex<Option<(ChaosAction, u64)>>,
-}
-
-impl ChaosStats {
-    /// Commands counted by (result, reason), sorted.
-    pub fn by_outcome(&self) -> Vec<((&'static str, &'static str), u64)> {
-        let m = self.by_outcome.lock().unwrap_or_else(|p| p.into_inner());
-        m.iter().map(|(k, v)| (*k, *v)).collect()
-    }
-
-    /// The fault in force and its dead-man deadline (Unix ms), if any.
-    pub fn active(&self) -> Option<(ChaosAction, u64)> {
-        *self.active.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn count(&self, result: &'static str, reason: &'static str) {
-        let mut m = self.by_outcome.lock().unwrap_or_else(|p| p.into_inner());
-        *m.entry((result, reason)).or_default() += 1;
-    }
-
-    fn set_active(&self, fault: Option<&ActiveFault>) {
-        *self.active.lock().unwrap_or_else(|p| p.into_inner()) =
-            fault.map(|f| (f.action, f.restore_at_ms));
-    }
-}
-
 /// The running listener.
 #[derive(Debug)]
 pub struct ChaosHandle {
@@ -73,10 +39,28 @@ pub struct ChaosHandle {
     pub stats: Arc<ChaosStats>,
 }
 
-/// Starts the listener over a command stream and an ack sink. On `cancel` it
+/// What the listener reads: its node's command topic and, when subscribed,
+/// the rack's estop topic (a bare command receiver converts into inputs
+/// without the estop).
+#[derive(Debug)]
+pub struct Inputs {
+    pub commands: mpsc::Receiver<rumqttc::Publish>,
+    pub estop: Option<mpsc::Receiver<rumqttc::Publish>>,
+}
+
+impl From<mpsc::Receiver<rumqttc::Publish>> for Inputs {
+    fn from(commands: mpsc::Receiver<rumqttc::Publish>) -> Self {
+        Self {
+            commands,
+            estop: None,
+        }
+    }
+}
+
+/// Starts the listener over its inputs and an ack sink. On `cancel` it
 /// restores any fault in force, then ends.
 pub fn spawn_with(
-    commands: mpsc::Receiver<rumqttc::Publish>,
+    commands: impl Into<Inputs>,
     acks: Arc<dyn AckSink>,
     topics: &Topics,
     node: &str,
@@ -99,7 +83,7 @@ pub fn spawn_with(
 /// [`spawn_with`], counting into `stats` (shared with the node's /metrics).
 #[allow(clippy::too_many_arguments)]
 pub fn spawn_counted(
-    commands: mpsc::Receiver<rumqttc::Publish>,
+    inputs: impl Into<Inputs>,
     acks: Arc<dyn AckSink>,
     topics: &Topics,
     node: &str,
@@ -111,6 +95,7 @@ pub fn spawn_counted(
     let window_ms = cfg.window.as_millis() as u64;
     let listener = Listener {
         guard: Guard::new(cfg.secret.clone(), node, window_ms, cfg.nonce_capacity),
+        estop: EstopGate::new(cfg.secret.clone(), topics.rack(), window_ms),
         node: node.to_string(),
         ack_topic: topics.node_cmd_ack(node),
         state: StateFile::new(cfg.state_file.clone()),
@@ -120,12 +105,13 @@ pub fn spawn_counted(
         active: None,
         stats: stats.clone(),
     };
-    let task = tokio::spawn(listener.run(commands, cancel));
+    let task = tokio::spawn(listener.run(inputs.into(), cancel));
     ChaosHandle { task, stats }
 }
 
 struct Listener {
     guard: Guard,
+    estop: EstopGate,
     node: String,
     ack_topic: String,
     state: StateFile,
@@ -138,19 +124,28 @@ struct Listener {
 }
 
 impl Listener {
-    async fn run(
-        mut self,
-        mut commands: mpsc::Receiver<rumqttc::Publish>,
-        cancel: CancellationToken,
-    ) {
-        tracing::info!(node = %self.node, state_file = ?self.state.path(), "chaos commands enabled");
+    async fn run(mut self, inputs: Inputs, cancel: CancellationToken) {
+        tracing::info!(node = %self.node, state_file = ?self.state.path(), estop = inputs.estop.is_some(), "chaos commands enabled");
+        let Inputs {
+            mut commands,
+            estop,
+        } = inputs;
+        let mut estop_open = estop.is_some();
+        let mut estop = estop.unwrap_or_else(|| mpsc::channel(1).1);
         self.resume_persisted().await;
         let mut open = true;
         loop {
             self.stats.set_active(self.active.as_ref().map(|(f, _)| f));
+            self.stats.set_estop(self.estop.last());
             let deadline = self.active.as_ref().map(|(_, at)| *at);
             tokio::select! {
+                // The stop first: a command queued behind it must meet it.
+                biased;
                 _ = cancel.cancelled() => break,
+                msg = estop.recv(), if estop_open => match msg {
+                    Some(publish) => self.on_estop(&publish).await,
+                    None => estop_open = false,
+                },
                 // A failed restore re-arms itself (logged in `restore`).
                 _ = sleep_until_opt(deadline) => { let _ = self.restore("dead-man timer").await; }
                 msg = commands.recv(), if open => match msg {
@@ -181,6 +176,10 @@ impl Listener {
         };
         self.guard
             .resume(&state.nonces, state.last_admitted_issued_ms);
+        if let Some(stop) = state.estop.as_ref().filter(|r| r.engaged) {
+            tracing::warn!(id = %stop.id, seq = stop.seq, by = %stop.by, "chaos: emergency stop still in force from before the restart");
+        }
+        self.estop.resume(state.estop);
         match state.fault {
             None => {}
             Some(fault) => {
@@ -205,6 +204,7 @@ impl Listener {
             fault: fault.cloned(),
             nonces,
             last_admitted_issued_ms: last,
+            estop: self.estop.last().cloned(),
         })
     }
 
@@ -223,6 +223,9 @@ impl Listener {
                 // Before anything runs: a restart from here on still refuses its replay.
                 if let Err(e) = self.persist(self.active.as_ref().map(|(f, _)| f)) {
                     tracing::error!(error = %e, "chaos: nonce not persisted; a replay after a restart is refused only by its window");
+                }
+                if let Some(reason) = self.stopped(cmd.action) {
+                    return self.reject(&cmd.id, &reason, received_ms);
                 }
                 self.dispatch(cmd, received_ms).await
             }
