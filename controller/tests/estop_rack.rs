@@ -4,8 +4,10 @@
 //! restore within 1 s of the stop reaching the broker, new commands are
 //! refused `estop`, `rackpong estop --clear` lifts it and commands are
 //! accepted again; an agent restarted while the stop is retained comes back
-//! stopped.
+//! stopped. Runs against Debian's mosquitto when `RACKPONG_TEST_BROKER` is
+//! set (`.ci/mosquitto-interop.sh`), on a rack of its own.
 
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -34,9 +36,47 @@ fn secret_file(dir: &Path) -> PathBuf {
     path
 }
 
-fn agent(broker: &str, node: &str, key: &Path) -> Child {
+/// The embedded broker, or the external one of `RACKPONG_TEST_BROKER`.
+struct Broker {
+    _embedded: Option<EmbeddedBroker>,
+    url: String,
+    addr: SocketAddr,
+}
+
+fn broker() -> Broker {
+    if let Ok(url) = std::env::var("RACKPONG_TEST_BROKER") {
+        let hostport = url.strip_prefix("mqtt://").expect("mqtt://host:port");
+        let addr = hostport
+            .to_socket_addrs()
+            .expect("resolvable RACKPONG_TEST_BROKER")
+            .next()
+            .unwrap();
+        return Broker {
+            _embedded: None,
+            url,
+            addr,
+        };
+    }
+    let b = EmbeddedBroker::start("127.0.0.1".parse().unwrap()).unwrap();
+    Broker {
+        url: b.url(),
+        addr: b.addr(),
+        _embedded: Some(b),
+    }
+}
+
+fn agent(broker: &str, rack: &str, node: &str, key: &Path) -> Child {
     Command::new(BIN)
-        .args(["agent", "node", "--broker", broker, "--node-name", node])
+        .args([
+            "agent",
+            "node",
+            "--broker",
+            broker,
+            "--rack",
+            rack,
+            "--node-name",
+            node,
+        ])
         .args(["--http-addr", "127.0.0.1:0", "--interval", "1s"])
         .args([
             "--enable-chaos",
@@ -55,9 +95,9 @@ fn agent(broker: &str, node: &str, key: &Path) -> Child {
         .expect("spawn rackpong agent node")
 }
 
-async fn estop(broker: &str, key: &Path, clear: bool) -> String {
+async fn estop(broker: &str, rack: &str, key: &Path, clear: bool) -> String {
     let mut cmd = Command::new(BIN);
-    cmd.args(["estop", "--broker", broker, "--wait", "5s"])
+    cmd.args(["estop", "--broker", broker, "--rack", rack, "--wait", "5s"])
         .arg("--chaos-secret-file")
         .arg(key)
         .env("RACKPONG_LOG", "warn")
@@ -78,14 +118,14 @@ async fn estop(broker: &str, key: &Path, clear: bool) -> String {
     stdout
 }
 
-fn commander(broker: &EmbeddedBroker, timeout: Duration) -> MqttNodeCommander {
-    let addr = broker.addr();
+fn commander(broker: &Broker, rack: &str, timeout: Duration) -> MqttNodeCommander {
+    let addr = broker.addr;
     let id = format!("ctl-{}", rand::random::<u32>());
     let opts = MqttOptions::new(id, addr.ip().to_string(), addr.port());
     let secret = Secret::from_bytes(SECRET);
     MqttNodeCommander::start(
         opts,
-        Topics::default(),
+        Topics::new(rack),
         secret,
         timeout,
         CancellationToken::new(),
@@ -118,13 +158,13 @@ fn code(ack: &CommandAck) -> &str {
 
 /// The first estop seen on the broker's topic (retained or live), with the
 /// instant the test saw it.
-async fn watch_estop(broker: &EmbeddedBroker) -> mpsc::Receiver<(Instant, SignedEstop)> {
-    let addr = broker.addr();
+async fn watch_estop(broker: &Broker, rack: &str) -> mpsc::Receiver<(Instant, SignedEstop)> {
+    let addr = broker.addr;
     let id = format!("watch-{}", rand::random::<u32>());
     let (client, mut el) =
         AsyncClient::new(MqttOptions::new(id, addr.ip().to_string(), addr.port()), 16);
     client
-        .subscribe(Topics::default().estop(), QoS::AtLeastOnce)
+        .subscribe(Topics::new(rack).estop(), QoS::AtLeastOnce)
         .await
         .unwrap();
     let (tx, rx) = mpsc::channel(16);
@@ -171,12 +211,15 @@ async fn acks_for(
 async fn estop_restores_two_agents_refuses_commands_until_cleared_and_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let key = secret_file(dir.path());
-    let broker = EmbeddedBroker::start("127.0.0.1".parse().unwrap()).unwrap();
-    let url = broker.url();
-    let mut n1 = agent(&url, "n1", &key);
-    let _n2 = agent(&url, "n2", &key);
-    let probe = commander(&broker, Duration::from_millis(500));
-    let ctl = commander(&broker, WAIT);
+    let broker = broker();
+    let url = broker.url.clone();
+    // A rack of its own: an external broker keeps retained stops across runs.
+    let rack = format!("estop{:08x}", rand::random::<u32>());
+    let rack = rack.as_str();
+    let mut n1 = agent(&url, rack, "n1", &key);
+    let _n2 = agent(&url, rack, "n2", &key);
+    let probe = commander(&broker, rack, Duration::from_millis(500));
+    let ctl = commander(&broker, rack, WAIT);
     let mut acks = ctl.acks();
     for n in ["n1", "n2"] {
         wait_until_listening(&probe, n).await;
@@ -184,8 +227,8 @@ async fn estop_restores_two_agents_refuses_commands_until_cleared_and_survives_a
         assert!(ack.accepted, "{ack:?}");
     }
 
-    let mut seen = watch_estop(&broker).await;
-    let out = estop(&url, &key, false).await;
+    let mut seen = watch_estop(&broker, rack).await;
+    let out = estop(&url, rack, &key, false).await;
     let (at, stop) = tokio::time::timeout(WAIT, seen.recv())
         .await
         .unwrap()
@@ -218,13 +261,13 @@ async fn estop_restores_two_agents_refuses_commands_until_cleared_and_survives_a
         .unwrap()
         .unwrap();
     assert!(status.success(), "{status}");
-    let _n1 = agent(&url, "n1", &key);
+    let _n1 = agent(&url, rack, "n1", &key);
     let again = acks_for(&mut acks, &stop.estop.id, &["n1"]).await;
     assert!(again[0].1.reason.contains("estop engaged"), "{again:?}");
     wait_until_listening(&probe, "n1").await;
     assert_eq!(code(&send(&ctl, "n1", ChaosAction::StopK3s).await), "estop");
 
-    let out = estop(&url, &key, true).await;
+    let out = estop(&url, rack, &key, true).await;
     assert!(
         out.contains("cleared") && out.contains("ok   n1") && out.contains("ok   n2"),
         "{out}"
