@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::http::{AppState, authorised, error};
+use super::http::{AppState, error, refusal};
 
 /// How long the button waits for the agents' acks.
 const ACK_WAIT: Duration = Duration::from_secs(2);
@@ -32,7 +32,7 @@ pub(super) async fn api_estop(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(refused) = authorised(&headers, &s.token) {
+    if let Some(refused) = refusal(&headers, &s.token) {
         return refused;
     }
     let json_body = headers

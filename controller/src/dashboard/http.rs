@@ -82,24 +82,24 @@ async fn api_state(State(s): State<AppState>) -> Response {
     Json(s.hub.snapshot(Instant::now())).into_response()
 }
 
-/// `Ok` for the right bearer token, else the 401 to answer.
-pub(super) fn authorised(headers: &HeaderMap, token: &str) -> Result<(), Response> {
+/// `None` for the right bearer token, else the 401 to answer.
+pub(super) fn refusal(headers: &HeaderMap, token: &str) -> Option<Response> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        None => Err(error(StatusCode::UNAUTHORIZED, "missing bearer token")),
+        None => Some(error(StatusCode::UNAUTHORIZED, "missing bearer token")),
         Some(t) if !same(t.trim().as_bytes(), token.as_bytes()) => {
             tracing::warn!("dashboard control refused: wrong token");
-            Err(error(StatusCode::UNAUTHORIZED, "wrong token"))
+            Some(error(StatusCode::UNAUTHORIZED, "wrong token"))
         }
-        Some(_) => Ok(()),
+        Some(_) => None,
     }
 }
 
 async fn api_stop(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(refused) = authorised(&headers, &s.token) {
+    if let Some(refused) = refusal(&headers, &s.token) {
         return refused;
     }
     match &s.stop_run {
