@@ -5,6 +5,7 @@
 
 pub mod ball;
 pub mod command;
+pub mod dedup;
 pub mod estop;
 pub mod health;
 pub mod message;
@@ -12,6 +13,7 @@ pub mod topics;
 
 pub use ball::{Ball, BallCaught, BallDropped, DropReason, Hop};
 pub use command::{ChaosAction, CommandAck, NodeCommand, SignedCommand};
+pub use dedup::SeqFilter;
 pub use estop::{Estop, SignedEstop};
 pub use health::{HealthSample, Throttle};
 pub use message::{DecodeError, RackMessage};
