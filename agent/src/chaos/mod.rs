@@ -18,6 +18,7 @@ pub mod deadman;
 pub mod estop;
 pub mod guard;
 pub mod listener;
+pub mod ratelog;
 pub mod runner;
 pub mod secret;
 
@@ -207,11 +208,15 @@ pub struct ChaosConfig {
     pub nonce_capacity: usize,
     /// Delay before a failed restore step is tried again.
     pub restore_retry: Duration,
+    /// Too-large commands are logged at most once per this interval (each
+    /// is still acked and counted).
+    pub log_interval: Duration,
 }
 
 impl ChaosConfig {
     /// Defaults: ±30 s window, 10 min max down, no state file, uplink from the
-    /// routing table, 500 ms ack grace, 4096 nonces, restore retried every 5 s.
+    /// routing table, 500 ms ack grace, 4096 nonces, restore retried every 5 s,
+    /// too-large commands logged at most every 10 s.
     pub fn new(secret: Secret) -> Self {
         Self {
             secret,
@@ -223,6 +228,7 @@ impl ChaosConfig {
             ack_grace: Duration::from_millis(500),
             nonce_capacity: 4096,
             restore_retry: Duration::from_secs(5),
+            log_interval: Duration::from_secs(10),
         }
     }
 }

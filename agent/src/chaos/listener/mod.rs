@@ -22,6 +22,7 @@ use super::ChaosConfig;
 use super::deadman::{ActiveFault, PersistedState, StateFile};
 use super::estop::EstopGate;
 use super::guard::{Guard, Rejection};
+use super::ratelog::LogLimiter;
 use super::runner::{Runner, Step, default_route_iface};
 use crate::now_ms;
 use crate::proto::{ChaosAction, CommandAck, NodeCommand, PROTO_VERSION, Topics};
@@ -93,6 +94,7 @@ pub fn spawn_counted(
     cancel: CancellationToken,
 ) -> ChaosHandle {
     let window_ms = cfg.window.as_millis() as u64;
+    let too_large_log = LogLimiter::new(cfg.log_interval);
     let listener = Listener {
         guard: Guard::new(cfg.secret.clone(), node, window_ms, cfg.nonce_capacity),
         estop: EstopGate::new(cfg.secret.clone(), topics.rack(), window_ms),
@@ -104,6 +106,7 @@ pub fn spawn_counted(
         runner,
         active: None,
         stats: stats.clone(),
+        too_large_log,
     };
     let task = tokio::spawn(listener.run(inputs.into(), cancel));
     ChaosHandle { task, stats }
@@ -121,6 +124,7 @@ struct Listener {
     /// The fault in force and when the dead-man timer fires.
     active: Option<(ActiveFault, Instant)>,
     stats: Arc<ChaosStats>,
+    too_large_log: LogLimiter,
 }
 
 impl Listener {
@@ -421,13 +425,23 @@ impl Listener {
         self.send_ack(a);
     }
 
-    fn reject(&self, id: &str, reason: &Rejection, received_ms: u64) {
+    fn reject(&mut self, id: &str, reason: &Rejection, received_ms: u64) {
         self.stats.rejected.fetch_add(1, Ordering::Relaxed);
         self.stats.count("rejected", reason.code());
         if matches!(reason, Rejection::Malformed(_)) {
             self.stats.malformed.fetch_add(1, Ordering::Relaxed);
         }
-        tracing::warn!(id, code = reason.code(), %reason, "chaos: command rejected");
+        // Anyone who may publish can send these at will: log one per interval.
+        if matches!(reason, Rejection::TooLarge(_)) {
+            match self.too_large_log.allow(Instant::now()) {
+                Some(suppressed) => {
+                    tracing::warn!(id, code = reason.code(), %reason, suppressed, every = ?self.cfg.log_interval, "chaos: command rejected (too-large logged at most once per interval; suppressed = since the last line)")
+                }
+                None => tracing::debug!(id, %reason, "chaos: command rejected"),
+            }
+        } else {
+            tracing::warn!(id, code = reason.code(), %reason, "chaos: command rejected");
+        }
         self.send_ack(ack(id, &self.node, false, reason.to_string(), received_ms));
     }
 
