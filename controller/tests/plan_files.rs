@@ -47,7 +47,7 @@ fn good_with(from: &str, to: &str) -> String {
 
 #[test]
 fn example_plans_are_valid() {
-    for rel in ["plans/demo.yaml", "plans/k3s.yaml"] {
+    for rel in ["plans/demo.yaml", "plans/k3s.yaml", "plans/cold-start.yaml"] {
         let p = plan::load(&repo_file(rel)).unwrap_or_else(|e| panic!("{e}"));
         assert!(!p.faults.is_empty(), "{rel}");
     }
@@ -204,6 +204,13 @@ faults:
 
 #[test]
 fn a_cold_start_parses_when_the_plan_opts_in() {
+    let demo = plan::load(&repo_file("plans/cold-start.yaml")).unwrap();
+    assert!(demo.safety.allow_zero);
+    assert!(
+        demo.faults
+            .iter()
+            .any(|f| matches!(f.action, FaultAction::ScaleToZero { .. }))
+    );
     let p = plan::parse(COLD, Path::new("cold.yaml")).unwrap();
     assert!(p.safety.allow_zero);
     assert_eq!(
