@@ -261,6 +261,22 @@ fn bad_cold_starts_name_line_and_reason() {
 }
 
 #[test]
+fn down_for_past_the_agents_limit_is_refused() {
+    let text = good_with(
+        "    pod-kill:\n      percent: 50\n",
+        "    node-kill:\n      action: reboot\n      down-for: 11m\n",
+    );
+    let p = problems(&text);
+    assert_eq!(p[0].0, Some(13), "the line of down-for: {p:?}");
+    assert!(p[0].1.starts_with("down-for must be at most 10m"), "{p:?}");
+    let ok = good_with(
+        "    pod-kill:\n      percent: 50\n",
+        "    node-kill:\n      action: reboot\n      down-for: 10m\n",
+    );
+    plan::parse(&ok, Path::new("ok.yaml")).unwrap();
+}
+
+#[test]
 fn count_and_percent_together_are_refused() {
     let text = good_with("percent: 50", "percent: 50\n      count: 2");
     assert!(problems(&text)[0].1.contains("not both"));

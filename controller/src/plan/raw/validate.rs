@@ -251,11 +251,24 @@ fn validate_pod_kill(pk: Spanned<RawPodKill>, check: &mut Check) -> Option<Fault
     })
 }
 
+/// The agents' default `--chaos-max-down`: a longer node fault is refused.
+const MAX_DOWN_FOR: Duration = Duration::from_secs(600);
+
 fn validate_node_kill(nk: RawNodeKill, check: &mut Check) -> FaultAction {
     check.require(
         !nk.down_for.value.0.is_zero(),
         nk.down_for.referenced,
         || "down-for must be longer than 0s".into(),
+    );
+    check.require(
+        nk.down_for.value.0 <= MAX_DOWN_FOR,
+        nk.down_for.referenced,
+        || {
+            format!(
+                "down-for must be at most {} (the agents refuse longer: their default --chaos-max-down)",
+                humantime::format_duration(MAX_DOWN_FOR)
+            )
+        },
     );
     FaultAction::NodeKill {
         action: nk.action,
