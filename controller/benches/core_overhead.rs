@@ -118,6 +118,7 @@ fn setup() -> (tempfile::TempDir, Journal, Tracker) {
                 node: None,
                 replicas_from: None,
                 replicas_to: None,
+                hold_ms: None,
                 predicted_ms: None,
                 predicted_basis: None,
                 predicted_phases: Vec::new(),

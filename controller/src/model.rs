@@ -60,6 +60,10 @@ impl FaultKind {
 #[serde(rename_all = "kebab-case")]
 pub enum Milestone {
     Detected,
+    /// Cold start only: the last worker is gone (the rack has none).
+    ZeroReached,
+    /// Cold start only: the controller asked for the workers back.
+    ScaleUpIssued,
     ReplacementCreated,
     Scheduled,
     Running,
@@ -79,9 +83,41 @@ impl Milestone {
         Milestone::ServiceRestored,
     ];
 
+    /// A cold start's milestones (a `scale: {to: 0, hold}` fault): the
+    /// recovery ones with zero-reached and scale-up-issued after detection;
+    /// its replacement milestones are those of the *first* new worker.
+    pub const COLD_START: [Milestone; 9] = [
+        Milestone::Detected,
+        Milestone::ZeroReached,
+        Milestone::ScaleUpIssued,
+        Milestone::ReplacementCreated,
+        Milestone::Scheduled,
+        Milestone::Running,
+        Milestone::Ready,
+        Milestone::Serving,
+        Milestone::ServiceRestored,
+    ];
+
+    /// Whether only a cold start has this milestone.
+    pub fn is_cold_start_only(self) -> bool {
+        matches!(self, Milestone::ZeroReached | Milestone::ScaleUpIssued)
+    }
+
+    /// The milestones of a fault, in order: [`Milestone::COLD_START`] for a
+    /// cold start, [`Milestone::ALL`] otherwise.
+    pub fn sequence(cold_start: bool) -> &'static [Milestone] {
+        if cold_start {
+            &Self::COLD_START
+        } else {
+            &Self::ALL
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Milestone::Detected => "detected",
+            Milestone::ZeroReached => "zero-reached",
+            Milestone::ScaleUpIssued => "scale-up-issued",
             Milestone::ReplacementCreated => "replacement-created",
             Milestone::Scheduled => "scheduled",
             Milestone::Running => "running",
@@ -117,11 +153,34 @@ pub struct ServiceLevel {
     pub caught: u64,
     pub dropped: u64,
     pub timed_out: u64,
-    /// caught / (caught + dropped + timed out) over the window; `None` with no outcomes.
+    /// Balls thrown while no worker existed: refused by the rack at the
+    /// door, not lost in it (a planned scale-to-zero's hold).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refused: u64,
+    /// Refused balls since the factory started (the report counts a cold
+    /// start's from the samples around it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refused_total: u64,
+    /// caught / (caught + dropped + timed out + refused) over the window;
+    /// `None` with no outcomes. The steady-state check leaves refused balls
+    /// out while a planned scale-to-zero is in the window.
     pub delivery_rate: Option<f64>,
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl ServiceLevel {
+    /// The delivery rate without refused balls: what the service delivered
+    /// of what it accepted (for a window holding a planned zero).
+    pub fn delivery_rate_accepted(&self) -> Option<f64> {
+        let total = self.caught + self.dropped + self.timed_out;
+        (total > 0).then(|| self.caught as f64 / total as f64)
+    }
 }
 
 /// Live progress for a terminal or dashboard.

@@ -3,6 +3,9 @@
 //! allows; never the last ready replica; PodDisruptionBudgets respected; no
 //! node fault that would leave more than half the nodes NotReady or that
 //! touches a protected node (k3s server, broker's node, controller's node).
+//! The one exception to the last-replica rule is a planned cold start
+//! (`scale: {to: 0, hold}`), which the plan must opt in to with
+//! `safety.allow-zero`, and during which no other fault fires.
 //! Every refusal carries its rule and a reason, which the engine journals as
 //! `fault-refused`.
 
@@ -77,6 +80,10 @@ pub enum Rule {
     HalfNodes,
     /// The node runs the k3s server, the broker or the controller.
     ProtectedNode,
+    /// Another fault is still recovering (a cold start would take its replacements).
+    Recovering,
+    /// A planned scale-to-zero is in progress: nothing else fires until it recovered.
+    PlannedZero,
 }
 
 /// A fault the rules refuse, and why.
@@ -292,12 +299,53 @@ fn check_node(
     })
 }
 
-/// Checks a new replica count (never zero).
-pub fn scale(to: u32) -> Result<(), Refusal> {
-    if to == 0 {
-        return Err(refuse(Rule::LastReplica, "would scale the workers to zero"));
+/// Checks a new replica count: zero only when the plan opted in to it.
+pub fn scale(to: u32, limits: &SafetyLimits) -> Result<(), Refusal> {
+    if to == 0 && !limits.allow_zero {
+        return Err(refuse(
+            Rule::LastReplica,
+            "would scale the workers to zero (the plan has not opted in with allow-zero)",
+        ));
     }
     Ok(())
+}
+
+/// Checks a planned scale to zero (a cold start): the plan opted in, there
+/// are workers to take, and no other fault is still recovering (its
+/// replacement would be taken for the cold start's and its timing lost).
+/// The last-replica rule knows this is planned: it is not applied.
+pub fn scale_to_zero(
+    view: View<'_>,
+    limits: &SafetyLimits,
+    recovering: &[String],
+) -> Result<(), Refusal> {
+    scale(0, limits)?;
+    if view.replicas == 0 {
+        return Err(refuse(Rule::NoTarget, "the workers are already at zero"));
+    }
+    if !recovering.is_empty() {
+        return Err(refuse(
+            Rule::Recovering,
+            format!(
+                "{} still recovering: a cold start now would take its replacements",
+                recovering.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses any fault while the cold start `open` is in progress.
+pub fn planned_zero(open: Option<&str>) -> Result<(), Refusal> {
+    match open {
+        Some(id) => Err(refuse(
+            Rule::PlannedZero,
+            format!(
+                "the workers are at a planned zero ({id}): nothing else fires until it has recovered"
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

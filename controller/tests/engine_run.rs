@@ -418,6 +418,7 @@ fn crashed_run(runs: &Path, kind: ClusterKind) -> std::path::PathBuf {
             node: node.map(String::from),
             replicas_from: from,
             replicas_to: None,
+            hold_ms: None,
             predicted_ms: None,
             predicted_basis: None,
             predicted_phases: Vec::new(),

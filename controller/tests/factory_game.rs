@@ -141,7 +141,7 @@ async fn thousand_balls_each_accounted_for_once() {
 }
 
 #[tokio::test]
-async fn no_worker_means_not_accepted_and_a_zero_delivery_rate() {
+async fn no_worker_means_refused_by_the_rack_not_lost_and_a_zero_delivery_rate() {
     let broker = broker();
     let (link, _) = subscriber(&broker, "factory-empty", &[]).await;
     let (_tx, targets) = watch::channel(Vec::<WorkerEndpoint>::new());
@@ -155,8 +155,15 @@ async fn no_worker_means_not_accepted_and_a_zero_delivery_rate() {
     );
     tokio::time::timeout(WAIT, factory.settled()).await.unwrap();
     let t = factory.totals();
-    assert_eq!((t.sent, t.not_accepted, t.caught), (20, 20, 0));
-    assert_eq!(factory.service_level().delivery_rate, Some(0.0));
+    assert_eq!((t.sent, t.refused, t.caught), (20, 20, 0));
+    assert_eq!((t.not_accepted, t.dropped_total(), t.timed_out), (0, 0, 0));
+    let level = factory.service_level();
+    assert_eq!(level.delivery_rate, Some(0.0));
+    assert_eq!(
+        (level.refused, level.refused_total, level.dropped),
+        (20, 20, 0)
+    );
+    assert_eq!(level.delivery_rate_accepted(), None, "nothing was accepted");
     cancel.cancel();
 }
 

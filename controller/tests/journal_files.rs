@@ -41,6 +41,7 @@ fn injected(id: &str, kind: FaultKind, node: Option<&str>, from: Option<u32>) ->
         node: node.map(String::from),
         replicas_from: from,
         replicas_to: from.map(|f| f + 2),
+        hold_ms: None,
         predicted_ms: None,
         predicted_basis: None,
         predicted_phases: Vec::new(),

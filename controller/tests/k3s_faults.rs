@@ -110,3 +110,47 @@ async fn replicas_reads_the_scale_subresource() {
     api.serve(Method::GET, SCALE_URI, "scale-5.json").await;
     assert_eq!(op.await.unwrap().unwrap(), 5);
 }
+
+/// A cold start on k3s: the Deployment's scale subresource to 0 and back to
+/// the count before, each an exact merge patch of `spec.replicas` (0 is sent,
+/// not omitted) with its Event and its replicas-changed observation.
+#[tokio::test]
+async fn a_cold_start_scales_the_deployment_to_zero_and_back() {
+    let (cluster, mut api) = cluster();
+    let cluster = std::sync::Arc::new(cluster);
+    let mut rx = cluster.subscribe();
+    let c = cluster.clone();
+    let op = tokio::spawn(async move { c.scale(0).await });
+    api.serve(Method::GET, SCALE_URI, "scale.json").await;
+    let patch = api.expect(Method::PATCH, &format!("{SCALE_URI}?")).await;
+    assert_eq!(patch.body, json!({ "spec": { "replicas": 0 } }));
+    patch.answer(200, fixture("scale-0.json"));
+    let ev = api.event().await;
+    assert_event(&ev, "ChaosScale", "Scale", "Deployment", "rackpong-worker");
+    assert_eq!(ev["note"], "rackpong scaled the workers from 8 to 0");
+    assert_eq!(op.await.unwrap().unwrap(), 8);
+    assert_eq!(
+        rx.try_recv().unwrap().kind,
+        ClusterEventKind::ReplicasChanged { replicas: 0 }
+    );
+
+    let c = cluster.clone();
+    let op = tokio::spawn(async move { c.scale(8).await });
+    api.serve(Method::GET, SCALE_URI, "scale-0-settled.json")
+        .await;
+    let patch = api.expect(Method::PATCH, &format!("{SCALE_URI}?")).await;
+    assert_eq!(patch.body, json!({ "spec": { "replicas": 8 } }));
+    patch.answer(200, fixture("scale-8-from-0.json"));
+    let ev = api.event().await;
+    assert_eq!(ev["note"], "rackpong scaled the workers from 0 to 8");
+    assert_eq!(
+        op.await.unwrap().unwrap(),
+        0,
+        "returns the zero it came from"
+    );
+    assert_eq!(
+        rx.try_recv().unwrap().kind,
+        ClusterEventKind::ReplicasChanged { replicas: 8 }
+    );
+    api.assert_no_request();
+}

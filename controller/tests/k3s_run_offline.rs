@@ -22,6 +22,7 @@ use http::Method;
 use k3s_fake::rack::{NEW_NAMES, pod_name};
 use k3s_fake::{FakeK3s, Rack};
 use rackpong_controller::cmd::run::{RunArgs, RunResult, run_with};
+use rackpong_controller::engine::RunSummary;
 use rackpong_controller::journal::event::Event;
 use rackpong_controller::journal::{JOURNAL_FILE, read_journal};
 use rackpong_controller::model::Milestone;
@@ -100,8 +101,9 @@ fn journal_of(dir: &Path) -> Vec<rackpong_controller::journal::event::JournalLin
     read_journal(&dir.join(JOURNAL_FILE)).unwrap().lines
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_whole_k3s_run_is_observed_through_watch_events_and_rolled_back() {
+/// Runs `plan_text` through the CLI's run function against a fresh fake
+/// k3s with real workers for every pod it may create.
+async fn run_offline(plan_text: &str) -> (RunSummary, FakeK3s, tempfile::TempDir) {
     let broker = broker();
     let dir = tempfile::tempdir().unwrap();
     let peers = dir.path().join("peers");
@@ -122,7 +124,7 @@ async fn a_whole_k3s_run_is_observed_through_watch_events_and_rolled_back() {
     wait_ready(&ingress.url).await;
 
     let plan = dir.path().join("k3s-offline.yaml");
-    std::fs::write(&plan, PLAN).unwrap();
+    std::fs::write(&plan, plan_text).unwrap();
     let runs = dir.path().join("runs");
     let cli = Cli::try_parse_from([
         "rackpong",
@@ -152,6 +154,12 @@ async fn a_whole_k3s_run_is_observed_through_watch_events_and_rolled_back() {
     let RunResult::Ran(summary) = ran else {
         panic!("not a run")
     };
+    (summary, fake, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_k3s_run_is_observed_through_watch_events_and_rolled_back() {
+    let (summary, fake, _dir) = run_offline(PLAN).await;
     println!("{}", summary.table());
     assert_eq!(summary.failures(), Vec::<String>::new());
 
@@ -328,4 +336,72 @@ fn assert_events(fake: &FakeK3s) {
     ] {
         assert!(reasons.iter().any(|x| x == r), "{r} not in {reasons:?}");
     }
+}
+
+const COLD_PLAN: &str = "\
+name: k3s-cold
+seed: 7
+duration: 6s
+steady-state: {min-ready-workers: 2, min-delivery-rate: 0.5, window: 2s}
+safety: {max-unavailable: 1, namespaces: [rackpong], allow-zero: true}
+recovery-timeout: 30s
+balls: {rate-per-s: 20, ttl: 32, timeout: 10s}
+faults:
+  - {name: cold, at: 1s, scale: {to: 0, hold: 1s}}
+";
+
+/// A cold start on k3s: the Deployment's scale subresource to 0 and back
+/// to 4, zero reached from the pods' watch deletions, the first new pod's
+/// milestones from its watch events, balls refused at zero, all in the report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_k3s_cold_start_goes_to_zero_and_back_through_the_scale_subresource() {
+    let (summary, fake, _dir) = run_offline(COLD_PLAN).await;
+    println!("{}", summary.table());
+    assert_eq!(summary.failures(), Vec::<String>::new());
+    let scale = "/apis/apps/v1/namespaces/rackpong/deployments/rackpong-worker/scale?";
+    let patches: Vec<Value> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == Method::PATCH && r.uri == scale)
+        .map(|r| r.body.clone())
+        .collect();
+    assert_eq!(
+        patches[..2],
+        [
+            json!({"spec": {"replicas": 0}}),
+            json!({"spec": {"replicas": 4}})
+        ]
+    );
+    assert_eq!(fake.rack().replicas, 4);
+    let lines = journal_of(&summary.run_dir);
+    let got: Vec<(Milestone, String)> = lines
+        .iter()
+        .filter_map(|l| match &l.event {
+            Event::Milestone(m) => Some((m.milestone, m.source.clone())),
+            _ => None,
+        })
+        .collect();
+    let order: Vec<Milestone> = got.iter().map(|(m, _)| *m).collect();
+    assert_eq!(
+        order,
+        Milestone::COLD_START,
+        "every cold-start milestone, in order: {got:?}"
+    );
+    assert_eq!(got[1].1, "watch-pod", "zero reached from the watch");
+    assert_eq!(got[2].1, "controller");
+    assert_eq!(got[3].1, "watch-pod");
+    rackpong_controller::report::render_run(&summary.run_dir).unwrap();
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(summary.run_dir.join("report.json")).unwrap())
+            .unwrap();
+    let c = &report["cold_starts"][0];
+    assert_eq!(c["replicas"], 4, "{c:#}");
+    assert_eq!(c["hold_ms"], 1000);
+    assert!(c["cold_start_ms"].as_u64().is_some(), "{c:#}");
+    assert!(c["at_zero_ms"].as_u64().unwrap() >= 1000, "{c:#}");
+    assert!(
+        c["balls_refused"].as_u64().unwrap() > 0,
+        "20 balls/s over a 1 s hold: {c:#}"
+    );
+    fake.stop();
 }

@@ -47,7 +47,7 @@ fn good_with(from: &str, to: &str) -> String {
 
 #[test]
 fn example_plans_are_valid() {
-    for rel in ["plans/demo.yaml", "plans/k3s.yaml"] {
+    for rel in ["plans/demo.yaml", "plans/k3s.yaml", "plans/cold-start.yaml"] {
         let p = plan::load(&repo_file(rel)).unwrap_or_else(|e| panic!("{e}"));
         assert!(!p.faults.is_empty(), "{rel}");
     }
@@ -181,12 +181,99 @@ fn scale_rules_and_duplicate_names() {
         p[0],
         (
             Some(12),
-            "scale min must be at least 1 (never scale to zero)".into()
+            "scale min must be at least 1 (a cold start is `to: 0` with `hold`)".into()
         )
     );
     assert_eq!(p[1].0, Some(14));
     assert!(p[1].1.contains("used twice"));
     assert_eq!(p[2], (Some(18), "scale max (3) is below min (4)".into()));
+}
+
+const COLD: &str = "\
+name: cold
+duration: 1m
+steady-state: {min-ready-workers: 2, min-delivery-rate: 0.9}
+safety:
+  allow-zero: true
+recovery-timeout: 20s
+faults:
+  - name: to-zero
+    at: 5s
+    scale: {to: 0, hold: 10s}
+";
+
+#[test]
+fn a_cold_start_parses_when_the_plan_opts_in() {
+    let demo = plan::load(&repo_file("plans/cold-start.yaml")).unwrap();
+    assert!(demo.safety.allow_zero);
+    assert!(
+        demo.faults
+            .iter()
+            .any(|f| matches!(f.action, FaultAction::ScaleToZero { .. }))
+    );
+    let p = plan::parse(COLD, Path::new("cold.yaml")).unwrap();
+    assert!(p.safety.allow_zero);
+    assert_eq!(
+        p.faults[0].action,
+        FaultAction::ScaleToZero {
+            hold: Duration::from_secs(10)
+        }
+    );
+    assert_eq!(
+        p.faults[0].kind(),
+        rackpong_controller::model::FaultKind::Scale
+    );
+    // `to: N` above zero is a fixed count.
+    let fixed = COLD.replace("{to: 0, hold: 10s}", "{to: 3}");
+    let p = plan::parse(&fixed, Path::new("c.yaml")).unwrap();
+    assert_eq!(p.faults[0].action, FaultAction::Scale { min: 3, max: 3 });
+}
+
+#[test]
+fn a_cold_start_without_the_opt_in_names_line_and_reason() {
+    let text = COLD.replace("safety:\n  allow-zero: true\n", "");
+    let p = problems(&text);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].0, Some(8));
+    assert!(p[0].1.contains("allow-zero: true"), "{p:?}");
+    let off = COLD.replace("allow-zero: true", "allow-zero: false");
+    assert!(problems(&off)[0].1.contains("planned unavailability"));
+}
+
+#[test]
+fn bad_cold_starts_name_line_and_reason() {
+    let cases = [
+        ("{to: 0}", 10, "needs hold"),
+        ("{to: 0, hold: 0s}", 10, "hold must be longer than 0s"),
+        ("{to: 0, hold: soon}", 10, "invalid duration"),
+        ("{to: 2, hold: 5s}", 10, "hold is only for `to: 0`"),
+        ("{min: 2, max: 3, hold: 5s}", 10, "hold is only for `to: 0`"),
+        ("{to: 0, min: 1, max: 2, hold: 5s}", 10, "not both"),
+        ("{max: 2}", 10, "needs min and max"),
+        ("{min: 0, max: 2}", 10, "a cold start is `to: 0`"),
+    ];
+    for (scale, line, why) in cases {
+        let text = COLD.replace("{to: 0, hold: 10s}", scale);
+        let p = problems(&text);
+        assert_eq!(p[0].0, Some(line), "{scale}: {p:?}");
+        assert!(p[0].1.contains(why), "{scale}: {p:?}");
+    }
+}
+
+#[test]
+fn down_for_past_the_agents_limit_is_refused() {
+    let text = good_with(
+        "    pod-kill:\n      percent: 50\n",
+        "    node-kill:\n      action: reboot\n      down-for: 11m\n",
+    );
+    let p = problems(&text);
+    assert_eq!(p[0].0, Some(13), "the line of down-for: {p:?}");
+    assert!(p[0].1.starts_with("down-for must be at most 10m"), "{p:?}");
+    let ok = good_with(
+        "    pod-kill:\n      percent: 50\n",
+        "    node-kill:\n      action: reboot\n      down-for: 10m\n",
+    );
+    plan::parse(&ok, Path::new("ok.yaml")).unwrap();
 }
 
 #[test]

@@ -63,6 +63,8 @@ fn good_service() -> ServiceLevel {
         caught: 100,
         dropped: 0,
         timed_out: 0,
+        refused: 0,
+        refused_total: 0,
         delivery_rate: Some(1.0),
         p50_ms: Some(1.0),
         p95_ms: Some(1.0),

@@ -6,11 +6,12 @@ use rackpong_agent::proto::ChaosAction;
 use rand::Rng;
 use tokio::time::Instant;
 
+use super::cold::ColdStart;
 use super::run::Run;
 use super::{EngineError, Scheduled, ServiceProbe};
 use crate::cluster::{Cluster, KillMode, NodeFault};
 use crate::journal::event::{Event, FaultInjected, PhaseBudget};
-use crate::plan::{FaultAction, FaultSpec, KillModeSpec, NodeAction};
+use crate::plan::{FaultAction, FaultSpec, KillModeSpec, NodeAction, SCALE_TO_ZERO_ACTION};
 use crate::safety::{self, View};
 use crate::timing::{Injected, predict};
 
@@ -22,6 +23,8 @@ struct Done {
     node: Option<String>,
     replicas: Option<(u32, u32)>,
     lost: Vec<String>,
+    /// A cold start's hold at zero.
+    hold: Option<std::time::Duration>,
 }
 
 impl<C: Cluster, S: ServiceProbe> Run<C, S> {
@@ -75,6 +78,7 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
             node: d.node,
             replicas_from: d.replicas.map(|r| r.0),
             replicas_to: d.replicas.map(|r| r.1),
+            hold_ms: d.hold.map(|h| h.as_millis() as u64),
             predicted_ms,
             predicted_basis,
             predicted_phases,
@@ -90,6 +94,16 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
             fault.targets.join(", ")
         );
         self.publish_progress();
+        if let (Some(hold), Some((from, _))) = (d.hold, d.replicas) {
+            self.cold.push(ColdStart {
+                fault_id: fault.fault_id.clone(),
+                back_to: from,
+                hold,
+                due: None,
+                issued: false,
+                ended: None,
+            });
+        }
         self.tracker.injected(Injected {
             at: d.at,
             fault: fault.clone(),
@@ -117,6 +131,7 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
         };
         let limits = self.plan.safety.clone();
         let dry = limits.dry_run;
+        safety::planned_zero(self.open_cold_start()).map_err(|r| (None, r.reason))?;
         match &spec.action {
             FaultAction::PodKill { amount, mode } => {
                 let targets = safety::pod_kill(view, &limits, *amount, &mut self.rng)
@@ -149,6 +164,11 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
                 self.node_down(choice, *action, *down_for).await
             }
             FaultAction::Scale { min, max } => self.scale(*min, *max, replicas, dry).await,
+            FaultAction::ScaleToZero { hold } => {
+                let recovering = self.tracker.open_fault_ids();
+                safety::scale_to_zero(view, &limits, &recovering).map_err(|r| (None, r.reason))?;
+                self.scale_to_zero(*hold, replicas, dry).await
+            }
         }
     }
 
@@ -179,6 +199,7 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
             node: Some(choice.node),
             replicas: None,
             lost: choice.workers,
+            hold: None,
         })
     }
 
@@ -214,6 +235,7 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
             node,
             replicas: None,
             lost: killed,
+            hold: None,
         })
     }
 
@@ -231,7 +253,7 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
                 format!("the replica count is already {current}, the only value in {min}..={max}"),
             ));
         };
-        safety::scale(to).map_err(|r| (None, r.reason))?;
+        safety::scale(to, &self.plan.safety).map_err(|r| (None, r.reason))?;
         if dry {
             return Err((None, format!("dry run: would scale {current} -> {to}")));
         }
@@ -249,6 +271,42 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
             node: None,
             replicas: Some((from, to)),
             lost: vec![],
+            hold: None,
+        })
+    }
+
+    /// A cold start: to zero now, back after the hold (see `cold`).
+    async fn scale_to_zero(
+        &mut self,
+        hold: std::time::Duration,
+        current: u32,
+        dry: bool,
+    ) -> Result<Done, (Option<String>, String)> {
+        let hold_text = humantime::format_duration(hold);
+        if dry {
+            return Err((
+                None,
+                format!(
+                    "dry run: would scale {current} -> 0, hold {hold_text}, then back to {current}"
+                ),
+            ));
+        }
+        let at = Instant::now();
+        let from = self
+            .cluster
+            .scale(0)
+            .await
+            .map_err(|e| (None, e.to_string()))?;
+        self.original_replicas.get_or_insert(from);
+        tracing::info!(from, hold = %hold_text, "cold start: scaled to zero");
+        Ok(Done {
+            at,
+            action: SCALE_TO_ZERO_ACTION.into(),
+            targets: vec![],
+            node: None,
+            replicas: Some((from, 0)),
+            lost: vec![],
+            hold: Some(hold),
         })
     }
 }

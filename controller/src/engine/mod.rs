@@ -8,6 +8,7 @@
 //! (ball catches, MQTT status and health), so the engine never depends on how
 //! those are produced.
 
+mod cold;
 mod inject;
 pub mod mqtt;
 mod rollback;

@@ -121,9 +121,14 @@ pub fn describe(action: &FaultAction) -> String {
             node.as_deref().unwrap_or("a random eligible node"),
             humantime::format_duration(*down_for)
         ),
+        FaultAction::Scale { min, max } if min == max => format!("scale workers to {min}"),
         FaultAction::Scale { min, max } => {
             format!("scale workers to a random count in {min}..={max}")
         }
+        FaultAction::ScaleToZero { hold } => format!(
+            "scale workers to 0 (a cold start), hold {} once the last is gone, then back to the count before",
+            humantime::format_duration(*hold)
+        ),
     }
 }
 

@@ -65,10 +65,13 @@ pub enum OutcomeKind {
         detail: Option<String>,
     },
     TimedOut,
-    /// No worker accepted it (every entry attempt failed, or no live worker).
+    /// No worker accepted it (every entry attempt failed).
     NotAccepted {
         detail: String,
     },
+    /// Thrown while no worker existed at all (a scale to zero): refused by
+    /// the rack at the door, not lost in it.
+    Refused,
 }
 
 /// One ball's outcome, stamped when the factory learned it.
@@ -109,6 +112,8 @@ pub struct Totals {
     pub dropped: BTreeMap<String, u64>,
     pub timed_out: u64,
     pub not_accepted: u64,
+    /// Thrown while no worker existed (see [`OutcomeKind::Refused`]).
+    pub refused: u64,
     /// Balls still awaiting an outcome.
     pub pending: u64,
     /// Outcomes of this factory's balls that were no longer pending (late
@@ -125,7 +130,7 @@ impl Totals {
 
     /// Balls with an outcome.
     pub fn resolved(&self) -> u64 {
-        self.caught + self.dropped_total() + self.timed_out + self.not_accepted
+        self.caught + self.dropped_total() + self.timed_out + self.not_accepted + self.refused
     }
 }
 
@@ -202,6 +207,10 @@ impl Shared {
                 OutcomeKind::NotAccepted { .. } => {
                     s.totals.not_accepted += 1;
                     Mark::Dropped
+                }
+                OutcomeKind::Refused => {
+                    s.totals.refused += 1;
+                    Mark::Refused
                 }
             };
             s.window.outcome(at, mark);

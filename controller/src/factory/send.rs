@@ -83,10 +83,10 @@ fn throw(
     let id = format!("{}-{n}", cfg.id_prefix);
     let now = Instant::now();
     if workers.is_empty() {
+        // The rack has no worker at all (scaled to zero): the ball is
+        // refused at the door, which is not the rack losing it.
         shared.register(&id, "", now);
-        shared.resolve(&id, now, |_| OutcomeKind::NotAccepted {
-            detail: "no live worker".into(),
-        });
+        shared.resolve(&id, now, |_| OutcomeKind::Refused);
         return;
     }
     let target = workers[rng.random_range(0..workers.len())].name.clone();

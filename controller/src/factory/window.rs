@@ -12,15 +12,20 @@ use crate::model::ServiceLevel;
 /// What one outcome contributes to the window.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Mark {
-    Caught { latency_ms: f64 },
+    Caught {
+        latency_ms: f64,
+    },
     Dropped,
     TimedOut,
+    /// Thrown while no worker existed (refused by the rack, not lost).
+    Refused,
 }
 
 /// Sends and outcomes of the last `window`.
 #[derive(Debug)]
 pub struct Window {
     window: Duration,
+    refused_total: u64,
     sends: VecDeque<Instant>,
     outcomes: VecDeque<(Instant, Mark)>,
 }
@@ -29,6 +34,7 @@ impl Window {
     pub fn new(window: Duration) -> Self {
         Self {
             window,
+            refused_total: 0,
             sends: VecDeque::new(),
             outcomes: VecDeque::new(),
         }
@@ -39,6 +45,9 @@ impl Window {
     }
 
     pub fn outcome(&mut self, at: Instant, mark: Mark) {
+        if mark == Mark::Refused {
+            self.refused_total += 1;
+        }
         self.outcomes.push_back((at, mark));
     }
 
@@ -57,7 +66,7 @@ impl Window {
     /// The service level over the window ending at `now`.
     pub fn level(&mut self, now: Instant) -> ServiceLevel {
         self.prune(now);
-        let (mut caught, mut dropped, mut timed_out) = (0u64, 0u64, 0u64);
+        let (mut caught, mut dropped, mut timed_out, mut refused) = (0u64, 0u64, 0u64, 0u64);
         let mut latencies = Vec::new();
         for (_, m) in &self.outcomes {
             match m {
@@ -67,16 +76,19 @@ impl Window {
                 }
                 Mark::Dropped => dropped += 1,
                 Mark::TimedOut => timed_out += 1,
+                Mark::Refused => refused += 1,
             }
         }
         latencies.sort_by(f64::total_cmp);
-        let total = caught + dropped + timed_out;
+        let total = caught + dropped + timed_out + refused;
         ServiceLevel {
             window_ms: self.window.as_millis() as u64,
             sent: self.sends.len() as u64,
             caught,
             dropped,
             timed_out,
+            refused,
+            refused_total: self.refused_total,
             delivery_rate: (total > 0).then(|| caught as f64 / total as f64),
             p50_ms: percentile(&latencies, 50.0),
             p95_ms: percentile(&latencies, 95.0),
@@ -125,5 +137,25 @@ mod tests {
         assert_eq!(l.delivery_rate, Some(0.5));
         assert_eq!(l.p99_ms, Some(4.0));
         assert_eq!(w.level(t0 + Duration::from_secs(30)).delivery_rate, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refused_balls_count_against_the_rate_but_apart_from_losses() {
+        let mut w = Window::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        w.outcome(t0, Mark::Refused);
+        w.outcome(t0, Mark::Refused);
+        w.outcome(t0, Mark::Caught { latency_ms: 1.0 });
+        w.outcome(t0, Mark::Dropped);
+        let l = w.level(t0);
+        assert_eq!((l.refused, l.refused_total, l.dropped), (2, 2, 1));
+        assert_eq!(l.delivery_rate, Some(0.25));
+        assert_eq!(l.delivery_rate_accepted(), Some(0.5));
+        let l = w.level(t0 + Duration::from_secs(20));
+        assert_eq!(
+            (l.refused, l.refused_total),
+            (0, 2),
+            "the total outlives the window"
+        );
     }
 }

@@ -128,6 +128,10 @@ pub struct FaultInjected {
     /// Scale: replica count before and after.
     pub replicas_from: Option<u32>,
     pub replicas_to: Option<u32>,
+    /// Cold start (`scale-to-zero`): how long the workers stay at zero
+    /// after the last one is gone, before the scale back up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_ms: Option<u64>,
     /// Predicted upper bound of the total recovery from the cluster's settings.
     pub predicted_ms: Option<u64>,
     /// How the prediction was made.
@@ -150,7 +154,7 @@ pub struct PhaseBudget {
 pub struct MilestoneEvent {
     pub fault_id: String,
     pub milestone: Milestone,
-    /// What observed it: `mqtt-lwt`, `mqtt-health-stale`, `watch-pod`, `watch-node`,
+    /// What observed it: `controller` (scale-up-issued), `mqtt-lwt`, `mqtt-health-stale`, `watch-pod`, `watch-node`,
     /// `mqtt-birth`, `ball-caught`, `factory`, `local-rack`.
     pub source: String,
     /// The precision of this timestamp in ms (e.g. the kubelet probe period for `ready`).

@@ -88,12 +88,8 @@ pub struct ChaosExperimentStatus {
     pub observed_generation: Option<i64>,
 }
 
-fn plan_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({
-        "description": "The experiment plan, exactly as in a plan file (kebab-case keys): name, seed, duration, steady-state, safety, recovery-timeout, balls, faults. Validated by the operator with the plan parser before anything is touched.",
-        "type": "object",
-        "x-kubernetes-preserve-unknown-fields": true
-    })
+fn plan_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    super::crd_plan::plan_schema(g)
 }
 
 /// Why the CRD could not be rendered.

@@ -5,6 +5,7 @@
 //! the operator's counters ([`metrics`]).
 
 pub mod crd;
+pub mod crd_plan;
 pub mod health;
 pub mod metrics;
 pub mod reconcile;

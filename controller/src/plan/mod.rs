@@ -55,6 +55,9 @@ pub struct SafetyLimits {
     pub opt_in_label: String,
     /// Plan-level dry run: decide and journal, never touch.
     pub dry_run: bool,
+    /// The plan's opt-in to planned unavailability: only with it may a
+    /// `scale` fault take the workers to zero (`to: 0`).
+    pub allow_zero: bool,
 }
 
 /// The ball factory's traffic during the run.
@@ -79,7 +82,7 @@ impl FaultSpec {
         match self.action {
             FaultAction::PodKill { .. } => FaultKind::PodKill,
             FaultAction::NodeKill { .. } => FaultKind::NodeKill,
-            FaultAction::Scale { .. } => FaultKind::Scale,
+            FaultAction::Scale { .. } | FaultAction::ScaleToZero { .. } => FaultKind::Scale,
         }
     }
 }
@@ -117,7 +120,17 @@ pub enum FaultAction {
         min: u32,
         max: u32,
     },
+    /// A cold start: scales the workers to 0, holds there for `hold` once
+    /// the last worker is gone, then scales back to the count before.
+    /// Planned unavailability: needs `safety.allow-zero: true`.
+    ScaleToZero {
+        #[serde(with = "human")]
+        hold: Duration,
+    },
 }
+
+/// The journal's `action` of a [`FaultAction::ScaleToZero`] fault.
+pub const SCALE_TO_ZERO_ACTION: &str = "scale-to-zero";
 
 /// How many workers a pod-kill takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

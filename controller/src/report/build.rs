@@ -97,7 +97,9 @@ pub fn build(read: &ReadJournal) -> Report {
             .map(|(node, samples)| NodeSeries { node, samples })
             .collect(),
         findings,
+        cold_starts: Vec::new(),
     };
+    report.cold_starts = super::cold::cold_starts(&report);
     report.verdict = verdict(&report);
     report
 }
@@ -243,6 +245,8 @@ fn service_point(t_ms: u64, s: &ServiceLevel) -> ServicePoint {
         caught: s.caught,
         dropped: s.dropped,
         timed_out: s.timed_out,
+        refused: s.refused,
+        refused_total: s.refused_total,
         delivery_rate: s.delivery_rate,
         p50_ms: s.p50_ms,
         p95_ms: s.p95_ms,
@@ -308,6 +312,7 @@ fn fault_report(
         node: i.node.clone(),
         replicas_from: i.replicas_from,
         replicas_to: i.replicas_to,
+        hold_ms: i.hold_ms,
         injected_ms: f.injected_ms,
         milestones: f.milestones.iter().map(|(_, at)| at.clone()).collect(),
         phases: tl.phases,

@@ -13,6 +13,7 @@ pub fn render(r: &Report) -> String {
     run_table(&mut out, r);
     kinds(&mut out, r);
     faults(&mut out, r);
+    super::cold::markdown(&mut out, r);
     findings(&mut out, r);
     breaches(&mut out, r);
     refused(&mut out, r);

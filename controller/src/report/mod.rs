@@ -6,6 +6,7 @@
 
 mod build;
 mod charts;
+mod cold;
 pub mod compare;
 mod findings;
 mod fmt;

@@ -40,6 +40,42 @@ pub struct Report {
     /// with the phase that overran.
     #[serde(default)]
     pub findings: Vec<Finding>,
+    /// Planned scale-to-zero faults: the rack's cold start, phase by phase.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cold_starts: Vec<ColdStart>,
+}
+
+/// A cold start (`scale: {to: 0, hold}`): the workers taken to zero, held
+/// there, and scaled back. The replacement figures are those of the first
+/// new worker, in ms after the scale-up was issued.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ColdStart {
+    pub fault_id: String,
+    pub fault: String,
+    /// The replica count before, and restored by the scale-up.
+    pub replicas: Option<u32>,
+    /// The planned hold at zero.
+    pub hold_ms: Option<u64>,
+    /// Injection to the last worker gone.
+    pub zero_reached_ms: Option<u64>,
+    /// Zero reached to scale-up issued (the hold as it happened).
+    pub at_zero_ms: Option<u64>,
+    /// Scale-up issued to the first new worker created, scheduled, running,
+    /// ready and serving, and to the service restored.
+    pub created_ms: Option<u64>,
+    pub scheduled_ms: Option<u64>,
+    pub running_ms: Option<u64>,
+    pub ready_ms: Option<u64>,
+    pub serving_ms: Option<u64>,
+    pub service_restored_ms: Option<u64>,
+    /// The cold start: scale-up issued to service restored.
+    pub cold_start_ms: Option<u64>,
+    /// Worst precision of the milestones used.
+    pub precision_ms: u64,
+    /// Balls thrown while no worker existed: refused by the rack, not lost
+    /// (from the factory's running count in the samples around the fault).
+    pub balls_refused: u64,
+    pub outcome: String,
 }
 
 /// Something the run shows that a reader should act on.
@@ -173,6 +209,9 @@ pub struct FaultReport {
     pub node: Option<String>,
     pub replicas_from: Option<u32>,
     pub replicas_to: Option<u32>,
+    /// A cold start's planned hold at zero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_ms: Option<u64>,
     pub injected_ms: u64,
     /// Milestones as observed, in journal order (duplicates included).
     pub milestones: Vec<MilestoneAt>,
@@ -317,6 +356,12 @@ pub struct ServicePoint {
     pub caught: u64,
     pub dropped: u64,
     pub timed_out: u64,
+    /// Balls thrown while no worker existed, in the window and since the
+    /// factory started (absent: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refused: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refused_total: u64,
     pub delivery_rate: Option<f64>,
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
@@ -346,4 +391,8 @@ pub struct HealthPoint {
     pub under_voltage_now: Option<bool>,
     /// The raw `get_throttled` bits, when read.
     pub throttle_raw: Option<u32>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

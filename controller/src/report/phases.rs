@@ -26,7 +26,8 @@ pub fn timeline(injected_ms: u64, observed: &[(Milestone, MilestoneAt)]) -> Time
     };
     let (mut prev_name, mut prev_t) = ("injected", injected_ms);
     let mut pending: Vec<String> = Vec::new();
-    for m in Milestone::ALL {
+    let cold = observed.iter().any(|(m, _)| m.is_cold_start_only());
+    for &m in Milestone::sequence(cold) {
         let seen: Vec<&MilestoneAt> = observed
             .iter()
             .filter(|(k, _)| *k == m)

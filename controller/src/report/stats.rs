@@ -63,7 +63,7 @@ fn one_kind(
     let totals: Vec<u64> = of_kind.iter().filter_map(|f| f.total_ms).collect();
     // Phases keyed by milestone order of their ends, then starts.
     let rank = |s: &str| {
-        Milestone::ALL
+        Milestone::COLD_START
             .iter()
             .position(|m| m.as_str() == s)
             .map_or(0, |p| p + 1)

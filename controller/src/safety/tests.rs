@@ -11,6 +11,7 @@ fn limits(max_unavailable: u32) -> SafetyLimits {
         namespaces: vec!["rackpong".into()],
         opt_in_label: "rackpong.dev/chaos=true".into(),
         dry_run: false,
+        allow_zero: false,
     }
 }
 
@@ -231,9 +232,44 @@ fn node_kill_never_takes_the_last_ready_replica() {
 }
 
 #[test]
-fn scale_never_goes_to_zero() {
-    assert_eq!(scale(0).unwrap_err().rule, Rule::LastReplica);
-    assert!(scale(1).is_ok());
+fn scale_goes_to_zero_only_when_the_plan_opted_in() {
+    assert_eq!(scale(0, &limits(1)).unwrap_err().rule, Rule::LastReplica);
+    assert!(scale(1, &limits(1)).is_ok());
+    let planned = SafetyLimits {
+        allow_zero: true,
+        ..limits(1)
+    };
+    assert!(scale(0, &planned).is_ok());
+}
+
+#[test]
+fn a_planned_cold_start_is_exempt_from_the_last_replica_rule_only() {
+    let (nodes, workers) = rack();
+    let planned = SafetyLimits {
+        allow_zero: true,
+        ..limits(1)
+    };
+    // max-unavailable 1 and the last-replica rule do not stop a planned zero.
+    assert!(scale_to_zero(view(&nodes, &workers), &planned, &[]).is_ok());
+    let r = scale_to_zero(view(&nodes, &workers), &limits(1), &[]).unwrap_err();
+    assert_eq!(r.rule, Rule::LastReplica, "not opted in");
+    let r = scale_to_zero(view(&nodes, &workers), &planned, &["f1".into()]).unwrap_err();
+    assert_eq!(r.rule, Rule::Recovering);
+    assert!(r.reason.contains("f1"), "{}", r.reason);
+    let r = scale_to_zero(view(&nodes, &[]), &planned, &[]).unwrap_err();
+    assert_eq!(r.rule, Rule::NoTarget, "already at zero");
+    // A pod-kill still never takes the last ready worker, opted in or not.
+    let one = vec![worker("w0", "n2")];
+    let r = pod_kill(view(&nodes, &one), &planned, Amount::Count(1), &mut rng()).unwrap_err();
+    assert_eq!(r.rule, Rule::LastReplica);
+}
+
+#[test]
+fn nothing_fires_during_a_planned_zero() {
+    assert!(planned_zero(None).is_ok());
+    let r = planned_zero(Some("f2")).unwrap_err();
+    assert_eq!(r.rule, Rule::PlannedZero);
+    assert!(r.reason.contains("f2"), "{}", r.reason);
 }
 
 #[test]

@@ -163,6 +163,9 @@ pub struct Tracker {
     min_delivery_rate: f64,
     /// Every worker name seen so far; a created worker not in it is new.
     known: std::collections::HashSet<String>,
+    /// Workers that exist now (created and not yet deleted): a cold start
+    /// reaches zero when the last one is deleted.
+    live: std::collections::HashSet<String>,
     /// Nodes currently NotReady, since when.
     not_ready: HashMap<String, Instant>,
     faults: Vec<FaultTrack>,
@@ -183,6 +186,7 @@ impl Tracker {
             precision,
             min_delivery_rate,
             known: workers.iter().map(|w| w.name.clone()).collect(),
+            live: workers.iter().map(|w| w.name.clone()).collect(),
             not_ready: HashMap::new(),
             faults: Vec::new(),
             done: Vec::new(),
@@ -204,12 +208,33 @@ impl Tracker {
 
     /// Starts following a fault.
     pub fn injected(&mut self, inj: Injected) {
-        self.faults.push(FaultTrack::new(inj, self.pod_source));
+        let at = inj.at;
+        let mut track = FaultTrack::new(inj, self.pod_source);
+        if self.live.is_empty() {
+            track.zero_reached(at, None, self.precision.event_ms);
+        }
+        self.faults.push(track);
+    }
+
+    /// The engine scaled a cold start's workers back up to `replicas` at `at`.
+    pub fn scale_up_issued(&mut self, at: Instant, fault_id: &str, replicas: u32) -> Vec<Output> {
+        let mut out = Vec::new();
+        if let Some(f) = self.faults.iter_mut().find(|f| f.id() == fault_id) {
+            f.scale_up_issued(at, replicas);
+        }
+        self.advance(&mut out);
+        out
     }
 
     /// Faults not yet ended.
     pub fn open(&self) -> usize {
         self.faults.iter().filter(|f| !f.is_ended()).count()
+    }
+
+    /// The ids of the faults not yet ended.
+    pub fn open_fault_ids(&self) -> Vec<String> {
+        let open = self.faults.iter().filter(|f| !f.is_ended());
+        open.map(|f| f.id().to_string()).collect()
     }
 
     /// Timelines of the faults that ended, in the order they ended.
@@ -266,7 +291,7 @@ impl Tracker {
     pub fn tick(&mut self, now: Instant, timeout: Duration) -> Vec<Output> {
         let mut out = Vec::new();
         for f in &mut self.faults {
-            let deadline = f.injected() + timeout;
+            let deadline = f.deadline(timeout);
             if !f.is_ended() && now >= deadline {
                 f.end(deadline, FaultOutcome::TimedOut, &mut out);
             }
@@ -305,6 +330,11 @@ impl Tracker {
             }
             WorkerDeleted { worker, .. } => {
                 self.worker_gone(at, worker, self.pod_source);
+                if self.live.remove(worker) && self.live.is_empty() {
+                    self.faults
+                        .iter_mut()
+                        .for_each(|f| f.zero_reached(at, Some(worker), p.event_ms));
+                }
                 self.faults
                     .iter_mut()
                     .for_each(|f| f.old_deleted(at, worker));
@@ -328,6 +358,7 @@ impl Tracker {
     }
 
     fn created(&mut self, at: Instant, worker: &str) {
+        self.live.insert(worker.to_string());
         let is_new = self.known.insert(worker.to_string());
         // The same name coming back for a fault that lost it (local rack
         // restarting a worker in place) fills that fault's slot first.

@@ -203,6 +203,8 @@ pub fn service(rate: Arc<Mutex<Option<f64>>>) -> impl Fn() -> ServiceLevel + Sen
         caught: 100,
         dropped: 0,
         timed_out: 0,
+        refused: 0,
+        refused_total: 0,
         delivery_rate: *rate.lock().unwrap(),
         p50_ms: Some(3.0),
         p95_ms: Some(9.0),

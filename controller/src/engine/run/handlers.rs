@@ -96,6 +96,7 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
 
     /// Journals the tracker's conclusions.
     pub(in crate::engine) fn emit(&mut self, out: Vec<Output>) -> Result<(), EngineError> {
+        self.cold_outputs(&out);
         for o in out {
             if let Output::Ended {
                 fault_id, outcome, ..

@@ -56,6 +56,8 @@ pub(super) struct Run<C: Cluster, S: ServiceProbe> {
     pub(super) original_replicas: Option<u32>,
     /// Nodes taken down, in order, without repeats.
     pub(super) faulted_nodes: Vec<String>,
+    /// Cold starts (scale to zero) and their scale back up.
+    pub(super) cold: Vec<super::cold::ColdStart>,
     pub(super) steady_before: Option<(bool, String)>,
     pub(super) steady_after: Option<(bool, String)>,
     pub(super) fault_start: Instant,
@@ -129,6 +131,7 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
             refused: Vec::new(),
             original_replicas: None,
             faulted_nodes: Vec::new(),
+            cold: Vec::new(),
             steady_before: None,
             steady_after: None,
             fault_start: start,
@@ -229,12 +232,23 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
             Err(e) => return (false, format!("cannot list workers: {e}")),
         };
         let level = self.service.service_level();
-        let rate_ok = level
-            .delivery_rate
-            .is_some_and(|r| r >= s.min_delivery_rate);
-        let rate = level
-            .delivery_rate
-            .map_or("no balls yet".to_string(), |r| format!("{:.1}%", r * 100.0));
+        // Balls the rack refused during a planned zero are intended
+        // unavailability, not a service failure.
+        let planned = level.refused > 0 && self.planned_zero_within(s.window);
+        let delivery = if planned {
+            level.delivery_rate_accepted()
+        } else {
+            level.delivery_rate
+        };
+        let rate_ok = delivery.is_some_and(|r| r >= s.min_delivery_rate);
+        let mut rate =
+            delivery.map_or("no balls yet".to_string(), |r| format!("{:.1}%", r * 100.0));
+        if planned {
+            rate.push_str(&format!(
+                " ({} balls refused during the planned zero left out)",
+                level.refused
+            ));
+        }
         let ok = ready >= s.min_ready_workers && rate_ok;
         let detail = format!(
             "{ready} ready workers (need {}), delivery {rate} (need {:.1}%) over {}",
@@ -252,6 +266,7 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
         cancel: &CancellationToken,
     ) -> Result<Stop, EngineError> {
         loop {
+            let cold_due = self.cold_due();
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return Ok(Stop::Cancelled),
@@ -267,6 +282,7 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
                 }
                 _ = self.service_tick.tick() => self.sample_service()?,
                 _ = self.timeout_tick.tick() => self.on_tick()?,
+                _ = sleep_until_some(cold_due) => self.scale_up_due().await?,
                 _ = sleep_until(deadline) => return Ok(Stop::Deadline),
             }
         }
@@ -281,6 +297,14 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
         if let Some(tx) = &self.cfg.progress {
             tx.send_replace(self.progress.clone());
         }
+    }
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -64,6 +64,8 @@ struct RawSafety {
     opt_in_label: Option<Spanned<String>>,
     #[serde(default)]
     dry_run: bool,
+    #[serde(default)]
+    allow_zero: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -123,8 +125,15 @@ struct RawNodeKill {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawScale {
-    min: Spanned<u32>,
-    max: Spanned<u32>,
+    #[serde(default)]
+    min: Option<Spanned<u32>>,
+    #[serde(default)]
+    max: Option<Spanned<u32>>,
+    /// A fixed count; `to: 0` (with `hold`) is a cold start.
+    #[serde(default)]
+    to: Option<Spanned<u32>>,
+    #[serde(default)]
+    hold: Option<Spanned<Dur>>,
 }
 
 /// Default opt-in label, the one the k3s manifests put on workers and nodes.

@@ -5,8 +5,8 @@ use std::time::Duration;
 use serde_saphyr::{Location, Spanned};
 
 use super::{
-    Check, DEFAULT_OPT_IN_LABEL, RawBalls, RawFault, RawNodeKill, RawPlan, RawPodKill, RawSafety,
-    RawScale, RawSteady,
+    Check, DEFAULT_OPT_IN_LABEL, Dur, RawBalls, RawFault, RawNodeKill, RawPlan, RawPodKill,
+    RawSafety, RawScale, RawSteady,
 };
 use crate::plan::{
     Amount, BallSettings, FaultAction, FaultSpec, Plan, SafetyLimits, Schedule, SteadyState,
@@ -33,7 +33,7 @@ pub(super) fn validate(raw: RawPlan, check: &mut Check) -> Plan {
     let balls = validate_balls(raw.balls, check);
     let mut faults = Vec::with_capacity(raw.faults.len());
     for f in raw.faults {
-        if let Some(spec) = validate_fault(f, duration, &faults, check) {
+        if let Some(spec) = validate_fault(f, duration, &faults, safety.allow_zero, check) {
             faults.push(spec);
         }
     }
@@ -89,6 +89,7 @@ fn validate_safety(raw: RawSafety, check: &mut Check) -> SafetyLimits {
         namespaces: raw.namespaces.into_iter().map(|n| n.value).collect(),
         opt_in_label: label,
         dry_run: raw.dry_run,
+        allow_zero: raw.allow_zero.is_some_and(|a| a.value),
     }
 }
 
@@ -140,6 +141,7 @@ fn validate_fault(
     raw: RawFault,
     duration: Duration,
     earlier: &[FaultSpec],
+    allow_zero: bool,
     check: &mut Check,
 ) -> Option<FaultSpec> {
     let schedule = validate_schedule(&raw, duration, check);
@@ -173,7 +175,7 @@ fn validate_fault(
     } else if let Some(nk) = raw.node_kill {
         validate_node_kill(nk.value, check)
     } else {
-        validate_scale(raw.scale?.value, check)
+        validate_scale(raw.scale?, allow_zero, check)?
     };
     Some(FaultSpec {
         name,
@@ -249,11 +251,24 @@ fn validate_pod_kill(pk: Spanned<RawPodKill>, check: &mut Check) -> Option<Fault
     })
 }
 
+/// The agents' default `--chaos-max-down`: a longer node fault is refused.
+const MAX_DOWN_FOR: Duration = Duration::from_secs(600);
+
 fn validate_node_kill(nk: RawNodeKill, check: &mut Check) -> FaultAction {
     check.require(
         !nk.down_for.value.0.is_zero(),
         nk.down_for.referenced,
         || "down-for must be longer than 0s".into(),
+    );
+    check.require(
+        nk.down_for.value.0 <= MAX_DOWN_FOR,
+        nk.down_for.referenced,
+        || {
+            format!(
+                "down-for must be at most {} (the agents refuse longer: their default --chaos-max-down)",
+                humantime::format_duration(MAX_DOWN_FOR)
+            )
+        },
     );
     FaultAction::NodeKill {
         action: nk.action,
@@ -262,18 +277,72 @@ fn validate_node_kill(nk: RawNodeKill, check: &mut Check) -> FaultAction {
     }
 }
 
-fn validate_scale(sc: RawScale, check: &mut Check) -> FaultAction {
-    check.require(sc.min.value >= 1, sc.min.referenced, || {
-        "scale min must be at least 1 (never scale to zero)".into()
-    });
-    check.require(sc.max.value >= sc.min.value, sc.max.referenced, || {
-        format!(
-            "scale max ({}) is below min ({})",
-            sc.max.value, sc.min.value
-        )
-    });
-    FaultAction::Scale {
-        min: sc.min.value,
-        max: sc.max.value,
+fn validate_scale(
+    sc: Spanned<RawScale>,
+    allow_zero: bool,
+    check: &mut Check,
+) -> Option<FaultAction> {
+    let loc = sc.referenced;
+    let sc = sc.value;
+    match (sc.to, sc.min, sc.max) {
+        (Some(to), None, None) => validate_scale_to(to, sc.hold, allow_zero, check),
+        (Some(to), _, _) => {
+            check.at(to.referenced, "scale takes to, or min and max, not both");
+            None
+        }
+        (None, Some(min), Some(max)) => {
+            if let Some(h) = &sc.hold {
+                check.at(h.referenced, HOLD_ONLY_AT_ZERO);
+            }
+            check.require(min.value >= 1, min.referenced, || {
+                "scale min must be at least 1 (a cold start is `to: 0` with `hold`)".into()
+            });
+            check.require(max.value >= min.value, max.referenced, || {
+                format!("scale max ({}) is below min ({})", max.value, min.value)
+            });
+            Some(FaultAction::Scale {
+                min: min.value,
+                max: max.value,
+            })
+        }
+        (None, _, _) => {
+            check.at(loc, "scale needs min and max (a random count) or to");
+            None
+        }
     }
+}
+
+const HOLD_ONLY_AT_ZERO: &str = "hold is only for `to: 0` (a cold start)";
+
+/// `to: N`: a fixed count, or with 0 a cold start that must be opted in.
+fn validate_scale_to(
+    to: Spanned<u32>,
+    hold: Option<Spanned<Dur>>,
+    allow_zero: bool,
+    check: &mut Check,
+) -> Option<FaultAction> {
+    if to.value > 0 {
+        if let Some(h) = &hold {
+            check.at(h.referenced, HOLD_ONLY_AT_ZERO);
+        }
+        return Some(FaultAction::Scale {
+            min: to.value,
+            max: to.value,
+        });
+    }
+    check.require(allow_zero, to.referenced, || {
+        "scale to 0 is planned unavailability: the plan must opt in with safety: {allow-zero: true}"
+            .into()
+    });
+    let Some(hold) = hold else {
+        check.at(
+            to.referenced,
+            "scale to 0 needs hold: how long to stay at zero before scaling back (e.g. hold: 10s)",
+        );
+        return None;
+    };
+    check.require(!hold.value.0.is_zero(), hold.referenced, || {
+        "hold must be longer than 0s".into()
+    });
+    Some(FaultAction::ScaleToZero { hold: hold.value.0 })
 }

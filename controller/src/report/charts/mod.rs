@@ -39,6 +39,13 @@ pub fn phase_color(milestone: &str) -> RGBColor {
         RGBColor(213, 94, 0),
         RGBColor(204, 121, 167),
     ];
+    // A cold start's own phases: the drain to zero grey, the hold dark grey.
+    if milestone == Milestone::ZeroReached.as_str() {
+        return RGBColor(150, 150, 150);
+    }
+    if milestone == Milestone::ScaleUpIssued.as_str() {
+        return RGBColor(90, 90, 90);
+    }
     let i = Milestone::ALL
         .iter()
         .position(|m| m.as_str() == milestone)

@@ -29,7 +29,7 @@ impl FaultTrack {
         self.emitted.last().map_or(self.injected, |(_, t)| *t)
     }
 
-    fn emit(
+    pub(in crate::timing) fn emit(
         &mut self,
         m: Milestone,
         at: Instant,
@@ -55,9 +55,15 @@ impl FaultTrack {
     /// Emits every milestone now decided, in order; ends the fault when the
     /// service is restored.
     pub(in crate::timing) fn advance(&mut self, restore: Restore<'_>, out: &mut Vec<Output>) {
-        while self.ended.is_none() && self.next < Milestone::ALL.len() {
-            let m = Milestone::ALL[self.next];
+        let sequence = Milestone::sequence(self.is_cold());
+        while self.ended.is_none() && self.next < sequence.len() {
+            let m = sequence[self.next];
             match m {
+                Milestone::ZeroReached | Milestone::ScaleUpIssued => {
+                    if !self.cold_milestone(m, out) {
+                        return;
+                    }
+                }
                 Milestone::Detected => {
                     let Some((sig, subject)) = self.detected.clone() else {
                         return;
@@ -90,6 +96,11 @@ impl FaultTrack {
                     };
                     self.emit(m, at, source, precision.max(1), None, out);
                     self.end(at, FaultOutcome::Recovered, out);
+                }
+                _ if self.is_cold() => {
+                    if !self.first_slot_milestone(m, out) {
+                        return;
+                    }
                 }
                 _ => {
                     if !self.slot_milestone(m, out) {

@@ -6,8 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use tokio::time::Instant;
 
 mod advance;
+mod cold;
 
 pub(super) use advance::Restore;
+use cold::Cold;
 
 use super::Injected;
 use crate::journal::event::{FaultInjected, FaultOutcome};
@@ -80,6 +82,8 @@ pub(super) struct FaultTrack {
     zombies: BTreeMap<String, (String, Instant, Instant)>,
     old: HashMap<String, OldWorker>,
     pod_source: &'static str,
+    /// A cold start (`scale-to-zero`): its zero and scale-up.
+    cold: Option<Cold>,
 }
 
 impl FaultTrack {
@@ -95,7 +99,8 @@ impl FaultTrack {
             })
             .collect();
         let mut surplus = 0;
-        if inj.fault.kind == FaultKind::Scale {
+        let cold = Cold::of(&inj.fault);
+        if inj.fault.kind == FaultKind::Scale && cold.is_none() {
             slots.extend((from..to).map(|_| Slot::default()));
             surplus = from.saturating_sub(to);
         }
@@ -120,11 +125,12 @@ impl FaultTrack {
             timeline_taken: false,
             zombies: BTreeMap::new(),
             pod_source,
+            cold,
         }
     }
 
-    pub(super) fn injected(&self) -> Instant {
-        self.injected
+    pub(super) fn id(&self) -> &str {
+        &self.info.fault_id
     }
 
     pub(super) fn is_ended(&self) -> bool {
@@ -232,7 +238,7 @@ impl FaultTrack {
         };
         let lost = self.lost.iter().any(|w| w == worker);
         let scaled_down = self.info.kind == FaultKind::Scale && self.surplus > 0;
-        if lost || scaled_down {
+        if lost || scaled_down || self.awaits_zero() {
             self.detect(sig, Some(worker));
         }
     }

@@ -58,6 +58,7 @@ fn fault(
         node: node.map(String::from),
         replicas_from: replicas.map(|r| r.0),
         replicas_to: replicas.map(|r| r.1),
+        hold_ms: None,
         predicted_ms: None,
         predicted_basis: None,
         predicted_phases: Vec::new(),
@@ -180,6 +181,7 @@ fn assert_phases_add_up(tr: &Tracker) {
     }
 }
 
+mod cold_start;
 mod node_kill;
 mod pod_kill;
 mod restore;
