@@ -9,11 +9,70 @@ use tokio::time::Instant;
 use super::cold::ColdStart;
 use super::run::Run;
 use super::{EngineError, Scheduled, ServiceProbe};
-use crate::cluster::{Cluster, KillMode, NodeFault};
+use crate::cluster::{Cluster, ClusterError, KillMode, NodeFault};
 use crate::journal::event::{Event, FaultInjected, PhaseBudget};
 use crate::plan::{FaultAction, FaultSpec, KillModeSpec, NodeAction, SCALE_TO_ZERO_ACTION};
 use crate::safety::{self, View};
 use crate::timing::{Injected, predict};
+
+/// Why a scheduled fault was not injected: journaled as `fault-refused`
+/// with [`Refused::target`] and [`Refused::reason`].
+#[derive(Debug)]
+enum Refused {
+    /// A safety rule said no.
+    Rule {
+        target: Option<String>,
+        refusal: safety::Refusal,
+    },
+    /// A dry run: decided, journaled, nothing touched.
+    DryRun {
+        target: Option<String>,
+        would: String,
+    },
+    /// The cluster could not be read before deciding.
+    Unreadable(ClusterError),
+    /// The cluster refused or failed the change.
+    Cluster {
+        target: Option<String>,
+        error: ClusterError,
+    },
+    /// Every pod kill of the fault failed.
+    KillsFailed {
+        target: Option<String>,
+        errors: Vec<String>,
+    },
+    /// A scale fault with no replica count to go to.
+    NothingToScale { current: u32, min: u32, max: u32 },
+}
+
+impl Refused {
+    fn rule(target: Option<String>) -> impl FnOnce(safety::Refusal) -> Refused {
+        move |refusal| Refused::Rule { target, refusal }
+    }
+
+    fn target(&self) -> Option<String> {
+        match self {
+            Refused::Rule { target, .. }
+            | Refused::DryRun { target, .. }
+            | Refused::Cluster { target, .. }
+            | Refused::KillsFailed { target, .. } => target.clone(),
+            Refused::Unreadable(_) | Refused::NothingToScale { .. } => None,
+        }
+    }
+
+    fn reason(&self) -> String {
+        match self {
+            Refused::Rule { refusal, .. } => refusal.reason.clone(),
+            Refused::DryRun { would, .. } => format!("dry run: would {would}"),
+            Refused::Unreadable(e) => format!("cannot read the cluster: {e}"),
+            Refused::Cluster { error, .. } => error.to_string(),
+            Refused::KillsFailed { errors, .. } => errors.join("; "),
+            Refused::NothingToScale { current, min, max } => {
+                format!("the replica count is already {current}, the only value in {min}..={max}")
+            }
+        }
+    }
+}
 
 /// What a fault did once injected: its record and the workers it took.
 struct Done {
@@ -33,7 +92,7 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
         let spec = self.plan.faults[s.fault].clone();
         match self.decide_and_inject(&spec).await {
             Ok(done) => self.record(&spec, done),
-            Err((target, reason)) => self.refuse(&spec, target, reason),
+            Err(refused) => self.refuse(&spec, refused.target(), refused.reason()),
         }
     }
 
@@ -113,13 +172,9 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
         Ok(())
     }
 
-    /// Decides and injects; `Err((target, reason))` when refused.
-    async fn decide_and_inject(
-        &mut self,
-        spec: &FaultSpec,
-    ) -> Result<Done, (Option<String>, String)> {
-        let read =
-            |e: crate::cluster::ClusterError| (None, format!("cannot read the cluster: {e}"));
+    /// Decides and injects, or says why not.
+    async fn decide_and_inject(&mut self, spec: &FaultSpec) -> Result<Done, Refused> {
+        let read = Refused::Unreadable;
         let nodes = self.cluster.nodes().await.map_err(read)?;
         let workers = self.cluster.workers().await.map_err(read)?;
         let replicas = self.cluster.replicas().await.map_err(read)?;
@@ -131,16 +186,16 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
         };
         let limits = self.plan.safety.clone();
         let dry = limits.dry_run;
-        safety::planned_zero(self.open_cold_start()).map_err(|r| (None, r.reason))?;
+        safety::planned_zero(self.open_cold_start()).map_err(Refused::rule(None))?;
         match &spec.action {
             FaultAction::PodKill { amount, mode } => {
                 let targets = safety::pod_kill(view, &limits, *amount, &mut self.rng)
-                    .map_err(|r| (None, r.reason))?;
+                    .map_err(Refused::rule(None))?;
                 if dry {
-                    return Err((
-                        targets.first().cloned(),
-                        format!("dry run: would kill {}", targets.join(", ")),
-                    ));
+                    return Err(Refused::DryRun {
+                        target: targets.first().cloned(),
+                        would: format!("kill {}", targets.join(", ")),
+                    });
                 }
                 let node = workers
                     .iter()
@@ -154,19 +209,19 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
                 node,
             } => {
                 let choice = safety::node_kill(view, &limits, node.as_deref(), &mut self.rng)
-                    .map_err(|r| (node.clone(), r.reason))?;
+                    .map_err(Refused::rule(node.clone()))?;
                 if dry {
-                    return Err((
-                        Some(choice.node.clone()),
-                        format!("dry run: would {} node {}", action.as_str(), choice.node),
-                    ));
+                    return Err(Refused::DryRun {
+                        target: Some(choice.node.clone()),
+                        would: format!("{} node {}", action.as_str(), choice.node),
+                    });
                 }
                 self.node_down(choice, *action, *down_for).await
             }
             FaultAction::Scale { min, max } => self.scale(*min, *max, replicas, dry).await,
             FaultAction::ScaleToZero { hold } => {
                 let recovering = self.tracker.open_fault_ids();
-                safety::scale_to_zero(view, &limits, &recovering).map_err(|r| (None, r.reason))?;
+                safety::scale_to_zero(view, &limits, &recovering).map_err(Refused::rule(None))?;
                 self.scale_to_zero(*hold, replicas, dry).await
             }
         }
@@ -177,7 +232,7 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
         choice: safety::NodeChoice,
         action: NodeAction,
         down_for: std::time::Duration,
-    ) -> Result<Done, (Option<String>, String)> {
+    ) -> Result<Done, Refused> {
         let fault = match action {
             NodeAction::StopK3s => NodeFault::Agent(ChaosAction::StopK3s),
             NodeAction::Reboot => NodeFault::Agent(ChaosAction::Reboot),
@@ -191,7 +246,10 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
         self.cluster
             .node_down(&choice.node, fault, down_for)
             .await
-            .map_err(|e| (Some(choice.node.clone()), e.to_string()))?;
+            .map_err(|error| Refused::Cluster {
+                target: Some(choice.node.clone()),
+                error,
+            })?;
         Ok(Done {
             at,
             action: action.as_str().to_string(),
@@ -208,7 +266,7 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
         targets: &[String],
         mode: KillModeSpec,
         node: Option<String>,
-    ) -> Result<Done, (Option<String>, String)> {
+    ) -> Result<Done, Refused> {
         let how = match mode {
             KillModeSpec::Graceful => KillMode::Graceful,
             KillModeSpec::Forced => KillMode::Forced,
@@ -223,7 +281,10 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
             }
         }
         if killed.is_empty() {
-            return Err((targets.first().cloned(), errors.join("; ")));
+            return Err(Refused::KillsFailed {
+                target: targets.first().cloned(),
+                errors,
+            });
         }
         if !errors.is_empty() {
             tracing::warn!(?errors, "some pod kills failed");
@@ -245,24 +306,27 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
         max: u32,
         current: u32,
         dry: bool,
-    ) -> Result<Done, (Option<String>, String)> {
+    ) -> Result<Done, Refused> {
         let choices: Vec<u32> = (min..=max).filter(|n| *n != current).collect();
         let Some(&to) = choices.get(self.rng.random_range(0..choices.len().max(1))) else {
-            return Err((
-                None,
-                format!("the replica count is already {current}, the only value in {min}..={max}"),
-            ));
+            return Err(Refused::NothingToScale { current, min, max });
         };
-        safety::scale(to, &self.plan.safety).map_err(|r| (None, r.reason))?;
+        safety::scale(to, &self.plan.safety).map_err(Refused::rule(None))?;
         if dry {
-            return Err((None, format!("dry run: would scale {current} -> {to}")));
+            return Err(Refused::DryRun {
+                target: None,
+                would: format!("scale {current} -> {to}"),
+            });
         }
         let at = Instant::now();
         let from = self
             .cluster
             .scale(to)
             .await
-            .map_err(|e| (None, e.to_string()))?;
+            .map_err(|error| Refused::Cluster {
+                target: None,
+                error,
+            })?;
         self.original_replicas.get_or_insert(from);
         Ok(Done {
             at,
@@ -281,22 +345,23 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
         hold: std::time::Duration,
         current: u32,
         dry: bool,
-    ) -> Result<Done, (Option<String>, String)> {
+    ) -> Result<Done, Refused> {
         let hold_text = humantime::format_duration(hold);
         if dry {
-            return Err((
-                None,
-                format!(
-                    "dry run: would scale {current} -> 0, hold {hold_text}, then back to {current}"
-                ),
-            ));
+            return Err(Refused::DryRun {
+                target: None,
+                would: format!("scale {current} -> 0, hold {hold_text}, then back to {current}"),
+            });
         }
         let at = Instant::now();
         let from = self
             .cluster
             .scale(0)
             .await
-            .map_err(|e| (None, e.to_string()))?;
+            .map_err(|error| Refused::Cluster {
+                target: None,
+                error,
+            })?;
         self.original_replicas.get_or_insert(from);
         tracing::info!(from, hold = %hold_text, "cold start: scaled to zero");
         Ok(Done {
