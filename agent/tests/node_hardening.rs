@@ -136,7 +136,10 @@ async fn scrape_until(node: &Node, ready: impl Fn(&str) -> bool) -> String {
         if ready(&m) {
             return m;
         }
-        assert!(tokio::time::Instant::now() < deadline, "metrics never got there: {m}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "metrics never got there: {m}"
+        );
         tokio::task::yield_now().await;
     }
 }
