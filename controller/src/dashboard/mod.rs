@@ -1,9 +1,11 @@
 //! The live dashboard: an axum server with one embedded page (HTML, CSS and
 //! JS compiled into the binary, nothing fetched from the network), a
-//! Server-Sent Events stream of state snapshots, `GET /api/state`, and a
-//! token-protected `POST /api/stop` that aborts the run (the engine rolls
-//! back). State comes from the rack's MQTT topics and, during a run, the
-//! engine's progress. `rackpong watch` runs it without any chaos.
+//! Server-Sent Events stream of state snapshots, `GET /api/state`, the run's
+//! `GET /report.html` once rendered, and a token-protected `POST /api/stop`
+//! that aborts the run (the engine rolls back). State comes from the rack's
+//! MQTT topics and, during a run, the engine's progress and the journal
+//! lines as they are written (the recovery story, [`crate::story`]).
+//! `rackpong watch` runs it without any chaos.
 
 pub mod board;
 mod feed;
@@ -11,6 +13,7 @@ mod http;
 mod run;
 #[cfg(test)]
 mod tests;
+pub mod timeline;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,15 +28,16 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use board::{Board, Snapshot};
-pub use run::RunDashboard;
+pub use run::{RunDashboard, RunSources};
 
+use crate::journal::event::JournalLine;
 use crate::model::Progress;
 
 /// Balls kept for the flying-ball lane.
 pub const DEFAULT_MAX_BALLS: usize = 24;
 
 /// `--dashboard` flags of `rackpong demo`.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct DashboardArgs {
     /// Serve the live dashboard on this address (e.g. 127.0.0.1:8080); off unless given.
     #[arg(long = "dashboard", env = "RACKPONG_DASHBOARD")]
@@ -42,6 +46,20 @@ pub struct DashboardArgs {
     /// without it a random token is generated and printed with the URL.
     #[arg(long, env = "RACKPONG_DASHBOARD_TOKEN_FILE")]
     pub dashboard_token_file: Option<PathBuf>,
+    /// After the run, keep the dashboard up this long showing the verdict and
+    /// the report link (humantime, e.g. `10m`; Ctrl-C ends it sooner).
+    #[arg(long, env = "RACKPONG_DASHBOARD_LINGER", value_parser = humantime::parse_duration, default_value = "0s")]
+    pub dashboard_linger: Duration,
+}
+
+impl Default for DashboardArgs {
+    fn default() -> Self {
+        DashboardArgs {
+            listen: None,
+            dashboard_token_file: None,
+            dashboard_linger: Duration::ZERO,
+        }
+    }
 }
 
 /// Why the dashboard could not start.
@@ -63,6 +81,8 @@ pub enum DashboardError {
 pub struct Hub {
     board: Arc<Mutex<Board>>,
     version: Arc<watch::Sender<u64>>,
+    /// Bumped by fault events, which the streams push without waiting.
+    urgent: Arc<watch::Sender<u64>>,
 }
 
 impl Hub {
@@ -70,6 +90,7 @@ impl Hub {
         Hub {
             board: Arc::new(Mutex::new(board)),
             version: Arc::new(watch::channel(0).0),
+            urgent: Arc::new(watch::channel(0).0),
         }
     }
 
@@ -84,6 +105,12 @@ impl Hub {
         self.version.send_modify(|v| *v += 1);
     }
 
+    /// [`Hub::update`] for a change the page must show at once (a fault event).
+    pub fn update_now(&self, f: impl FnOnce(&mut Board)) {
+        self.update(f);
+        self.urgent.send_modify(|v| *v += 1);
+    }
+
     pub fn snapshot(&self, now: Instant) -> Snapshot {
         self.lock().snapshot(now)
     }
@@ -91,6 +118,11 @@ impl Hub {
     /// Changes whenever the board does (the SSE streams and tests wait on it).
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.version.subscribe()
+    }
+
+    /// Changes on fault events.
+    pub fn subscribe_urgent(&self) -> watch::Receiver<u64> {
+        self.urgent.subscribe()
     }
 }
 
@@ -102,6 +134,8 @@ pub struct DashboardConfig {
     /// Overrides 3 × each node's health interval.
     pub stale_after: Option<Duration>,
     pub max_balls: usize,
+    /// The run directory whose `report.html` the page links to.
+    pub run_dir: Option<PathBuf>,
 }
 
 /// Where state comes from.
@@ -113,6 +147,8 @@ pub struct Sources {
     pub connected: Option<watch::Receiver<bool>>,
     /// The engine's progress during a run.
     pub progress: Option<watch::Receiver<Progress>>,
+    /// The run's journal lines as they are written.
+    pub journal: Option<tokio::sync::broadcast::Receiver<JournalLine>>,
 }
 
 /// A running dashboard.
@@ -154,11 +190,15 @@ impl Dashboard {
         if let Some(rx) = sources.progress {
             tokio::spawn(feed::progress(hub.clone(), rx, shutdown.clone()));
         }
+        if let Some(rx) = sources.journal {
+            tokio::spawn(feed::journal(hub.clone(), rx, shutdown.clone()));
+        }
         let app = http::router(http::AppState {
             hub: hub.clone(),
             token: cfg.token.clone(),
             stop_run,
             shutdown: shutdown.clone(),
+            run_dir: cfg.run_dir.clone(),
         });
         let server = tokio::spawn(async move {
             let done = shutdown.clone();

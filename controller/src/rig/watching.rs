@@ -29,6 +29,7 @@ pub async fn watch(
         mqtt: Some(link.subscribe(topics.all())),
         connected: Some(link.connected()),
         progress: None,
+        journal: None,
     };
     let cfg = DashboardConfig {
         listen,
@@ -36,6 +37,7 @@ pub async fn watch(
         topics,
         stale_after,
         max_balls: DEFAULT_MAX_BALLS,
+        run_dir: None,
     };
     let dash = Dashboard::start(cfg, sources, None, cancel.clone()).await?;
     dash.announce();

@@ -53,6 +53,7 @@ impl Rig {
             mqtt: Some(sub.subscribe(topics.all())),
             connected: Some(sub.connected()),
             progress: None,
+            journal: None,
         };
         let cfg = DashboardConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -60,6 +61,7 @@ impl Rig {
             topics: topics.clone(),
             stale_after,
             max_balls: 8,
+            run_dir: None,
         };
         let run = CancellationToken::new();
         let shutdown = CancellationToken::new();
