@@ -91,6 +91,8 @@ pub enum Change {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Story {
     pub run_id: Option<String>,
+    /// Wall clock at journal time 0 (Unix ms): journal times as wall times.
+    pub started_unix_ms: Option<u64>,
     pub plan: Option<String>,
     pub recovery_timeout_ms: Option<u64>,
     pub min_delivery_rate: Option<f64>,
@@ -118,6 +120,7 @@ impl Story {
         match &line.event {
             Event::RunStarted(s) => {
                 self.run_id = Some(s.run_id.clone());
+                self.started_unix_ms = Some(s.started_unix_ms);
                 self.plan = Some(s.plan_name.clone());
                 self.recovery_timeout_ms = Some(s.recovery_timeout_ms);
                 self.min_delivery_rate = Some(s.min_delivery_rate);

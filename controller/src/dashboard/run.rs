@@ -98,7 +98,7 @@ impl RunDashboard {
 
     /// Keeps serving for `linger` or until `cancel` (Ctrl-C).
     pub async fn linger(&self, linger: Duration, cancel: &CancellationToken) {
-        if linger.is_zero() {
+        if linger.is_zero() || cancel.is_cancelled() {
             return;
         }
         println!(

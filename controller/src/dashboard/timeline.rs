@@ -34,6 +34,8 @@ pub struct StoryView {
     pub verdict: Option<Verdict>,
     /// The run is over and its report was asked for (`/report.html`).
     pub finished: bool,
+    /// Journal time per wall time (1 live, N in a replay).
+    pub speed: f64,
 }
 
 impl RunStory {
@@ -65,13 +67,18 @@ impl RunStory {
     pub fn view(&self, now: Instant) -> Option<StoryView> {
         let zero = self.zero?;
         let wall = now.saturating_duration_since(zero).as_secs_f64() * self.speed();
-        // Never behind the latest line (a line stamped with when it was observed).
-        let now_ms = ((wall * 1000.0) as u64).max(self.story.last_t_ms);
+        // Never behind the latest line (a line stamped with when it was
+        // observed), and stopped when the run ended.
+        let now_ms = match self.story.run_outcome {
+            Some(_) => self.story.last_t_ms,
+            None => ((wall * 1000.0) as u64).max(self.story.last_t_ms),
+        };
         Some(StoryView {
             story: self.story.clone(),
             now_ms,
             verdict: self.verdict.clone(),
             finished: self.finished,
+            speed: self.speed(),
         })
     }
 }
