@@ -10,6 +10,31 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// Which rack a run drives: the embedded local stand-in or a real k3s
+/// cluster (journaled in `run-started`, shown in reports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClusterKind {
+    Local,
+    K3s,
+}
+
+impl ClusterKind {
+    /// `local` or `k3s`, as in journals and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClusterKind::Local => "local",
+            ClusterKind::K3s => "k3s",
+        }
+    }
+}
+
+impl std::fmt::Display for ClusterKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The fault kinds of a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

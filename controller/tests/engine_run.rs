@@ -16,6 +16,7 @@ use rackpong_controller::journal::event::{
     Event, FaultInjected, FaultOutcome, JournalLine, RunOutcome, RunStarted,
 };
 use rackpong_controller::journal::{JOURNAL_FILE, Journal, UNFINISHED_MARKER, read_journal};
+use rackpong_controller::model::ClusterKind;
 use rackpong_controller::model::{FaultKind, Milestone};
 use rackpong_controller::plan::{self, Plan};
 use tokio::time::Instant;
@@ -391,13 +392,13 @@ async fn no_steady_state_means_no_faults_and_a_failed_run() {
     assert!(e.contains("delivery 50.0% (need 90.0%)"), "{e}");
 }
 
-fn crashed_run(runs: &Path, kind: &str) -> std::path::PathBuf {
+fn crashed_run(runs: &Path, kind: ClusterKind) -> std::path::PathBuf {
     let j = Journal::create(runs, "old", Instant::now()).unwrap();
     j.append(Event::RunStarted(RunStarted {
         run_id: "old".into(),
         started_unix_ms: 0,
         controller_version: "0".into(),
-        cluster_kind: kind.into(),
+        cluster_kind: kind,
         nodes: vec![],
         plan_name: "old".into(),
         seed: 0,
@@ -432,8 +433,8 @@ fn crashed_run(runs: &Path, kind: &str) -> std::path::PathBuf {
 #[tokio::test(start_paused = true)]
 async fn a_crashed_run_is_rolled_back_on_the_next_start() {
     let runs = tempfile::tempdir().unwrap();
-    let old = crashed_run(runs.path(), "fake");
-    let other = crashed_run(runs.path(), "k3s");
+    let old = crashed_run(runs.path(), ClusterKind::K3s);
+    let other = crashed_run(runs.path(), ClusterKind::Local);
     let (rack, inputs) = FakeRack::start(4, 2);
     let text = "name: next\nduration: 1s\nsteady-state: {min-ready-workers: 1, min-delivery-rate: 0.5}\n\
         recovery-timeout: 1s\nfaults: []\n";

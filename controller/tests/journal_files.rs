@@ -11,15 +11,16 @@ use rackpong_controller::journal::{
     JOURNAL_FILE, Journal, JournalError, RollbackPlan, UNFINISHED_MARKER, find_unfinished,
     read_journal, rollback_plan,
 };
+use rackpong_controller::model::ClusterKind;
 use rackpong_controller::model::{Detection, FaultKind};
 use tokio::time::Instant;
 
-fn started(kind: &str) -> Event {
+fn started(kind: ClusterKind) -> Event {
     Event::RunStarted(RunStarted {
         run_id: "r".into(),
         started_unix_ms: 1,
         controller_version: "0".into(),
-        cluster_kind: kind.into(),
+        cluster_kind: kind,
         nodes: vec!["n1".into(), "n2".into()],
         plan_name: "p".into(),
         seed: 1,
@@ -52,7 +53,7 @@ fn every_line_is_on_disk_when_append_returns() {
     let start = Instant::now();
     let j = Journal::create(dir.path(), "run-a", start).unwrap();
     assert!(j.dir().join(UNFINISHED_MARKER).is_file());
-    j.append_at(start, started("local")).unwrap();
+    j.append_at(start, started(ClusterKind::Local)).unwrap();
     for i in 0..5u64 {
         let at = start + Duration::from_millis(100 * i + 7);
         let seq = j
@@ -84,7 +85,7 @@ fn every_line_is_on_disk_when_append_returns() {
 fn finish_ends_the_run_and_removes_the_marker() {
     let dir = tempfile::tempdir().unwrap();
     let j = Journal::create(dir.path(), "run-b", Instant::now()).unwrap();
-    j.append(started("local")).unwrap();
+    j.append(started(ClusterKind::Local)).unwrap();
     assert_eq!(find_unfinished(dir.path()).unwrap().len(), 1);
     j.finish(RunOutcome::Completed, None).unwrap();
     assert!(!j.dir().join(UNFINISHED_MARKER).exists());
@@ -113,7 +114,7 @@ fn a_crashed_run_is_found_with_what_it_changed_and_reopened_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = {
         let j = Journal::create(dir.path(), "crashed", Instant::now()).unwrap();
-        j.append(started("k3s")).unwrap();
+        j.append(started(ClusterKind::K3s)).unwrap();
         j.append(injected("f1", FaultKind::Scale, None, Some(8)))
             .unwrap();
         j.append(injected("f2", FaultKind::Scale, None, Some(10)))
@@ -140,7 +141,7 @@ fn a_crashed_run_is_found_with_what_it_changed_and_reopened_cleanly() {
     let u = &found[0];
     assert!(u.journal.cut);
     assert_eq!(u.journal.lines.len(), 5);
-    assert_eq!(u.cluster_kind(), Some("k3s"));
+    assert_eq!(u.cluster_kind(), Some(ClusterKind::K3s));
     assert!(!u.already_ended());
     assert_eq!(
         u.rollback_plan(),

@@ -311,5 +311,6 @@ async fn a_rejected_agent_command_is_a_refusal_and_no_commander_is_an_error() {
     api.serve(Method::GET, "/api/v1/nodes/pi2", "node-pi2.json")
         .await;
     let err = op.await.unwrap().unwrap_err();
-    assert!(matches!(err, ClusterError::Command(_)), "{err}");
+    assert!(matches!(err, ClusterError::NoChaosSecret), "{err}");
+    assert!(err.to_string().contains("--chaos-secret-file"), "{err}");
 }

@@ -12,9 +12,12 @@ use futures::FutureExt;
 use http::Method;
 use k3s_support::{ApiServer, mock_client};
 use rackpong_controller::operator::reconcile::{
-    Context, ExperimentRunner, FINALIZER, RunHandle, RunSummary, reconcile,
+    Context, ExperimentRunner, FINALIZER, OperatorError, REPORTER, RunHandle, RunSummary,
+    error_policy, reconcile,
 };
-use rackpong_controller::operator::{ChaosExperiment, ChaosExperimentSpec, ChaosExperimentStatus};
+use rackpong_controller::operator::{
+    ChaosExperiment, ChaosExperimentSpec, ChaosExperimentStatus, Phase,
+};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -53,7 +56,7 @@ impl ExperimentRunner for Script {
             tokio::select! {
                 summary = finish => summary.unwrap(),
                 () = cancel.cancelled() => RunSummary {
-                    phase: "Aborted".into(),
+                    phase: Phase::Aborted,
                     faults_injected: 1,
                     faults_refused: 0,
                     message: Some("aborted and rolled back".into()),
@@ -89,18 +92,29 @@ fn setup(script: Script) -> (Arc<Context>, ApiServer, Arc<Script>) {
     let (client, api) = mock_client();
     let script = Arc::new(script);
     (
-        Arc::new(Context::new(client, "rackpong", script.clone())),
+        Arc::new(Context::new(
+            client,
+            "rackpong",
+            "rackpong-operator-7d9f-x2k",
+            script.clone(),
+        )),
         api,
         script,
     )
 }
 
-/// Expects a status merge patch of `name`, answers it and returns the status.
+/// Expects the whole status of `name` written with server-side apply by the
+/// operator's field manager, answers it and returns the status.
 async fn status_patch(api: &mut ApiServer, exp: &ChaosExperiment) -> Value {
     let name = exp.metadata.name.clone().unwrap();
     let call = api
-        .expect(Method::PATCH, &format!("{BASE}/{name}/status?"))
+        .expect(
+            Method::PATCH,
+            &format!("{BASE}/{name}/status?&force=true&fieldManager=rackpong-operator"),
+        )
         .await;
+    assert_eq!(call.body["apiVersion"], "rackpong.dev/v1alpha1");
+    assert_eq!(call.body["kind"], "ChaosExperiment");
     let status = call.body["status"].clone();
     let mut answered = exp.clone();
     answered.status =
@@ -164,7 +178,7 @@ async fn a_new_experiment_runs_and_its_status_follows_the_run() {
     op.await.unwrap().unwrap();
 
     tx.send(RunSummary {
-        phase: "Succeeded".into(),
+        phase: Phase::Succeeded,
         faults_injected: 6,
         faults_refused: 1,
         message: None,
@@ -175,6 +189,10 @@ async fn a_new_experiment_runs_and_its_status_follows_the_run() {
     assert_eq!(done["faultsInjected"], 6);
     assert_eq!(done["faultsRefused"], 1);
     assert!(done["finishedAt"].as_str().is_some());
+    // The whole status is applied: what the Running status said is kept.
+    assert_eq!(done["runId"], "20261121-2048-pod-kill");
+    assert_eq!(done["startedAt"], running["startedAt"]);
+    assert!(done.get("message").is_none(), "{done}");
 
     // Reconciling the finished experiment again starts nothing.
     let mut finished = exp.clone();
@@ -261,7 +279,7 @@ async fn a_run_left_running_by_a_restarted_operator_is_marked_aborted() {
     let (ctx, mut api, script) = setup(Script::default());
     let mut exp = experiment("pod-kill", true);
     exp.status = Some(ChaosExperimentStatus {
-        phase: Some("Running".into()),
+        phase: Some(Phase::Running),
         run_id: Some("20261121-2048-pod-kill".into()),
         observed_generation: Some(1),
         ..ChaosExperimentStatus::default()
@@ -272,4 +290,44 @@ async fn a_run_left_running_by_a_restarted_operator_is_marked_aborted() {
     assert_eq!(aborted["message"], "the operator restarted during the run");
     op.await.unwrap().unwrap();
     assert!(script.started.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_reconcile_is_counted_and_left_as_a_warning_event() {
+    let (ctx, mut api, _) = setup(Script::default());
+    let exp = Arc::new(experiment("pod-kill", true));
+    let gone = kube::Error::Api(
+        kube::core::Status::failure("etcdserver: request timed out", "Timeout")
+            .with_code(504)
+            .boxed(),
+    );
+    let action = error_policy(exp, &OperatorError::Kube(gone), ctx.clone());
+    assert_eq!(
+        action,
+        kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(15))
+    );
+    let call = api
+        .expect(
+            Method::POST,
+            "/apis/events.k8s.io/v1/namespaces/rackpong/events?",
+        )
+        .await;
+    let ev = call.body.clone();
+    call.answer(201, ev.to_string());
+    assert_eq!(ev["type"], "Warning");
+    assert_eq!(ev["reason"], "ReconcileFailed");
+    assert_eq!(ev["action"], "Reconcile");
+    assert_eq!(ev["reportingController"], REPORTER);
+    assert_eq!(ev["reportingInstance"], "rackpong-operator-7d9f-x2k");
+    assert_eq!(ev["regarding"]["kind"], "ChaosExperiment");
+    assert_eq!(ev["regarding"]["name"], "pod-kill");
+    assert!(
+        ev["note"].as_str().unwrap().contains("request timed out"),
+        "{ev}"
+    );
+    let text = ctx.metrics().encode();
+    assert!(
+        text.contains("rackpong_operator_reconcile_failures_total{error=\"kube\"} 1"),
+        "{text}"
+    );
 }

@@ -20,9 +20,10 @@ use k3s_fake::{ApiCall, FakeK3s, Rack};
 use rackpong_agent::proto::{ChaosAction, CommandAck};
 use rackpong_controller::cluster::k3s::{CommandError, K3sCluster, K3sConfig, NodeCommander};
 use rackpong_controller::cluster::{Cluster, KillMode, NodeFault};
+use rackpong_controller::operator::ChaosExperiment;
 use rackpong_controller::operator::ChaosExperimentSpec;
 use rackpong_controller::operator::reconcile::{
-    self, Context, ExperimentRunner, RunHandle, RunSummary,
+    self, Context, ExperimentRunner, RunHandle, RunSummary, record_failure,
 };
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -132,7 +133,7 @@ impl ExperimentRunner for Instant {
         _: CancellationToken,
     ) -> Result<RunHandle, String> {
         let summary = RunSummary {
-            phase: "Succeeded".into(),
+            phase: rackpong_controller::operator::Phase::Succeeded,
             faults_injected: 1,
             faults_refused: 0,
             message: None,
@@ -154,8 +155,25 @@ async fn drive_operator(fake: &FakeK3s, client: kube::Client) {
     exp["metadata"]["generation"] = 1.into();
     exp["metadata"]["creationTimestamp"] = "2026-11-21T20:48:00Z".into();
     let name = exp["metadata"]["name"].as_str().unwrap().to_string();
-    fake.rack().add_experiment(exp);
-    let ctx = Arc::new(Context::new(client, "rackpong", Arc::new(Instant)));
+    fake.rack().add_experiment(exp.clone());
+    let ctx = Arc::new(Context::new(
+        client,
+        "rackpong",
+        "rackpong-operator-0",
+        Arc::new(Instant),
+    ));
+    // A reconcile that keeps failing: a Warning Event, then its series.
+    let failing: ChaosExperiment = serde_json::from_value(exp.clone()).unwrap();
+    for _ in 0..2 {
+        record_failure(&failing, "etcdserver: request timed out".into(), &ctx).await;
+    }
+    let failed = fake
+        .rack()
+        .events
+        .iter()
+        .filter(|e| e["reason"] == "ReconcileFailed")
+        .count();
+    assert_eq!(failed, 1, "the repeat is a series on the same Event");
     let stop = CancellationToken::new();
     let op = tokio::spawn(reconcile::run(ctx, stop.clone()));
     fake.until("the experiment to succeed", |r| {

@@ -251,7 +251,7 @@ async fn detection_reports_the_local_settings() {
     assert_eq!(d.readiness_period_s, Some(1));
     assert_eq!(d.extra["readiness_period_ms"], "250");
     assert_eq!(d.extra["node_monitor_grace_ms"], "1500");
-    assert_eq!(rack.kind(), "local");
+    assert_eq!(rack.kind(), rackpong_controller::model::ClusterKind::Local);
 }
 
 #[tokio::test]

@@ -60,7 +60,7 @@ impl Journal {
 pub(crate) struct Setup {
     pub(crate) run_id: &'static str,
     pub(crate) nodes: Vec<String>,
-    pub(crate) cluster: &'static str,
+    pub(crate) cluster: rackpong_controller::model::ClusterKind,
     pub(crate) profile: &'static str,
     pub(crate) seconds: u64,
     pub(crate) health_every_ms: u64,
@@ -88,7 +88,7 @@ pub(crate) fn start(s: &Setup, faults: u64) -> Journal {
         run_id: s.run_id.into(),
         started_unix_ms: 1_763_700_000_000,
         controller_version: "0.1.0".into(),
-        cluster_kind: s.cluster.into(),
+        cluster_kind: s.cluster,
         nodes: s.nodes.clone(),
         plan_name: plan["name"].as_str().unwrap_or_default().into(),
         seed: 42,

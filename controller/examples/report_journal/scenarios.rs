@@ -9,7 +9,7 @@ pub(crate) fn clean(run_id: &'static str, scale: u64, profile: &'static str) -> 
     let s = Setup {
         run_id,
         nodes: nodes(4),
-        cluster: "k3s",
+        cluster: ClusterKind::K3s,
         profile,
         seconds: 120,
         health_every_ms: 5000,
@@ -90,7 +90,7 @@ pub(crate) fn refused() -> Journal {
     let s = Setup {
         run_id: "refused-run",
         nodes: nodes(3),
-        cluster: "local",
+        cluster: ClusterKind::Local,
         profile: "local",
         seconds: 60,
         health_every_ms: 5000,
@@ -154,7 +154,7 @@ pub(crate) fn aborted() -> Journal {
     let s = Setup {
         run_id: "aborted-run",
         nodes: nodes(3),
-        cluster: "local",
+        cluster: ClusterKind::Local,
         profile: "local",
         seconds: 30,
         health_every_ms: 2000,
@@ -214,7 +214,7 @@ pub(crate) fn node_lost() -> Journal {
     let s = Setup {
         run_id: "node-lost-run",
         nodes: nodes(4),
-        cluster: "k3s",
+        cluster: ClusterKind::K3s,
         profile: "demo-fast",
         seconds: 150,
         health_every_ms: 5000,
@@ -262,7 +262,7 @@ pub(crate) fn bench(faults: u64, node_count: usize, seconds: u64) -> Journal {
     let s = Setup {
         run_id: "bench-run",
         nodes: nodes(node_count),
-        cluster: "k3s",
+        cluster: ClusterKind::K3s,
         profile: "demo-fast",
         seconds,
         health_every_ms: 1000,

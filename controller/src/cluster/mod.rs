@@ -13,6 +13,7 @@ use rackpong_agent::proto::ChaosAction;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
+use crate::model::ClusterKind;
 use crate::model::Detection;
 
 /// A node of the rack.
@@ -113,18 +114,38 @@ pub enum ClusterError {
     NoSuchNode(String),
     #[error("{action} refused: {reason}")]
     Refused { action: String, reason: String },
-    #[error("kubernetes API: {0}")]
-    Kube(String),
+    /// An API request failed (other than the 404/429 the caller maps).
+    #[error("kubernetes API: {action}: {source}")]
+    Kube {
+        action: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// Something the backend needs is not in the cluster.
+    #[error("kubernetes API: {0} not found")]
+    Missing(String),
+    /// No API client could be built from the kubeconfig or the pod's account.
+    #[error("kubernetes client{}: {source}", .path.as_ref().map(|p| format!(" ({})", p.display())).unwrap_or_default())]
+    Config {
+        path: Option<std::path::PathBuf>,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("local rack: {0}")]
-    Local(String),
+    Local(#[from] local::LocalRackError),
     #[error("node command: {0}")]
-    Command(String),
+    Command(#[from] k3s::CommandError),
+    /// Node faults through the agent need the agents' HMAC secret.
+    #[error(
+        "node command: no chaos secret: node faults through the agent need the agents' HMAC secret (--chaos-secret-file; in the cluster the Secret rackpong-chaos, see docs/k3s.md)"
+    )]
+    NoChaosSecret,
 }
 
 /// One interface over the rack. Implemented by the local rack and by k3s.
 pub trait Cluster: Send + Sync + 'static {
-    /// `local` or `k3s`, recorded in the journal.
-    fn kind(&self) -> &'static str;
+    /// Which rack this is, recorded in the journal.
+    fn kind(&self) -> ClusterKind;
     /// What the cluster exposes about failure detection.
     fn detection(&self) -> impl Future<Output = Result<Detection, ClusterError>> + Send;
     fn nodes(&self) -> impl Future<Output = Result<Vec<NodeInfo>, ClusterError>> + Send;

@@ -13,6 +13,7 @@ use crate::cluster::Cluster;
 use crate::journal::event::{Event, RunOutcome};
 use crate::journal::recover::{ACTION_NODE_UP, ACTION_RESTORE_REPLICAS};
 use crate::journal::{Journal, RollbackPlan, find_unfinished};
+use crate::model::ClusterKind;
 
 impl<C: Cluster, S: ServiceProbe> Run<C, S> {
     /// Ends open faults, rolls back, writes `run-ended` and builds the summary.
@@ -108,7 +109,7 @@ pub async fn recover_unfinished<C: Cluster>(
             u.clear_marker()?;
             continue;
         }
-        let kind = u.cluster_kind().unwrap_or(cluster.kind()).to_string();
+        let kind = u.cluster_kind().unwrap_or(cluster.kind());
         if kind != cluster.kind() {
             tracing::warn!(run = %u.dir.display(), %kind, "unfinished run of another cluster kind left alone");
             continue;
@@ -116,7 +117,7 @@ pub async fn recover_unfinished<C: Cluster>(
         tracing::warn!(run = %u.dir.display(), "rolling back a run left unfinished by a crashed controller");
         let journal = u.reopen()?;
         let plan = u.rollback_plan();
-        if kind == "local" {
+        if kind == ClusterKind::Local {
             let ev = Event::Rollback {
                 action: "none".into(),
                 ok: true,

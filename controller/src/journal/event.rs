@@ -7,6 +7,7 @@
 use rackpong_agent::proto::HealthSample;
 use serde::{Deserialize, Serialize};
 
+use crate::model::ClusterKind;
 use crate::model::{Detection, FaultKind, Milestone, ServiceLevel};
 
 /// Version of the journal line format.
@@ -95,7 +96,7 @@ pub struct RunStarted {
     pub started_unix_ms: u64,
     pub controller_version: String,
     /// `local` (the embedded stand-in rack) or `k3s`.
-    pub cluster_kind: String,
+    pub cluster_kind: ClusterKind,
     pub nodes: Vec<String>,
     pub plan_name: String,
     pub seed: u64,

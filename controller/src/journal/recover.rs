@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::event::{Event, JournalLine};
 use super::{JOURNAL_FILE, Journal, JournalError, UNFINISHED_MARKER, io};
+use crate::model::ClusterKind;
 use crate::model::FaultKind;
 
 /// `rollback` action names the engine writes and [`rollback_plan`] reads.
@@ -65,9 +66,9 @@ pub struct Unfinished {
 
 impl Unfinished {
     /// `local` or `k3s`, from the run's first line.
-    pub fn cluster_kind(&self) -> Option<&str> {
+    pub fn cluster_kind(&self) -> Option<ClusterKind> {
         match self.journal.lines.first().map(|l| &l.event) {
-            Some(Event::RunStarted(s)) => Some(&s.cluster_kind),
+            Some(Event::RunStarted(s)) => Some(s.cluster_kind),
             _ => None,
         }
     }

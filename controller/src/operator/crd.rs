@@ -39,13 +39,35 @@ pub struct ChaosExperimentSpec {
     pub suspend: bool,
 }
 
+/// Where an experiment stands, as `status.phase` (and `kubectl get chaos`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Phase {
+    /// Not started: suspended, or waiting for another experiment.
+    Pending,
+    /// Its run is in progress.
+    Running,
+    /// The run ended and every hypothesis and SLO held.
+    Succeeded,
+    /// The plan was refused, the run could not start, or a check failed.
+    Failed,
+    /// Stopped before the end (suspend, deletion, operator restart) and rolled back.
+    Aborted,
+}
+
+impl Phase {
+    /// The run for this generation is over: nothing more will happen to it.
+    pub fn is_final(self) -> bool {
+        matches!(self, Phase::Succeeded | Phase::Failed | Phase::Aborted)
+    }
+}
+
 /// What the operator reports about an experiment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChaosExperimentStatus {
     /// Pending, Running, Succeeded, Failed or Aborted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<Phase>,
     /// The run directory's id (`runs/<run-id>/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,

@@ -4,7 +4,10 @@
 //! `operator` subcommand) and its status follows the run: Pending, Running,
 //! then Succeeded, Failed or Aborted. `suspend: true` or deleting the
 //! resource stops a running experiment, which the runner rolls back (a
-//! finalizer holds the deletion until it has).
+//! finalizer holds the deletion until it has). The status is written whole,
+//! as the typed [`ChaosExperimentStatus`], with server-side apply under the
+//! field manager [`FIELD_MANAGER`]; a failed reconcile is counted
+//! ([`Metrics`]) and left as a Warning Event on the experiment.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,23 +17,31 @@ use futures::future::BoxFuture;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{self, Event as Finalizer};
 use kube::runtime::watcher;
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{ChaosExperiment, ChaosExperimentSpec};
+use super::metrics::Metrics;
+use super::{ChaosExperiment, ChaosExperimentSpec, ChaosExperimentStatus, Phase};
 
 /// Holds a deletion until a running experiment has been rolled back.
 pub const FINALIZER: &str = "rackpong.dev/rollback";
+
+/// The server-side apply field manager that owns `status`.
+pub const FIELD_MANAGER: &str = "rackpong-operator";
+
+/// The `reportingController` of the operator's Events.
+pub const REPORTER: &str = "rackpong.dev/operator";
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunSummary {
     /// `Succeeded`, `Failed` or `Aborted`.
-    pub phase: String,
+    pub phase: Phase,
     pub faults_injected: u32,
     pub faults_refused: u32,
     pub message: Option<String>,
@@ -62,7 +73,17 @@ pub enum OperatorError {
     #[error("kubernetes API: {0}")]
     Kube(#[from] kube::Error),
     #[error("finalizer: {0}")]
-    Finalizer(String),
+    Finalizer(#[source] Box<finalizer::Error<OperatorError>>),
+}
+
+impl OperatorError {
+    /// The `error` label of the failure metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OperatorError::Kube(_) => "kube",
+            OperatorError::Finalizer(_) => "finalizer",
+        }
+    }
 }
 
 /// The experiment in progress.
@@ -79,16 +100,41 @@ pub struct Context {
     namespace: String,
     runner: Arc<dyn ExperimentRunner>,
     active: Mutex<Option<Active>>,
+    metrics: Arc<Metrics>,
+    recorder: Recorder,
 }
 
 impl Context {
-    pub fn new(client: Client, namespace: &str, runner: Arc<dyn ExperimentRunner>) -> Context {
+    /// `instance` names this operator in its Events (its pod's name).
+    pub fn new(
+        client: Client,
+        namespace: &str,
+        instance: &str,
+        runner: Arc<dyn ExperimentRunner>,
+    ) -> Context {
+        let reporter = Reporter {
+            controller: REPORTER.into(),
+            instance: Some(instance.into()),
+        };
         Context {
+            recorder: Recorder::new(client.clone(), reporter),
             client,
             namespace: namespace.to_string(),
             runner,
             active: Mutex::new(None),
+            metrics: Arc::new(Metrics::default()),
         }
+    }
+
+    /// Counts into `metrics` (the ones the probe server serves).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Context {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The counters `GET /metrics` serves.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     fn api(&self) -> Api<ChaosExperiment> {
@@ -115,9 +161,29 @@ pub async fn run(ctx: Arc<Context>, cancel: CancellationToken) {
         .await;
 }
 
-fn error_policy(_: Arc<ChaosExperiment>, err: &OperatorError, _: Arc<Context>) -> Action {
-    tracing::warn!(%err, "retrying");
+/// A failed reconcile: counted, left as a Warning Event on the experiment
+/// (written in the background: the policy itself cannot wait), retried in 15 s.
+pub fn error_policy(exp: Arc<ChaosExperiment>, err: &OperatorError, ctx: Arc<Context>) -> Action {
+    tracing::warn!(%err, name = %exp.name_any(), "reconcile failed: retrying in 15 s");
+    ctx.metrics.failed(err.kind());
+    let note = err.to_string();
+    tokio::spawn(async move { record_failure(&exp, note, &ctx).await });
     Action::requeue(Duration::from_secs(15))
+}
+
+/// Leaves a `ReconcileFailed` Warning Event on `exp` (a repeat within a few
+/// minutes becomes a series on the same Event); a failed write is logged.
+pub async fn record_failure(exp: &ChaosExperiment, note: String, ctx: &Context) {
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "ReconcileFailed".into(),
+        note: Some(note),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(err) = ctx.recorder.publish(&event, &exp.object_ref(&())).await {
+        tracing::warn!(%err, "could not write the ReconcileFailed Event");
+    }
 }
 
 /// One reconcile of one experiment (the finalizer wraps apply and cleanup).
@@ -125,6 +191,7 @@ pub async fn reconcile(
     exp: Arc<ChaosExperiment>,
     ctx: Arc<Context>,
 ) -> Result<Action, OperatorError> {
+    ctx.metrics.reconciled();
     let api = ctx.api();
     finalizer::finalizer(&api, FINALIZER, exp, |event| async {
         match event {
@@ -135,23 +202,29 @@ pub async fn reconcile(
     .await
     .map_err(|e| match e {
         finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
-        other => OperatorError::Finalizer(other.to_string()),
+        other => OperatorError::Finalizer(Box::new(other)),
     })
 }
 
-async fn patch_status(
+/// Writes the whole status (server-side apply: fields left out are dropped).
+async fn write_status(
     api: &Api<ChaosExperiment>,
     name: &str,
-    status: serde_json::Value,
+    status: &ChaosExperimentStatus,
 ) -> Result<(), kube::Error> {
-    let patch = json!({ "status": status });
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+    let patch = json!({
+        "apiVersion": ChaosExperiment::api_version(&()),
+        "kind": ChaosExperiment::kind(&()),
+        "status": status,
+    });
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch_status(name, &params, &Patch::Apply(&patch))
         .await
         .map(|_| ())
 }
 
-fn is_final(phase: Option<&str>) -> bool {
-    matches!(phase, Some("Succeeded" | "Failed" | "Aborted"))
+fn now() -> Option<String> {
+    Some(Timestamp::now().to_string())
 }
 
 /// What the operator is doing about an experiment, decided under the lock.
@@ -197,28 +270,33 @@ async fn apply(exp: &ChaosExperiment, ctx: &Arc<Context>) -> Result<Action, Oper
         Known::Idle => None,
     };
     let this_generation = status.observed_generation == generation;
-    if this_generation && is_final(status.phase.as_deref()) {
+    if this_generation && status.phase.is_some_and(Phase::is_final) {
         return Ok(Action::await_change());
     }
-    if this_generation && status.phase.as_deref() == Some("Running") {
+    if this_generation && status.phase == Some(Phase::Running) {
         // Running says the status, yet no run is ours: the operator restarted.
-        let s = json!({
-            "phase": "Aborted", "message": "the operator restarted during the run",
-            "finishedAt": Timestamp::now().to_string(),
-        });
-        patch_status(&api, &name, s).await?;
+        let s = ChaosExperimentStatus {
+            phase: Some(Phase::Aborted),
+            message: Some("the operator restarted during the run".into()),
+            finished_at: now(),
+            ..status
+        };
+        write_status(&api, &name, &s).await?;
         return Ok(Action::await_change());
     }
+    let pending = |message: String| ChaosExperimentStatus {
+        phase: Some(Phase::Pending),
+        message: Some(message),
+        observed_generation: generation,
+        ..status.clone()
+    };
     if exp.spec.suspend {
-        let s =
-            json!({ "phase": "Pending", "message": "suspended", "observedGeneration": generation });
-        patch_status(&api, &name, s).await?;
+        write_status(&api, &name, &pending("suspended".into())).await?;
         return Ok(Action::await_change());
     }
     if let Some(other) = busy_with {
-        let message = format!("waiting for experiment {other} to finish");
-        let s = json!({ "phase": "Pending", "message": message, "observedGeneration": generation });
-        patch_status(&api, &name, s).await?;
+        let s = pending(format!("waiting for experiment {other} to finish"));
+        write_status(&api, &name, &s).await?;
         return Ok(Action::requeue(Duration::from_secs(10)));
     }
     start(exp, ctx, &name, generation).await
@@ -235,11 +313,14 @@ async fn start(
     let handle = match ctx.runner.start(name, &exp.spec, cancel.clone()) {
         Ok(handle) => handle,
         Err(reason) => {
-            let s = json!({
-                "phase": "Failed", "message": reason, "observedGeneration": generation,
-                "finishedAt": Timestamp::now().to_string(),
-            });
-            patch_status(&api, name, s).await?;
+            let s = ChaosExperimentStatus {
+                phase: Some(Phase::Failed),
+                message: Some(reason),
+                observed_generation: generation,
+                finished_at: now(),
+                ..exp.status.clone().unwrap_or_default()
+            };
+            write_status(&api, name, &s).await?;
             return Ok(Action::await_change());
         }
     };
@@ -250,15 +331,17 @@ async fn start(
         cancel,
         finished,
     });
-    let s = json!({
-        "phase": "Running", "runId": handle.run_id, "message": null,
-        "startedAt": Timestamp::now().to_string(), "finishedAt": null,
-        "faultsInjected": 0, "faultsRefused": 0, "observedGeneration": generation,
-    });
-    if let Err(err) = patch_status(&api, name, s).await {
+    let running = ChaosExperimentStatus {
+        phase: Some(Phase::Running),
+        run_id: Some(handle.run_id),
+        started_at: now(),
+        observed_generation: generation,
+        ..ChaosExperimentStatus::default()
+    };
+    if let Err(err) = write_status(&api, name, &running).await {
         tracing::warn!(%err, name, "could not mark the experiment Running");
     }
-    spawn_completion(api, name.to_string(), generation, handle.done, tx);
+    spawn_completion(api, name.to_string(), running, handle.done, tx);
     Ok(Action::await_change())
 }
 
@@ -266,18 +349,21 @@ async fn start(
 fn spawn_completion(
     api: Api<ChaosExperiment>,
     name: String,
-    generation: Option<i64>,
+    running: ChaosExperimentStatus,
     done: BoxFuture<'static, RunSummary>,
     tx: watch::Sender<bool>,
 ) {
     tokio::spawn(async move {
         let summary = done.await;
-        let s = json!({
-            "phase": summary.phase, "message": summary.message,
-            "faultsInjected": summary.faults_injected, "faultsRefused": summary.faults_refused,
-            "finishedAt": Timestamp::now().to_string(), "observedGeneration": generation,
-        });
-        if let Err(err) = patch_status(&api, &name, s).await {
+        let s = ChaosExperimentStatus {
+            phase: Some(summary.phase),
+            message: summary.message,
+            faults_injected: summary.faults_injected,
+            faults_refused: summary.faults_refused,
+            finished_at: now(),
+            ..running
+        };
+        if let Err(err) = write_status(&api, &name, &s).await {
             tracing::warn!(%err, name, "could not record the end of the experiment");
         }
         let _ = tx.send(true);

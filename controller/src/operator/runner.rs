@@ -11,8 +11,9 @@ use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::ChaosExperimentSpec;
+use super::metrics::Metrics;
 use super::reconcile::{self, Context, ExperimentRunner, RunHandle, RunSummary};
+use super::{ChaosExperimentSpec, Phase};
 use crate::cluster::ClusterError;
 use crate::engine::{EngineConfig, RunSummary as EngineSummary};
 use crate::journal::event::RunOutcome;
@@ -113,12 +114,12 @@ pub fn summarize(result: Result<EngineSummary, RigError>) -> RunSummary {
         Ok(s) => {
             let failures = s.failures();
             let phase = match (&s.outcome, failures.is_empty()) {
-                (RunOutcome::Aborted, _) => "Aborted",
-                (_, true) => "Succeeded",
-                (_, false) => "Failed",
+                (RunOutcome::Aborted, _) => Phase::Aborted,
+                (_, true) => Phase::Succeeded,
+                (_, false) => Phase::Failed,
             };
             RunSummary {
-                phase: phase.into(),
+                phase,
                 faults_injected: u32::try_from(s.faults.len()).unwrap_or(u32::MAX),
                 faults_refused: u32::try_from(s.refused.len()).unwrap_or(u32::MAX),
                 message: (!failures.is_empty()).then(|| failures.join("; ")),
@@ -130,7 +131,7 @@ pub fn summarize(result: Result<EngineSummary, RigError>) -> RunSummary {
 
 fn failed(message: String) -> RunSummary {
     RunSummary {
-        phase: "Failed".into(),
+        phase: Phase::Failed,
         faults_injected: 0,
         faults_refused: 0,
         message: Some(message),
@@ -157,12 +158,20 @@ pub async fn serve(
     health: &super::health::HealthArgs,
     cancel: CancellationToken,
 ) -> Result<(), OperatorRunError> {
-    let (_, ready) = super::health::start(health.health_addr, cancel.clone()).await?;
+    let metrics = Arc::new(Metrics::default());
+    let (_, ready) =
+        super::health::start(health.health_addr, metrics.clone(), cancel.clone()).await?;
     let rig = Arc::new(K3sRig::connect(k3s, &cancel).await?);
     ready.send_replace(true);
     let client = k3s.k3s.client().await.map_err(OperatorRunError::Cluster)?;
     let runner = Arc::new(EngineRunner::new(rig.clone(), runs_dir, cancel.clone()));
-    let ctx = Context::new(client, &k3s.k3s.namespace, runner.clone());
+    let ctx = Context::new(
+        client,
+        &k3s.k3s.namespace,
+        &k3s.k3s.instance,
+        runner.clone(),
+    )
+    .with_metrics(metrics);
     tracing::info!(namespace = %k3s.k3s.namespace, "operator reconciling ChaosExperiments");
     reconcile::run(Arc::new(ctx), cancel).await;
     tracing::info!("operator stopping: waiting for a running experiment to roll back");
@@ -236,7 +245,7 @@ mod tests {
     fn an_engine_error_is_a_failed_status_with_its_reason() {
         let gone = std::io::Error::other("gone");
         let s = summarize(Err(RigError::OwnExe(gone)));
-        assert_eq!(s.phase, "Failed");
+        assert_eq!(s.phase, Phase::Failed);
         assert_eq!(
             s.message.as_deref(),
             Some("local rack: own executable: gone")

@@ -375,7 +375,7 @@ fn run_meta(s: &RunStarted, g: &Gathered, journal: &JournalInfo) -> RunMeta {
         started_unix_ms: s.started_unix_ms,
         controller_version: s.controller_version.clone(),
         agent_versions: g.agent_versions.iter().cloned().collect(),
-        cluster_kind: s.cluster_kind.clone(),
+        cluster_kind: s.cluster_kind.to_string(),
         nodes: s.nodes.clone(),
         node_count: s.nodes.len() as u64,
         plan_name: s.plan_name.clone(),

@@ -24,6 +24,7 @@ use tokio::time::Instant;
 
 use crate::cluster::{ClusterEventKind, WorkerInfo};
 use crate::journal::event::{FaultInjected, FaultOutcome, MilestoneEvent};
+use crate::model::ClusterKind;
 use crate::model::{FaultKind, Milestone};
 use fault::FaultTrack;
 pub use predict::{Budget, Precision, Prediction, overrun, predict};
@@ -192,9 +193,9 @@ impl Tracker {
         }
     }
 
-    /// Names the sources after the cluster kind (`local` or `k3s`).
-    pub fn for_cluster(mut self, kind: &str) -> Self {
-        if kind == "local" {
+    /// Names the sources after the cluster kind.
+    pub fn for_cluster(mut self, kind: ClusterKind) -> Self {
+        if kind == ClusterKind::Local {
             self.pod_source = "local-rack";
             self.node_source = "local-rack";
         }

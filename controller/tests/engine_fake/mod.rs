@@ -222,8 +222,10 @@ impl std::ops::Deref for Fake {
 }
 
 impl Cluster for Fake {
-    fn kind(&self) -> &'static str {
-        "fake"
+    // The fake rolls back like a real cluster (the local rack's crashed runs
+    // need no rollback: its processes died with the controller).
+    fn kind(&self) -> rackpong_controller::model::ClusterKind {
+        rackpong_controller::model::ClusterKind::K3s
     }
 
     async fn detection(&self) -> Result<Detection, ClusterError> {

@@ -46,6 +46,18 @@ impl Rack {
                 self.events.push(body);
                 Answer::Now(201, ev.to_string().into_bytes())
             }
+            // A repeated Event (kube's Recorder): the series count goes up.
+            ("patch", "events.k8s.io", "events") => {
+                let Some(ev) = self
+                    .events
+                    .iter_mut()
+                    .find(|e| e["metadata"]["name"] == name.as_str())
+                else {
+                    return Answer::Now(404, fixture("status-404-pod.json").into_bytes());
+                };
+                ev["series"] = body["series"].clone();
+                ok(ev.to_string())
+            }
             _ => self.change(&call, &name, &body),
         }
     }

@@ -29,12 +29,18 @@ pub(crate) fn map_err(
             action: action.to_string(),
             reason: status.message.clone(),
         },
-        _ => ClusterError::Kube(format!("{action}: {err}")),
+        _ => ClusterError::Kube {
+            action: action.to_string(),
+            source: err,
+        },
     }
 }
 
-fn kube_err(action: &str) -> impl FnOnce(kube::Error) -> ClusterError + '_ {
-    move |err| ClusterError::Kube(format!("{action}: {err}"))
+pub(crate) fn kube_err(action: &str) -> impl FnOnce(kube::Error) -> ClusterError + '_ {
+    move |source| ClusterError::Kube {
+        action: action.to_string(),
+        source,
+    }
 }
 
 pub(crate) fn pods(inner: &Inner) -> Api<Pod> {

@@ -67,22 +67,24 @@ impl K3sArgs {
             context: self.kube_context.clone(),
             ..KubeConfigOptions::default()
         };
+        let path = self.kubeconfig.clone();
+        let failed = |e: Box<dyn std::error::Error + Send + Sync>| ClusterError::Config {
+            path: path.clone(),
+            source: e,
+        };
         let config = match &self.kubeconfig {
             Some(path) => {
-                let file = Kubeconfig::read_from(path)
-                    .map_err(|e| ClusterError::Kube(format!("{}: {e}", path.display())))?;
+                let file = Kubeconfig::read_from(path).map_err(|e| failed(e.into()))?;
                 Config::from_custom_kubeconfig(file, &options)
                     .await
-                    .map_err(|e| ClusterError::Kube(format!("{}: {e}", path.display())))?
+                    .map_err(|e| failed(e.into()))?
             }
             None if self.kube_context.is_some() => Config::from_kubeconfig(&options)
                 .await
-                .map_err(|e| ClusterError::Kube(e.to_string()))?,
-            None => Config::infer()
-                .await
-                .map_err(|e| ClusterError::Kube(e.to_string()))?,
+                .map_err(|e| failed(e.into()))?,
+            None => Config::infer().await.map_err(|e| failed(e.into()))?,
         };
-        Client::try_from(config).map_err(|e| ClusterError::Kube(e.to_string()))
+        Client::try_from(config).map_err(|e| failed(e.into()))
     }
 
     /// Connects and builds the backend (watchers not started yet).

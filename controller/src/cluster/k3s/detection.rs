@@ -30,7 +30,7 @@ pub(crate) async fn read(inner: &Inner) -> Result<Detection, ClusterError> {
         .await
         .map_err(|e| {
             map_err(e, "read namespace", || {
-                ClusterError::Kube(format!("namespace {ns_name} not found"))
+                ClusterError::Missing(format!("namespace {ns_name}"))
             })
         })?;
     let deploy_name = &inner.config.deployment;
@@ -39,7 +39,7 @@ pub(crate) async fn read(inner: &Inner) -> Result<Detection, ClusterError> {
         .await
         .map_err(|e| {
             map_err(e, "read worker Deployment", || {
-                ClusterError::Kube(format!("Deployment {ns_name}/{deploy_name} not found"))
+                ClusterError::Missing(format!("Deployment {ns_name}/{deploy_name}"))
             })
         })?;
     let lp = ListParams::default()
@@ -48,7 +48,7 @@ pub(crate) async fn read(inner: &Inner) -> Result<Detection, ClusterError> {
     let pod = api::pods(inner)
         .list(&lp)
         .await
-        .map_err(|e| ClusterError::Kube(format!("list workers: {e}")))?
+        .map_err(super::api::kube_err("list workers"))?
         .items
         .into_iter()
         .next();

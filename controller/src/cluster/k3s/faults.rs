@@ -79,7 +79,7 @@ pub(crate) async fn scale(inner: &Inner, replicas: u32) -> Result<u32, ClusterEr
         .await
         .map_err(|e| {
             map_err(e, &action, || {
-                ClusterError::Kube("no worker Deployment".into())
+                ClusterError::Missing("the worker Deployment".into())
             })
         })?;
     // The API's answer is the observation: the desired count has changed.
@@ -177,15 +177,11 @@ async fn send(
     down_for: Duration,
     action: &str,
 ) -> Result<(), ClusterError> {
-    let commander = inner
-        .commander()
-        .ok_or_else(|| ClusterError::Command(
-            "no chaos secret: node faults through the agent need the agents' HMAC secret (--chaos-secret-file; in the cluster the Secret rackpong-chaos, see docs/k3s.md)".into(),
-        ))?;
+    let commander = inner.commander().ok_or(ClusterError::NoChaosSecret)?;
     let ack = commander
         .send(node, a, down_for)
         .await
-        .map_err(|e| ClusterError::Command(e.to_string()))?;
+        .map_err(ClusterError::Command)?;
     if ack.accepted {
         Ok(())
     } else {

@@ -172,8 +172,8 @@ impl K3sCluster {
 }
 
 impl Cluster for K3sCluster {
-    fn kind(&self) -> &'static str {
-        "k3s"
+    fn kind(&self) -> crate::model::ClusterKind {
+        crate::model::ClusterKind::K3s
     }
 
     async fn detection(&self) -> Result<Detection, ClusterError> {

@@ -160,12 +160,6 @@ pub enum LocalRackError {
     Http(String),
 }
 
-impl From<LocalRackError> for super::super::ClusterError {
-    fn from(e: LocalRackError) -> Self {
-        super::super::ClusterError::Local(e.to_string())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -284,8 +284,8 @@ impl Drop for LocalRack {
 }
 
 impl Cluster for LocalRack {
-    fn kind(&self) -> &'static str {
-        "local"
+    fn kind(&self) -> crate::model::ClusterKind {
+        crate::model::ClusterKind::Local
     }
 
     async fn detection(&self) -> Result<Detection, ClusterError> {

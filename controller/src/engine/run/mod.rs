@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::model::ClusterKind;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio::sync::{broadcast, mpsc};
@@ -283,7 +284,7 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
 /// The first line of the journal.
 fn run_started(
     journal: &Journal,
-    kind: &str,
+    kind: ClusterKind,
     nodes: Vec<String>,
     plan: &Plan,
     detection: &crate::model::Detection,
@@ -292,7 +293,7 @@ fn run_started(
         run_id: journal.run_id(),
         started_unix_ms: rackpong_agent::now_ms(),
         controller_version: crate::VERSION.to_string(),
-        cluster_kind: kind.to_string(),
+        cluster_kind: kind,
         nodes,
         plan_name: plan.name.clone(),
         seed: plan.seed,

@@ -186,7 +186,8 @@ fn node_kill_of_an_empty_node_recovers_on_the_first_good_sample() {
 
 #[test]
 fn local_rack_sources_are_named_as_such() {
-    let mut tr = Tracker::new(PRECISION, 0.9, &workers(&["w1"])).for_cluster("local");
+    let mut tr = Tracker::new(PRECISION, 0.9, &workers(&["w1"]))
+        .for_cluster(crate::model::ClusterKind::Local);
     let t0 = Instant::now();
     tr.injected(Injected {
         at: t0,
