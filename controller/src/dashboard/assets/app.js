@@ -289,7 +289,11 @@ function spark(id, s, pick, yMin, yMax, threshold, fmt) {
 
 function renderStory(s) {
   const st = s.story;
-  if (!st) return;
+  if (!st) {
+    const idle = $("cards").querySelector(".idle");
+    if (idle) idle.textContent = s.progress ? "the run is starting…" : "no run: watching the rack";
+    return;
+  }
   renderVerdict(s);
   renderCards(st);
   renderTimeline(s);
