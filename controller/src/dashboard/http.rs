@@ -136,11 +136,9 @@ async fn events(State(s): State<AppState>) -> Sse<impl Stream<Item = Result<Even
             }
             version.borrow_and_update();
             urgent.borrow_and_update();
-            let snap = s.hub.snapshot(Instant::now());
             let event = Event::default()
                 .event("state")
-                .json_data(&snap)
-                .unwrap_or_else(|e| Event::default().event("error").data(e.to_string()));
+                .data(&*s.hub.snapshot_json());
             Some((Ok(event), (s, version, urgent, false)))
         },
     );

@@ -83,7 +83,20 @@ pub struct Hub {
     version: Arc<watch::Sender<u64>>,
     /// Bumped by fault events, which the streams push without waiting.
     urgent: Arc<watch::Sender<u64>>,
+    /// The last snapshot as JSON, shared by every stream for [`SHARE_FOR`]
+    /// (twenty projectors cost one serialisation, not twenty).
+    cached: Arc<Mutex<Option<Cached>>>,
 }
+
+/// A serialised snapshot, the urgent version it saw and when it was made.
+struct Cached {
+    urgent: u64,
+    made: Instant,
+    json: Arc<str>,
+}
+
+/// How long streams share one serialised snapshot (fault events never wait).
+const SHARE_FOR: Duration = Duration::from_millis(100);
 
 impl Hub {
     pub fn new(board: Board) -> Hub {
@@ -91,6 +104,7 @@ impl Hub {
             board: Arc::new(Mutex::new(board)),
             version: Arc::new(watch::channel(0).0),
             urgent: Arc::new(watch::channel(0).0),
+            cached: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -113,6 +127,29 @@ impl Hub {
 
     pub fn snapshot(&self, now: Instant) -> Snapshot {
         self.lock().snapshot(now)
+    }
+
+    /// The snapshot as JSON, made at most every [`SHARE_FOR`] unless a fault
+    /// event came since.
+    pub fn snapshot_json(&self) -> Arc<str> {
+        let urgent = *self.urgent.borrow();
+        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = cached.as_ref()
+            && c.urgent == urgent
+            && c.made.elapsed() < SHARE_FOR
+        {
+            return c.json.clone();
+        }
+        let now = Instant::now();
+        let json: Arc<str> = serde_json::to_string(&self.snapshot(now))
+            .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+            .into();
+        *cached = Some(Cached {
+            urgent,
+            made: now,
+            json: json.clone(),
+        });
+        json
     }
 
     /// Changes whenever the board does (the SSE streams and tests wait on it).
