@@ -1,13 +1,15 @@
 //! The live dashboard: an axum server with one embedded page (HTML, CSS and
 //! JS compiled into the binary, nothing fetched from the network), a
 //! Server-Sent Events stream of state snapshots, `GET /api/state`, the run's
-//! `GET /report.html` once rendered, and a token-protected `POST /api/stop`
-//! that aborts the run (the engine rolls back). State comes from the rack's
-//! MQTT topics and, during a run, the engine's progress and the journal
-//! lines as they are written (the recovery story, [`crate::story`]).
+//! `GET /report.html` once rendered, a token-protected `POST /api/stop`
+//! that aborts the run (the engine rolls back) and `POST /api/estop`, the
+//! rack's emergency stop. State comes from the rack's MQTT topics and,
+//! during a run, the engine's progress and the journal lines as they are
+//! written (the recovery story, [`crate::story`]).
 //! `rackpong watch` runs it without any chaos.
 
 pub mod board;
+mod estop;
 mod feed;
 mod http;
 mod run;
@@ -74,6 +76,8 @@ pub enum DashboardError {
     Token { path: PathBuf, reason: String },
     #[error(transparent)]
     Mqtt(#[from] MqttError),
+    #[error("emergency stop: {0}")]
+    Estop(String),
 }
 
 /// The board behind a lock, plus a version the SSE streams wait on.
@@ -186,6 +190,9 @@ pub struct Sources {
     pub progress: Option<watch::Receiver<Progress>>,
     /// The run's journal lines as they are written.
     pub journal: Option<tokio::sync::broadcast::Receiver<JournalLine>>,
+    /// Publishes the rack's emergency stop (`POST /api/estop`); `None`
+    /// without a chaos secret (the endpoint answers 409).
+    pub estop: Option<Arc<crate::estop::EstopSender>>,
 }
 
 /// A running dashboard.
@@ -236,6 +243,7 @@ impl Dashboard {
             stop_run,
             shutdown: shutdown.clone(),
             run_dir: cfg.run_dir.clone(),
+            estop: sources.estop,
         });
         let server = tokio::spawn(async move {
             let done = shutdown.clone();

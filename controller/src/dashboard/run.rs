@@ -62,6 +62,7 @@ impl RunDashboard {
             connected: Some(link.connected()),
             progress: Some(run.progress),
             journal: Some(run.journal),
+            estop: None,
         };
         let cfg = DashboardConfig {
             listen,

@@ -54,6 +54,7 @@ impl Rig {
             connected: Some(sub.connected()),
             progress: None,
             journal: None,
+            estop: None,
         };
         let cfg = DashboardConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
