@@ -262,6 +262,9 @@ def fit_checks(cdp, url, out, tag, summary, failures):
     hidden = cdp.js("getComputedStyle(document.getElementById('stop')).display === 'none'")
     if not hidden:
         failures.append("?kiosk does not hide the stop control")
+    estop = cdp.js("(() => { const e = document.getElementById('estop'); if (!e) return null; const r = e.getBoundingClientRect(); return getComputedStyle(e).display !== 'none' && r.width > 0 && r.right <= innerWidth && r.bottom <= innerHeight; })()")
+    if estop is False:
+        failures.append("?kiosk hides (or cuts off) the E-STOP")
     shot = cdp.call("Page.captureScreenshot", format="png")
     with open(os.path.join(out, f"dashboard-1280x720-kiosk{tag}.png"), "wb") as f:
         f.write(base64.b64decode(shot["data"]))
