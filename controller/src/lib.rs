@@ -29,6 +29,7 @@
 
 pub mod cluster;
 pub mod cmd;
+pub mod console;
 pub mod dashboard;
 pub mod engine;
 pub mod estop;
@@ -40,6 +41,7 @@ pub mod plan;
 pub mod report;
 pub mod rig;
 pub mod safety;
+pub mod story;
 pub mod timing;
 
 /// The controller's version, recorded in every run.

@@ -31,6 +31,7 @@ async fn dashboard(sender: Option<EstopSender>, shutdown: &CancellationToken) ->
         topics: Topics::default(),
         stale_after: None,
         max_balls: 8,
+        run_dir: None,
     };
     let sources = Sources {
         estop: sender.map(Arc::new),

@@ -149,6 +149,7 @@ async fn without_a_run_an_authorised_stop_is_a_conflict() {
         topics: Default::default(),
         stale_after: None,
         max_balls: 4,
+        run_dir: None,
     };
     let shutdown = tokio_util::sync::CancellationToken::new();
     let dash = Dashboard::start(cfg, Sources::default(), None, shutdown.clone())

@@ -1,7 +1,10 @@
 //! `rackpong demo`: everything on this machine with no setup — an embedded
 //! MQTT broker, a local stand-in rack (default 4 nodes, 8 workers), the ball
 //! factory and the default plan (pod kills, a node kill, a scale change),
-//! with progress in the terminal; prints the run directory at the end.
+//! with the progress bar and one line per fault event in the terminal; prints
+//! the summary, renders the report and prints the run directory at the end.
+//! With `--dashboard` the page can stay up after the run showing the verdict
+//! (`--dashboard-linger`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -62,9 +65,9 @@ fn fit_to_workers(mut p: Plan, workers: u32) -> Plan {
     p
 }
 
-/// `rackpong demo`.
-pub async fn run(args: DemoArgs, cancel: CancellationToken) -> Result<RunSummary, RigError> {
-    let plan = demo_plan(&args)?;
+/// `rackpong demo`: the run, its report, and the dashboard's verdict.
+pub async fn run(args: DemoArgs, cancel: CancellationToken) -> Result<(), super::CliError> {
+    let plan = demo_plan(&args).map_err(RigError::from)?;
     let setup = LocalSetup {
         nodes: args.nodes,
         workers: args.workers,
@@ -73,7 +76,26 @@ pub async fn run(args: DemoArgs, cancel: CancellationToken) -> Result<RunSummary
         exe: None,
         observe: None,
     };
-    crate::rig::run_local_with(setup, plan, cancel, &args.dashboard).await
+    // The dashboard's stop ends the run; only Ctrl-C ends the lingering page.
+    let run = cancel.child_token();
+    let (result, dashboard) =
+        crate::rig::run_local_dashboard(setup, plan, run, &args.dashboard).await;
+    let summary: RunSummary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(d) = dashboard {
+                d.stop().await;
+            }
+            return Err(e.into());
+        }
+    };
+    let verdict = super::print_finished(&summary);
+    if let Some(mut d) = dashboard {
+        d.show_verdict(verdict.as_ref()).await;
+        d.linger(args.dashboard.dashboard_linger, &cancel).await;
+        d.stop().await;
+    }
+    Ok(summary.verdict()?)
 }
 
 #[cfg(test)]

@@ -12,20 +12,25 @@ pub mod run;
 pub mod watch;
 
 use clap::{Parser, Subcommand};
+
+use crate::console::logs::DEFAULT_FILTER;
 use tokio_util::sync::CancellationToken;
 
 /// rackpong: a measurable chaos-engineering demo for a Raspberry Pi k3s rack.
 #[derive(Debug, Parser)]
 #[command(name = "rackpong", version, about, long_about = None)]
 pub struct Cli {
-    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `rackpong_controller=debug`.
-    #[arg(
-        long,
-        env = "RACKPONG_LOG",
-        default_value = "info,rumqttd=warn",
-        global = true
-    )]
-    pub log: String,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or
+    /// `rackpong_controller=debug` [default: info,rumqttd=warn]. During `demo`
+    /// and `run` the log goes to `runs/<id>/controller.log`, and to stderr as
+    /// well when this flag (or -v) is given; the terminal shows only the
+    /// progress bar and one line per fault event.
+    #[arg(long, env = "RACKPONG_LOG", global = true)]
+    pub log: Option<String>,
+
+    /// During `demo` and `run`, also print the log on stderr (above the progress bar).
+    #[arg(short, long, env = "RACKPONG_VERBOSE", global = true)]
+    pub verbose: bool,
 
     #[command(subcommand)]
     pub command: Command,
@@ -84,6 +89,25 @@ pub enum CliError {
     Dashboard(#[from] crate::dashboard::DashboardError),
     #[error(transparent)]
     Estop(#[from] estop::EstopCliError),
+    #[error(transparent)]
+    Logs(#[from] crate::console::logs::LogError),
+}
+
+/// Installs the logging this command wants: for `demo` and `run`, the run's
+/// `controller.log` (and stderr with -v/--log); otherwise stderr.
+pub fn init_logs(cli: &Cli) -> Result<(), CliError> {
+    let filter = cli.log.as_deref().unwrap_or(DEFAULT_FILTER);
+    let quiet_terminal = match &cli.command {
+        Command::Demo(_) => true,
+        Command::Run(r) => !r.dry_run,
+        _ => false,
+    };
+    if quiet_terminal {
+        crate::console::logs::init(filter, cli.verbose || cli.log.is_some())?;
+    } else {
+        rackpong_agent::cli::init_tracing(filter, false)?;
+    }
+    Ok(())
 }
 
 /// Runs the chosen subcommand until done or `cancel` fires.
@@ -94,7 +118,7 @@ pub async fn run(command: Command, cancel: CancellationToken) -> Result<(), CliE
             run::RunResult::DryRun(text) => print!("{text}"),
             run::RunResult::Ran(summary) => finished(&summary)?,
         },
-        Command::Demo(args) => finished(&demo::run(args, cancel).await?)?,
+        Command::Demo(args) => demo::run(args, cancel).await?,
         Command::Crd => crd::run()?,
         Command::Operator(args) => operator::run(args, cancel).await?,
         Command::Report(args) => report::run(&args)?,
@@ -108,18 +132,32 @@ pub async fn run(command: Command, cancel: CancellationToken) -> Result<(), CliE
 /// Prints the summary and the run directory, renders the report, and fails
 /// naming what failed (steady state, SLOs, abort).
 fn finished(summary: &crate::engine::RunSummary) -> Result<(), CliError> {
-    print!("{}", summary.table());
-    render_report(&summary.run_dir);
-    println!("run directory: {}", summary.run_dir.display());
+    print_finished(summary);
     Ok(summary.verdict()?)
 }
 
+/// Prints the summary table, renders the report, prints the run directory;
+/// the report's verdict, when it rendered.
+pub(crate) fn print_finished(
+    summary: &crate::engine::RunSummary,
+) -> Option<crate::report::Verdict> {
+    print!("{}", summary.table());
+    let verdict = render_report(&summary.run_dir);
+    println!("run directory: {}", summary.run_dir.display());
+    verdict
+}
+
 /// Renders report.json, report.md, report.html and junit.xml into the run
-/// directory; a rendering error is logged (the journal is still there for
-/// `rackpong report`), never hides the run's own verdict.
-fn render_report(run_dir: &std::path::Path) {
-    if let Err(e) = crate::report::render_run(run_dir) {
-        tracing::error!(dir = %run_dir.display(), error = %e, "cannot render the report; the journal is intact");
+/// directory; a rendering error is printed and logged (the journal is still
+/// there for `rackpong report`), never hides the run's own verdict.
+fn render_report(run_dir: &std::path::Path) -> Option<crate::report::Verdict> {
+    match crate::report::render_run(run_dir) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            eprintln!("cannot render the report ({e}); the journal is intact");
+            tracing::error!(dir = %run_dir.display(), error = %e, "cannot render the report; the journal is intact");
+            None
+        }
     }
 }
 
@@ -139,9 +177,10 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
         let cli = Cli::try_parse_from(["rackpong", "run", "p.yaml", "--kubeconfig", "k"]).unwrap();
-        let cmd = Cli::command();
-        let log = cmd.get_arguments().find(|a| a.get_id() == "log").unwrap();
-        assert_eq!(log.get_default_values(), ["info,rumqttd=warn"]);
+        assert_eq!(DEFAULT_FILTER, "info,rumqttd=warn");
+        assert!(cli.log.is_none() && !cli.verbose);
+        let v = Cli::try_parse_from(["rackpong", "-v", "demo"]).unwrap();
+        assert!(v.verbose);
         let Command::Run(args) = cli.command else {
             panic!("not run")
         };

@@ -9,7 +9,10 @@ use rackpong_agent::proto::{DecodeError, HealthSample, RackMessage, Throttle, To
 use serde::Serialize;
 use tokio::time::Instant;
 
+use super::timeline::{RunStory, StoryView};
+use crate::journal::event::JournalLine;
 use crate::model::Progress;
+use crate::report::Verdict;
 
 /// Health older than this many sample intervals marks a node stale.
 const STALE_INTERVALS: u32 = 3;
@@ -37,6 +40,7 @@ pub struct Board {
     progress: Option<Progress>,
     open_since: Option<Instant>,
     mqtt_connected: Option<bool>,
+    run: RunStory,
 }
 
 #[derive(Debug, Default)]
@@ -87,6 +91,8 @@ pub struct Snapshot {
     pub health_duplicates: u64,
     pub progress: Option<ProgressView>,
     pub mqtt_connected: Option<bool>,
+    /// The run's faults, service series and verdict, from its journal.
+    pub story: Option<StoryView>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -149,6 +155,7 @@ impl Board {
             progress: None,
             open_since: None,
             mqtt_connected: None,
+            run: RunStory::default(),
         }
     }
 
@@ -192,6 +199,21 @@ impl Board {
             _ => {}
         }
         self.progress = Some(p);
+    }
+
+    /// Folds one journal line into the story; true for a fault event.
+    pub fn apply_journal(&mut self, line: &JournalLine, at: Instant) -> bool {
+        self.run.apply(line, at)
+    }
+
+    /// Journal time runs `speed` times faster than the wall (replay).
+    pub fn set_speed(&mut self, speed: f64) {
+        self.run = RunStory::with_speed(speed);
+    }
+
+    /// The run is over: its verdict (`None` when the report failed).
+    pub fn set_verdict(&mut self, verdict: Option<Verdict>) {
+        self.run.set_verdict(verdict);
     }
 
     pub fn set_connected(&mut self, connected: bool) {
@@ -297,6 +319,7 @@ impl Board {
                 last: p.last.clone(),
             }),
             mqtt_connected: self.mqtt_connected,
+            story: self.run.view(now),
         }
     }
 

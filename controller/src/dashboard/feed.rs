@@ -1,5 +1,5 @@
 //! The tasks that feed the board: the rack's MQTT messages, the broker
-//! connection state, and the engine's progress. Each bumps the hub's version
+//! connection state, the engine's progress and the run's journal lines. Each bumps the hub's version
 //! so the SSE streams push a fresh snapshot. Malformed payloads are counted
 //! and logged, never fatal.
 
@@ -48,6 +48,35 @@ pub async fn connected(hub: Hub, mut rx: watch::Receiver<bool>, stop: Cancellati
         tokio::select! {
             _ = stop.cancelled() => return,
             changed = rx.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// Folds the run's journal lines into the board's story; fault events are
+/// pushed to the page at once.
+pub async fn journal(
+    hub: Hub,
+    mut rx: tokio::sync::broadcast::Receiver<crate::journal::event::JournalLine>,
+    stop: CancellationToken,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let line = tokio::select! {
+            _ = stop.cancelled() => return,
+            line = rx.recv() => match line {
+                Ok(l) => l,
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "dashboard fell behind the journal");
+                    continue;
+                }
+                Err(RecvError::Closed) => return,
+            },
+        };
+        let at = Instant::now();
+        let mut urgent = false;
+        hub.update(|b| urgent = b.apply_journal(&line, at));
+        if urgent {
+            hub.update_now(|_| {});
         }
     }
 }

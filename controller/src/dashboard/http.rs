@@ -1,7 +1,10 @@
 //! The dashboard's HTTP surface: the embedded page, `GET /api/state`,
-//! `GET /events` (Server-Sent Events of state snapshots) and the
-//! token-protected `POST /api/stop` and `POST /api/estop` (the rack's
-//! emergency stop, in `estop.rs`). Errors are JSON with a 4xx status.
+//! The dashboard's HTTP surface: the embedded page, `GET /api/state`,
+//! `GET /events` (Server-Sent Events of state snapshots: fault events at
+//! once, everything else at most every 250 ms), the run's `GET /report.html`
+//! once rendered, and the token-protected `POST /api/stop` and
+//! `POST /api/estop` (the rack's emergency stop, in `estop.rs`). Errors are
+//! JSON with a 4xx status.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -15,6 +18,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::Stream;
 use serde_json::json;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -38,6 +42,8 @@ pub struct AppState {
     pub stop_run: Option<CancellationToken>,
     /// Ends the SSE streams so graceful shutdown completes.
     pub shutdown: CancellationToken,
+    /// The run directory whose `report.html` is served.
+    pub run_dir: Option<std::path::PathBuf>,
     /// Publishes the emergency stop; `None` without a chaos secret.
     pub estop: Option<Arc<crate::estop::EstopSender>>,
 }
@@ -55,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/state", get(api_state))
         .route("/api/stop", post(api_stop))
+        .route("/report.html", get(report))
         .route("/api/estop", post(super::estop::api_estop))
         .route("/events", get(events))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such page") })
@@ -76,6 +83,20 @@ async fn page(State(s): State<AppState>) -> Html<String> {
         .unwrap_or_else(|_| "null".into())
         .replace('<', "\\u003c");
     Html(PAGE.replace("__INITIAL_STATE__", &snap))
+}
+
+/// The run's report, once `rackpong` rendered it after the run.
+async fn report(State(s): State<AppState>) -> Response {
+    let Some(dir) = &s.run_dir else {
+        return error(StatusCode::NOT_FOUND, "no run: no report");
+    };
+    match tokio::fs::read_to_string(dir.join("report.html")).await {
+        Ok(html) => Html(html).into_response(),
+        Err(_) => error(
+            StatusCode::NOT_FOUND,
+            "the report is rendered when the run ends",
+        ),
+    }
 }
 
 async fn api_state(State(s): State<AppState>) -> Response {
@@ -119,26 +140,40 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 
 async fn events(State(s): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let version = s.hub.subscribe();
-    let stream =
-        futures::stream::unfold((s, version, true), |(s, mut version, first)| async move {
-            if !first {
-                tokio::select! {
-                    _ = s.shutdown.cancelled() => return None,
-                    _ = tokio::time::sleep(MIN_GAP) => {}
-                }
-                tokio::select! {
-                    _ = s.shutdown.cancelled() => return None,
-                    _ = version.changed() => {}
-                    _ = tokio::time::sleep(MAX_GAP - MIN_GAP) => {}
-                }
+    let urgent = s.hub.subscribe_urgent();
+    let stream = futures::stream::unfold(
+        (s, version, urgent, true),
+        |(s, mut version, mut urgent, first)| async move {
+            if !first && !next_push(&s, &mut version, &mut urgent).await {
+                return None;
             }
             version.borrow_and_update();
-            let snap = s.hub.snapshot(Instant::now());
+            urgent.borrow_and_update();
             let event = Event::default()
                 .event("state")
-                .json_data(&snap)
-                .unwrap_or_else(|e| Event::default().event("error").data(e.to_string()));
-            Some((Ok(event), (s, version, false)))
-        });
+                .data(&*s.hub.snapshot_json());
+            Some((Ok(event), (s, version, urgent, false)))
+        },
+    );
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// Waits until the next snapshot is due: a fault event at once, any other
+/// change after [`MIN_GAP`], and [`MAX_GAP`] at the latest. False on shutdown.
+async fn next_push(
+    s: &AppState,
+    version: &mut watch::Receiver<u64>,
+    urgent: &mut watch::Receiver<u64>,
+) -> bool {
+    tokio::select! {
+        _ = s.shutdown.cancelled() => return false,
+        _ = urgent.changed() => return true,
+        _ = tokio::time::sleep(MIN_GAP) => {}
+    }
+    tokio::select! {
+        _ = s.shutdown.cancelled() => false,
+        _ = version.changed() => true,
+        _ = urgent.changed() => true,
+        _ = tokio::time::sleep(MAX_GAP - MIN_GAP) => true,
+    }
 }

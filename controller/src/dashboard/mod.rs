@@ -1,9 +1,11 @@
 //! The live dashboard: an axum server with one embedded page (HTML, CSS and
 //! JS compiled into the binary, nothing fetched from the network), a
-//! Server-Sent Events stream of state snapshots, `GET /api/state`, and a
-//! token-protected `POST /api/stop` that aborts the run (the engine rolls
-//! back) and `POST /api/estop`, the rack's emergency stop. State comes from
-//! the rack's MQTT topics and, during a run, the engine's progress.
+//! Server-Sent Events stream of state snapshots, `GET /api/state`, the run's
+//! `GET /report.html` once rendered, a token-protected `POST /api/stop`
+//! that aborts the run (the engine rolls back) and `POST /api/estop`, the
+//! rack's emergency stop. State comes from the rack's MQTT topics and,
+//! during a run, the engine's progress and the journal lines as they are
+//! written (the recovery story, [`crate::story`]).
 //! `rackpong watch` runs it without any chaos.
 
 pub mod board;
@@ -13,6 +15,7 @@ mod http;
 mod run;
 #[cfg(test)]
 mod tests;
+pub mod timeline;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,15 +30,16 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use board::{Board, Snapshot};
-pub use run::RunDashboard;
+pub use run::{RunDashboard, RunSources};
 
+use crate::journal::event::JournalLine;
 use crate::model::Progress;
 
 /// Balls kept for the flying-ball lane.
 pub const DEFAULT_MAX_BALLS: usize = 24;
 
 /// `--dashboard` flags of `rackpong demo`.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct DashboardArgs {
     /// Serve the live dashboard on this address (e.g. 127.0.0.1:8080); off unless given.
     #[arg(long = "dashboard", env = "RACKPONG_DASHBOARD")]
@@ -44,6 +48,20 @@ pub struct DashboardArgs {
     /// without it a random token is generated and printed with the URL.
     #[arg(long, env = "RACKPONG_DASHBOARD_TOKEN_FILE")]
     pub dashboard_token_file: Option<PathBuf>,
+    /// After the run, keep the dashboard up this long showing the verdict and
+    /// the report link (humantime, e.g. `10m`; Ctrl-C ends it sooner).
+    #[arg(long, env = "RACKPONG_DASHBOARD_LINGER", value_parser = humantime::parse_duration, default_value = "0s")]
+    pub dashboard_linger: Duration,
+}
+
+impl Default for DashboardArgs {
+    fn default() -> Self {
+        DashboardArgs {
+            listen: None,
+            dashboard_token_file: None,
+            dashboard_linger: Duration::ZERO,
+        }
+    }
 }
 
 /// Why the dashboard could not start.
@@ -67,13 +85,30 @@ pub enum DashboardError {
 pub struct Hub {
     board: Arc<Mutex<Board>>,
     version: Arc<watch::Sender<u64>>,
+    /// Bumped by fault events, which the streams push without waiting.
+    urgent: Arc<watch::Sender<u64>>,
+    /// The last snapshot as JSON, shared by every stream for [`SHARE_FOR`]
+    /// (twenty projectors cost one serialisation, not twenty).
+    cached: Arc<Mutex<Option<Cached>>>,
 }
+
+/// A serialised snapshot, the urgent version it saw and when it was made.
+struct Cached {
+    urgent: u64,
+    made: Instant,
+    json: Arc<str>,
+}
+
+/// How long streams share one serialised snapshot (fault events never wait).
+const SHARE_FOR: Duration = Duration::from_millis(100);
 
 impl Hub {
     pub fn new(board: Board) -> Hub {
         Hub {
             board: Arc::new(Mutex::new(board)),
             version: Arc::new(watch::channel(0).0),
+            urgent: Arc::new(watch::channel(0).0),
+            cached: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -88,13 +123,47 @@ impl Hub {
         self.version.send_modify(|v| *v += 1);
     }
 
+    /// [`Hub::update`] for a change the page must show at once (a fault event).
+    pub fn update_now(&self, f: impl FnOnce(&mut Board)) {
+        self.update(f);
+        self.urgent.send_modify(|v| *v += 1);
+    }
+
     pub fn snapshot(&self, now: Instant) -> Snapshot {
         self.lock().snapshot(now)
+    }
+
+    /// The snapshot as JSON, made at most every [`SHARE_FOR`] unless a fault
+    /// event came since.
+    pub fn snapshot_json(&self) -> Arc<str> {
+        let urgent = *self.urgent.borrow();
+        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = cached.as_ref()
+            && c.urgent == urgent
+            && c.made.elapsed() < SHARE_FOR
+        {
+            return c.json.clone();
+        }
+        let now = Instant::now();
+        let json: Arc<str> = serde_json::to_string(&self.snapshot(now))
+            .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+            .into();
+        *cached = Some(Cached {
+            urgent,
+            made: now,
+            json: json.clone(),
+        });
+        json
     }
 
     /// Changes whenever the board does (the SSE streams and tests wait on it).
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.version.subscribe()
+    }
+
+    /// Changes on fault events.
+    pub fn subscribe_urgent(&self) -> watch::Receiver<u64> {
+        self.urgent.subscribe()
     }
 }
 
@@ -106,6 +175,8 @@ pub struct DashboardConfig {
     /// Overrides 3 × each node's health interval.
     pub stale_after: Option<Duration>,
     pub max_balls: usize,
+    /// The run directory whose `report.html` the page links to.
+    pub run_dir: Option<PathBuf>,
 }
 
 /// Where state comes from.
@@ -117,6 +188,8 @@ pub struct Sources {
     pub connected: Option<watch::Receiver<bool>>,
     /// The engine's progress during a run.
     pub progress: Option<watch::Receiver<Progress>>,
+    /// The run's journal lines as they are written.
+    pub journal: Option<tokio::sync::broadcast::Receiver<JournalLine>>,
     /// Publishes the rack's emergency stop (`POST /api/estop`); `None`
     /// without a chaos secret (the endpoint answers 409).
     pub estop: Option<Arc<crate::estop::EstopSender>>,
@@ -161,11 +234,15 @@ impl Dashboard {
         if let Some(rx) = sources.progress {
             tokio::spawn(feed::progress(hub.clone(), rx, shutdown.clone()));
         }
+        if let Some(rx) = sources.journal {
+            tokio::spawn(feed::journal(hub.clone(), rx, shutdown.clone()));
+        }
         let app = http::router(http::AppState {
             hub: hub.clone(),
             token: cfg.token.clone(),
             stop_run,
             shutdown: shutdown.clone(),
+            run_dir: cfg.run_dir.clone(),
             estop: sources.estop,
         });
         let server = tokio::spawn(async move {

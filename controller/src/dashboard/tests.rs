@@ -117,3 +117,38 @@ fn offline_workers_leave_the_page_after_a_while() {
         .unwrap();
     assert_eq!(b.snapshot(later).unplaced_workers.len(), 2);
 }
+
+fn journal_line(json: &str) -> crate::journal::event::JournalLine {
+    serde_json::from_str(json).unwrap()
+}
+
+#[test]
+fn the_story_runs_on_the_journal_clock_and_fault_events_are_urgent() {
+    let mut b = Board::new(Topics::default(), None, 4);
+    let t0 = Instant::now();
+    assert!(b.snapshot(t0).story.is_none(), "no run, no story");
+    let service = r#"{"v":1,"seq":1,"t_ms":1000,"type":"service","window_ms":5000,"sent":1,"caught":1,
+        "dropped":0,"timed_out":0,"delivery_rate":1.0,"p50_ms":2.0,"p95_ms":3.0,"p99_ms":4.0}"#;
+    assert!(!b.apply_journal(&journal_line(service), t0));
+    let injected = r#"{"v":1,"seq":2,"t_ms":2000,"type":"fault-injected","fault_id":"f1","fault":"k",
+        "kind":"pod-kill","action":"graceful","targets":["w1"],"node":"n1","replicas_from":null,
+        "replicas_to":null,"predicted_ms":null,"predicted_basis":null}"#;
+    let at = t0 + Duration::from_secs(1);
+    assert!(
+        b.apply_journal(&journal_line(injected), at),
+        "an injection is urgent"
+    );
+    // Journal time 1000 was t0, so 1.5 s later it is 2500.
+    let st = b.snapshot(t0 + Duration::from_millis(1500)).story.unwrap();
+    assert_eq!(
+        (st.now_ms, st.story.faults.len(), st.story.service.len()),
+        (2500, 1, 1)
+    );
+    let ended =
+        r#"{"v":1,"seq":3,"t_ms":3000,"type":"run-ended","outcome":"aborted","reason":null}"#;
+    assert!(b.apply_journal(&journal_line(ended), t0 + Duration::from_secs(2)));
+    let st = b.snapshot(t0 + Duration::from_secs(60)).story.unwrap();
+    assert_eq!(st.now_ms, 3000, "the clock stops when the run ends");
+    assert_eq!(st.story.run_outcome.as_deref(), Some("aborted"));
+    assert!(!st.finished && st.verdict.is_none());
+}

@@ -86,6 +86,8 @@ pub struct EngineConfig {
     pub settle_timeout: Duration,
     /// Receives live progress, if set.
     pub progress: Option<watch::Sender<Progress>>,
+    /// Receives every journal line as it is written, if set.
+    pub journal_tap: Option<tokio::sync::broadcast::Sender<crate::journal::event::JournalLine>>,
     /// The run directory's name under `runs_dir`, reserved by the caller
     /// with [`crate::journal::reserve_run_dir`] when it must know the id
     /// before the run starts (the operator's status); `None`: the engine
@@ -104,6 +106,7 @@ impl EngineConfig {
             stale_after: Duration::from_secs(6),
             settle_timeout: Duration::from_secs(30),
             progress: None,
+            journal_tap: None,
             run_id: None,
         }
     }

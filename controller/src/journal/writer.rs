@@ -10,6 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::event::{Event, JOURNAL_VERSION, JournalLine, RunOutcome};
@@ -21,6 +22,9 @@ pub struct Journal {
     inner: Arc<Mutex<Inner>>,
     dir: PathBuf,
     start: Instant,
+    /// Receives a copy of every line as it is written (the terminal's fault
+    /// lines and the dashboard's recovery story), if set.
+    tap: Option<broadcast::Sender<JournalLine>>,
 }
 
 #[derive(Debug)]
@@ -97,7 +101,15 @@ impl Journal {
             })),
             dir,
             start,
+            tap: None,
         })
+    }
+
+    /// Sends a copy of every line appended from now on to `tap` (a lagging
+    /// receiver misses lines; the file has them all).
+    pub fn with_tap(mut self, tap: Option<broadcast::Sender<JournalLine>>) -> Journal {
+        self.tap = tap;
+        self
     }
 
     /// The run directory.
@@ -148,6 +160,11 @@ impl Journal {
         file.write_all(buf)
             .map_err(io(self.dir.join(JOURNAL_FILE)))?;
         inner.seq += 1;
+        drop(inner);
+        if let Some(tap) = &self.tap {
+            // No receiver is not an error: nobody is watching.
+            let _ = tap.send(line);
+        }
         Ok(seq)
     }
 

@@ -15,7 +15,7 @@ mod junit;
 mod markdown;
 pub mod model;
 pub mod parse;
-mod phases;
+pub mod phases;
 pub mod stats;
 mod verdict;
 

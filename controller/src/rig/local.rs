@@ -16,14 +16,15 @@ use std::time::Duration;
 use rackpong_agent::broker::EmbeddedBroker;
 use rackpong_agent::mqtt::MqttLink;
 use rackpong_agent::proto::Topics;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::{RigError, drive, factory_config, follow};
 use crate::cluster::local::{LocalRack, LocalRackConfig, WorkerAddr};
-use crate::dashboard::{DashboardArgs, RunDashboard};
-use crate::engine::{EngineConfig, Progress, RunSummary, Timed, mqtt};
+use crate::dashboard::{DashboardArgs, RunDashboard, RunSources};
+use crate::engine::{EngineConfig, EngineError, Progress, RunSummary, Timed, mqtt};
 use crate::factory::{BallFactory, Entry, FactoryHandle, WorkerEndpoint};
+use crate::journal::{new_run_id, reserve_run_dir};
 use crate::plan::Plan;
 
 /// The local rack a run gets.
@@ -51,12 +52,40 @@ pub async fn run_local(
     run_local_with(setup, plan, cancel, &DashboardArgs::default()).await
 }
 
-/// [`run_local`], with the live dashboard when `dash.listen` is set.
+/// [`run_local`], with the live dashboard when `dash.listen` is set (stopped
+/// when the run ends; see [`run_local_dashboard`] to keep it up).
 pub async fn run_local_with(
+    setup: LocalSetup,
+    plan: Plan,
+    cancel: CancellationToken,
+    dash: &DashboardArgs,
+) -> Result<RunSummary, RigError> {
+    let (result, dashboard) = run_local_dashboard(setup, plan, cancel, dash).await;
+    if let Some(d) = dashboard {
+        d.stop().await;
+    }
+    result
+}
+
+/// [`run_local_with`], handing back the dashboard still serving (the rack
+/// and its broker are stopped) so the caller can show the verdict on it.
+pub async fn run_local_dashboard(
     mut setup: LocalSetup,
     plan: Plan,
     cancel: CancellationToken,
     dash: &DashboardArgs,
+) -> (Result<RunSummary, RigError>, Option<RunDashboard>) {
+    let mut dashboard = None;
+    let result = start_and_run(&mut setup, plan, cancel, dash, &mut dashboard).await;
+    (result, dashboard)
+}
+
+async fn start_and_run(
+    setup: &mut LocalSetup,
+    plan: Plan,
+    cancel: CancellationToken,
+    dash: &DashboardArgs,
+    dashboard: &mut Option<RunDashboard>,
 ) -> Result<RunSummary, RigError> {
     let token = match dash.listen {
         Some(_) => Some(crate::dashboard::load_token(
@@ -64,6 +93,9 @@ pub async fn run_local_with(
         )?),
         None => None,
     };
+    let run_dir =
+        reserve_run_dir(&setup.runs_dir, &new_run_id(&plan.name)).map_err(EngineError::from)?;
+    super::attach_log(&run_dir);
     let broker = EmbeddedBroker::start(IpAddr::V4(Ipv4Addr::LOCALHOST))?;
     tracing::info!(broker = %broker.url(), nodes = setup.nodes, workers = setup.workers, "starting the local rack");
     let exe = match setup.exe.take() {
@@ -71,6 +103,7 @@ pub async fn run_local_with(
         None => std::env::current_exe().map_err(RigError::OwnExe)?,
     };
     let mut rack_cfg = LocalRackConfig::new(exe, broker.addr(), setup.nodes, setup.workers);
+    rack_cfg.log_dir = rack_log_dir(&run_dir);
     let health_interval = rack_cfg.node_interval;
     let topics = Topics::new(&rack_cfg.rack);
     // The controller's own link is in-process: no socket delay in its clock.
@@ -79,24 +112,51 @@ pub async fn run_local_with(
         &format!("{}/controller/status", topics.root()),
     )?;
     rack_cfg.link = Some(link.clone());
-    let dashboard = match (dash.listen, token) {
-        (Some(listen), Some(token)) => {
-            let progress = setup
-                .observe
-                .get_or_insert_with(|| watch::channel(Progress::default()).0)
-                .subscribe();
-            let url = broker.url();
-            Some(RunDashboard::start(listen, token, &url, &topics, progress, &cancel).await?)
-        }
-        _ => None,
-    };
-    let rack = Arc::new(LocalRack::start(rack_cfg).await?);
-    let result = run_on(&rack, &link, &topics, plan, setup, health_interval, cancel).await;
-    rack.shutdown(Duration::from_secs(5)).await;
-    if let Some(d) = dashboard {
-        d.stop().await;
+    let tap = broadcast::channel(4096).0;
+    if let (Some(listen), Some(token)) = (dash.listen, token) {
+        let progress = setup
+            .observe
+            .get_or_insert_with(|| watch::channel(Progress::default()).0)
+            .subscribe();
+        let run = RunSources {
+            broker: broker.url(),
+            topics: topics.clone(),
+            progress,
+            journal: tap.subscribe(),
+            run_dir: run_dir.clone(),
+        };
+        *dashboard = Some(RunDashboard::start(listen, token, run, &cancel).await?);
     }
+    let rack = Arc::new(LocalRack::start(rack_cfg).await?);
+    let run = RunIn {
+        topics: &topics,
+        run_dir: &run_dir,
+        tap,
+        health_interval,
+    };
+    let result = run_on(&rack, &link, run, plan, setup, cancel).await;
+    rack.shutdown(Duration::from_secs(5)).await;
     result
+}
+
+/// The children's logs go to `<run dir>/rack/<name>.log` (not the terminal).
+fn rack_log_dir(run_dir: &std::path::Path) -> Option<PathBuf> {
+    let dir = run_dir.join("rack");
+    match std::fs::create_dir_all(&dir) {
+        Ok(()) => Some(dir),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "the rack's logs are discarded");
+            None
+        }
+    }
+}
+
+/// What a run on a started rack is given besides the rack and the plan.
+struct RunIn<'a> {
+    topics: &'a Topics,
+    run_dir: &'a std::path::Path,
+    tap: broadcast::Sender<crate::journal::event::JournalLine>,
+    health_interval: Duration,
 }
 
 /// One run on the started rack: the parts beside it, the engine, then the
@@ -104,16 +164,20 @@ pub async fn run_local_with(
 async fn run_on(
     rack: &Arc<LocalRack>,
     link: &MqttLink,
-    topics: &Topics,
+    run: RunIn<'_>,
     plan: Plan,
-    setup: LocalSetup,
-    health_interval: Duration,
+    setup: &mut LocalSetup,
     cancel: CancellationToken,
 ) -> Result<RunSummary, RigError> {
-    let parts = Parts::start(rack, link, topics, &plan);
+    let parts = Parts::start(rack, link, run.topics, &plan);
     let mut cfg = EngineConfig::new(&setup.runs_dir);
-    cfg.stale_after = health_interval * 3;
-    cfg.progress = setup.observe;
+    cfg.stale_after = run.health_interval * 3;
+    cfg.progress = setup.observe.take();
+    cfg.journal_tap = Some(run.tap);
+    cfg.run_id = run
+        .run_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
     let probe = {
         let f = parts.factory.clone();
         move || f.service_level()

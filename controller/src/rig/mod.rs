@@ -9,15 +9,13 @@ mod local;
 mod watching;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use rackpong_agent::broker::BrokerError;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use k3s::{K3sRig, K3sRunArgs, WireError};
-pub use local::{LocalSetup, run_local, run_local_with};
+pub use local::{LocalSetup, run_local, run_local_dashboard, run_local_with};
 pub use watching::watch;
 
 use crate::cluster::Cluster;
@@ -27,6 +25,7 @@ use crate::engine::{
     Engine, EngineConfig, EngineError, Input, Progress, RunSummary, ServiceProbe, Timed,
 };
 use crate::factory::{BallOutcome, Entry, FactoryConfig, WorkerEndpoint};
+use crate::journal::{new_run_id, reserve_run_dir};
 use crate::plan::{Plan, PlanError};
 
 /// Why a run could not be wired or driven.
@@ -92,8 +91,10 @@ pub(crate) async fn feed_outcomes(
     }
 }
 
-/// Drives one run over a started rack: the engine with a progress bar.
-/// The caller stops the rack afterwards (also after an error or Ctrl-C).
+/// Drives one run over a started rack: the engine with the terminal's
+/// progress bar and fault lines when `show_progress`, and the run's
+/// `controller.log`. The caller stops the rack afterwards (also after an
+/// error or Ctrl-C).
 pub async fn drive<C: Cluster, S: ServiceProbe>(
     cluster: Arc<C>,
     service: S,
@@ -103,6 +104,12 @@ pub async fn drive<C: Cluster, S: ServiceProbe>(
     show_progress: bool,
     cancel: CancellationToken,
 ) -> Result<RunSummary, RigError> {
+    if cfg.run_id.is_none() {
+        let dir =
+            reserve_run_dir(&cfg.runs_dir, &new_run_id(&plan.name)).map_err(EngineError::from)?;
+        attach_log(&dir);
+        cfg.run_id = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+    }
     let rx = match &cfg.progress {
         Some(tx) => tx.subscribe(),
         None => {
@@ -111,43 +118,32 @@ pub async fn drive<C: Cluster, S: ServiceProbe>(
             rx
         }
     };
-    let bar = show_progress.then(|| progress_bar(plan.duration));
-    let render = bar.clone().map(|b| tokio::spawn(render_progress(b, rx)));
+    let tap = cfg
+        .journal_tap
+        .get_or_insert_with(|| broadcast::channel(1024).0)
+        .subscribe();
+    let console =
+        show_progress.then(|| tokio::spawn(crate::console::follow(plan.duration, rx, tap)));
     let result = Engine::new(cluster, service, plan, cfg)
         .run(inputs, cancel)
         .await;
-    if let Some(r) = render {
-        // The engine dropped the sender: the render task ends by itself.
-        let _ = r.await;
-    }
-    if let Some(b) = bar {
-        b.finish_and_clear();
+    if let Some(c) = console {
+        // The engine dropped its senders: the console ends by itself.
+        let _ = c.await;
     }
     Ok(result?)
 }
 
-fn progress_bar(duration: Duration) -> ProgressBar {
-    let bar = ProgressBar::new(duration.as_millis() as u64);
-    let style = ProgressStyle::with_template(
-        "{spinner} [{elapsed_precise}] {bar:30} {percent:>3}% {prefix} {wide_msg}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style);
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
-}
-
-async fn render_progress(bar: ProgressBar, mut rx: watch::Receiver<Progress>) {
-    while rx.changed().await.is_ok() {
-        let p = rx.borrow_and_update().clone();
-        bar.set_position((p.elapsed.as_millis() as u64).min(bar.length().unwrap_or(u64::MAX)));
-        bar.set_prefix(format!(
-            "{} | faults {} refused {} recovering {}",
-            p.phase, p.injected, p.refused, p.open
-        ));
-        bar.set_message(p.last);
+/// Sends the controller's log to `dir/controller.log` from now on.
+pub(crate) fn attach_log(dir: &std::path::Path) {
+    let path = dir.join(CONTROLLER_LOG);
+    if let Err(e) = crate::console::logs::attach(&path) {
+        tracing::warn!(error = %e, "the run's controller.log cannot be written");
     }
 }
+
+/// The controller's full log in a run directory.
+pub const CONTROLLER_LOG: &str = "controller.log";
 
 /// Keeps the factory's targets equal to the cluster's workers in `source`
 /// (each made an endpoint by `endpoint`) until `stop` or the source ends.

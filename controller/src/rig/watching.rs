@@ -31,6 +31,7 @@ pub async fn watch(
         mqtt: Some(link.subscribe(topics.all())),
         connected: Some(link.connected()),
         progress: None,
+        journal: None,
         estop,
     };
     let cfg = DashboardConfig {
@@ -39,6 +40,7 @@ pub async fn watch(
         topics,
         stale_after,
         max_balls: DEFAULT_MAX_BALLS,
+        run_dir: None,
     };
     let dash = Dashboard::start(cfg, sources, None, cancel.clone()).await?;
     dash.announce();

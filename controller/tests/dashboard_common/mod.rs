@@ -53,6 +53,7 @@ impl Rig {
             mqtt: Some(sub.subscribe(topics.all())),
             connected: Some(sub.connected()),
             progress: None,
+            journal: None,
             estop: None,
         };
         let cfg = DashboardConfig {
@@ -61,6 +62,7 @@ impl Rig {
             topics: topics.clone(),
             stale_after,
             max_balls: 8,
+            run_dir: None,
         };
         let run = CancellationToken::new();
         let shutdown = CancellationToken::new();

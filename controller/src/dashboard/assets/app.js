@@ -1,17 +1,27 @@
 // rackpong live dashboard: renders the snapshots of GET /events (SSE).
-// Vanilla JS, no network access beyond this server.
+// Vanilla JS, no network access beyond this server. The recovery story
+// (fault cards, timeline, sparklines, verdict) comes from `state.story`,
+// which the server folds from the run's journal lines.
 "use strict";
 
-const MAX_FLYING = 12;   // balls animated at once; the rest are counted only
-const HOP_MS = 420;      // animation time per hop
+const MAX_FLYING = 12;    // balls animated at once; the rest are counted only
+const HOP_MS = 420;       // animation time per hop
+const STALE_MS = 3500;    // no snapshot for this long (the server sends one a second): stale
+const RECONNECT_MS = 6000; // ... and past this, a fresh EventSource
+// The recovery milestones in the order they happen; any other name the
+// journal brings is shown too, where it arrives.
+const MILESTONES = ["detected", "replacement-created", "scheduled", "running", "ready", "serving", "service-restored"];
 
 const $ = (id) => document.getElementById(id);
+const kiosk = new URLSearchParams(location.search).has("kiosk");
 let state = null;
 let receivedAt = 0;
 let seenBall = -1;
 let flying = 0;
 let stationKey = "";
 const stationX = new Map();
+const cards = new Map();   // fault id -> its element, kept so it is created once
+let events = null;
 
 function esc(s) {
   return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
@@ -23,14 +33,46 @@ function secs(ms) {
     : Math.floor(ms / 60000) + ":" + String(Math.floor(ms / 1000) % 60).padStart(2, "0");
 }
 
-function bytes(b) {
-  return b == null ? "–" : (b / 1073741824).toFixed(1);
+function exact(ms) {
+  return ms == null ? "–" : (ms / 1000).toFixed(3) + " s";
 }
+
+function clock(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
+}
+
+function pretty(name) {
+  return name === "service-restored" ? "restored" : name === "replacement-created" ? "replaced" : name.replace(/-/g, " ");
+}
+
+// ---- connection ---------------------------------------------------------
 
 function setLive(live) {
   document.body.classList.toggle("nodata", !live);
-  $("conn").textContent = live ? "LIVE" : "NO DATA";
+  $("conn").textContent = live ? "LIVE" : "STALE";
 }
+
+function connect() {
+  if (events) events.close();
+  events = new EventSource("/events");
+  events.addEventListener("state", (e) => show(e.data));
+  events.onerror = () => setLive(false);
+}
+
+// A stream that stops without an error (a stalled proxy, a killed server)
+// is noticed by the missing once-a-second snapshot; EventSource reconnects
+// by itself after an error, this also after a silent stall.
+function watchdog() {
+  const quiet = performance.now() - receivedAt;
+  if (quiet > STALE_MS) setLive(false);
+  if (quiet > RECONNECT_MS && (!events || events.readyState !== EventSource.CONNECTING)) {
+    receivedAt = performance.now() - STALE_MS;
+    connect();
+  }
+}
+
+// ---- header and stats ---------------------------------------------------
 
 function renderHeader(s) {
   const p = s.progress;
@@ -40,52 +82,267 @@ function renderHeader(s) {
   $("caught").textContent = s.caught;
   $("dropped").textContent = s.dropped;
   const total = s.caught + s.dropped;
-  $("rate").textContent = total ? (100 * s.caught / total).toFixed(1) + " %" : "–";
-  $("faults").textContent = p ? p.injected : 0;
-  $("refused").textContent = p ? p.refused : 0;
+  $("rate").textContent = total ? (100 * s.caught / total).toFixed(1) + "%" : "–";
+  $("faults").textContent = p ? p.injected : (s.story ? s.story.faults.length : 0);
+  $("refused").textContent = p ? p.refused : (s.story ? s.story.refused.length : 0);
   $("last").textContent = p && p.last ? p.last : "";
   const reasons = Object.entries(s.dropped_by_reason).map(([k, v]) => k + " " + v).join(" · ");
   $("meta").textContent = (reasons ? "drops: " + reasons + "   " : "") + (s.malformed ? "malformed " + s.malformed : "");
 }
 
-function tickTimer() {
-  const p = state && state.progress;
-  const open = p && p.open > 0 && p.open_for_ms != null;
-  $("timer").parentElement.classList.toggle("open", !!open);
-  $("timer").textContent = open ? secs(p.open_for_ms + (performance.now() - receivedAt)) : "–";
-  $("timer-label").textContent = open ? "recovering (" + p.open + ")" : "recovering";
+// ---- the recovery story -------------------------------------------------
+
+// Journal time now: the snapshot's, moved on by the time since it arrived.
+function storyNow() {
+  const st = state && state.story;
+  if (!st) return 0;
+  if (st.run_outcome) return st.now_ms;
+  return st.now_ms + (performance.now() - receivedAt) * (st.speed || 1);
 }
 
-function unit(v, u) {
-  return v == null ? "" : "<small>" + u + "</small>";
+function steps(f) {
+  const reached = new Map();
+  for (const m of f.milestones) if (!reached.has(m.name)) reached.set(m.name, m.after_ms);
+  const order = [...reached.keys()].sort((a, b) => reached.get(a) - reached.get(b));
+  const pending = MILESTONES.filter((m) => !reached.has(m));
+  let html = order.map((m) => `<span class="step done">✓ ${esc(pretty(m))} <b>+${secs(reached.get(m))}</b></span>`).join("");
+  if (!f.outcome) {
+    html += pending.map((m, i) => `<span class="step${i === 0 ? " now" : ""}">${i === 0 ? "… " : ""}${esc(pretty(m))}</span>`).join("");
+  }
+  return { html, current: order.length ? pretty(order[order.length - 1]) : "injected" };
 }
 
-function nodeCard(n) {
-  const t = n.temp_c == null ? "–" : n.temp_c.toFixed(1);
-  const c = n.cpu_pct == null ? "–" : n.cpu_pct.toFixed(0);
-  const mem = n.mem_total_bytes ? (100 * n.mem_used_bytes / n.mem_total_bytes).toFixed(0) : "–";
-  const memOf = n.mem_total_bytes ? "of " + bytes(n.mem_total_bytes) + " GiB" : "";
-  const badges = n.throttle.map((b) => `<span class="badge ${b.now ? "now" : "past"}">${esc(b.label)}${b.now ? "" : " (since boot)"}</span>`).join("");
-  const workers = n.workers.map((w) => `<span class="worker ${w.status}">${esc(w.name)}</span>`).join("");
-  const age = n.health_age_ms == null ? "" : " · " + secs(n.health_age_ms) + " ago";
+function signals(f) {
+  if (f.kind !== "node-kill" || f.action === "cordon-drain") return "";
+  const rp = f.rackpong_detected_ms == null ? "…" : "+" + exact(f.rackpong_detected_ms);
+  const k8s = f.not_ready_ms == null ? "…" : "+" + exact(f.not_ready_ms);
+  return `<div class="signals"><span class="sig rp">◆ rackpong detected <b>${rp}</b></span>`
+    + `<span class="sig k8s">▲ Kubernetes NotReady <b>${k8s}</b></span></div>`;
+}
+
+function result(f, slo) {
+  if (!f.outcome) return "↻ RECOVERING";
+  if (f.outcome === "recovered") {
+    const flags = [];
+    if (f.slo_breached) flags.push("✗ SLO BREACH" + (slo ? " (> " + secs(slo) + ")" : ""));
+    if (f.over_prediction) flags.push("✗ OVER PREDICTION");
+    return flags.length ? flags.join(" · ") : "✓ RECOVERED";
+  }
+  return f.outcome === "timed-out" ? "✗ NOT RECOVERED · SLO BREACH" : "✗ ABORTED";
+}
+
+function cardClass(f, big) {
+  const bad = f.outcome && (f.slo_breached || f.over_prediction || f.outcome !== "recovered");
+  return "card " + (!f.outcome ? "open" : bad ? "breach" : "ok") + (big ? "" : " small");
+}
+
+function cardHtml(f, st, big) {
+  const what = `${esc(f.kind)} ${esc(f.action)} → ${esc(f.targets.join(", "))}${f.node && !f.targets.includes(f.node) ? " on " + esc(f.node) : ""}`;
+  const timer = f.outcome ? (f.total_ms != null ? exact(f.total_ms) : "–") : secs(storyNow() - f.injected_ms);
+  const prec = f.outcome && f.precision_ms != null ? "± " + exact(f.precision_ms) : "";
+  const pred = f.predicted_ms != null ? "predicted ≤ " + exact(f.predicted_ms) : "no prediction";
+  const s = steps(f);
+  const head = `<div class="head"><span class="fid">${esc(f.fault_id)}</span><span class="what">${what}</span><span class="result">${result(f, st.recovery_timeout_ms)}</span></div>`;
+  if (!big) {
+    return `<div class="head"><span class="fid">${esc(f.fault_id)}</span><span class="timer">${timer}</span><span class="meta">${prec}</span><span class="what">${what}</span><span class="result">${result(f, st.recovery_timeout_ms)}</span></div>`;
+  }
+  return head + `<div class="body"><span class="timer" data-injected="${f.injected_ms}">${timer}</span>`
+    + `<span class="meta">${f.outcome ? "total " + prec : "phase: " + esc(s.current)}<br>${pred}</span></div>`
+    + `<div class="steps">${s.html}</div>` + signals(f);
+}
+
+function renderCards(st) {
+  const box = $("cards");
+  const open = st.faults.filter((f) => !f.outcome).reverse();
+  const closed = st.faults.filter((f) => f.outcome).reverse();
+  // The open faults large; the latest closed one large too while nothing is open.
+  const order = open.concat(closed);
+  if (!order.length) {
+    const idle = box.querySelector(".idle");
+    if (idle) idle.textContent = st.refused.length ? `no fault injected yet · ${st.refused.length} refused by the safety rules` : "no fault yet: the rack is settling";
+    return;
+  }
+  const bigCount = Math.max(1, Math.min(2, open.length || 1));
+  order.forEach((f, i) => {
+    let el = cards.get(f.fault_id);
+    if (!el) {
+      el = document.createElement("div");
+      el.dataset.fault = f.fault_id;
+      // When the fault first reached the page (event-to-screen latency).
+      el.dataset.seen = String(Date.now());
+      cards.set(f.fault_id, el);
+    }
+    const big = i < bigCount;
+    el.className = cardClass(f, big);
+    el.dataset.outcome = f.outcome || "open";
+    el.innerHTML = cardHtml(f, st, big);
+    if (box.children[i] !== el) box.insertBefore(el, box.children[i] || null);
+  });
+  while (box.children.length > order.length) box.lastChild.remove();
+}
+
+function renderVerdict(s) {
+  const st = s.story;
+  const el = $("verdict");
+  if (!st || (!st.finished && !st.run_outcome)) { el.hidden = true; return; }
+  el.hidden = false;
+  if (!st.finished) {
+    el.className = "verdict wait";
+    el.innerHTML = "run " + esc(st.run_outcome) + " · rendering the report…";
+    return;
+  }
+  const v = st.verdict;
+  if (!v) {
+    el.className = "verdict fail";
+    el.innerHTML = "✗ the report could not be rendered (see the terminal)";
+    return;
+  }
+  el.className = "verdict " + (v.passed ? "pass" : "fail");
+  const why = v.failures.map((f) => esc(f.detail)).join(" · ");
+  el.innerHTML = (v.passed ? "✓ PASSED" : "✗ FAILED") + ` <a href="/report.html" target="_blank">report.html</a>`
+    + (why ? `<span class="why">${why}</span>` : "");
+}
+
+// ---- charts (SVG sized to its box, so nothing is stretched) --------------
+
+function domain(s) {
+  const st = s.story;
+  const now = storyNow();
+  const p = s.progress;
+  let end = now;
+  if (p && !st.run_outcome && p.duration_ms > p.elapsed_ms) end = now + (p.duration_ms - p.elapsed_ms);
+  return Math.max(end, 10000);
+}
+
+function box(svg) {
+  const w = Math.max(10, svg.clientWidth), h = Math.max(10, svg.clientHeight);
+  svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
+  return { w, h };
+}
+
+function shading(st, x, h, now) {
+  return st.faults.map((f) => {
+    const a = x(f.injected_ms), b = x(f.ended_ms != null ? f.ended_ms : now);
+    return `<rect x="${a}" y="0" width="${Math.max(2, b - a)}" height="${h}" fill="#ffd23f" opacity=".16"/>`;
+  }).join("");
+}
+
+function renderTimeline(s) {
+  const st = s.story, svg = $("timeline");
+  const { w, h } = box(svg);
+  const end = domain(s), now = storyNow();
+  const x = (t) => (w * Math.min(t, end)) / end;
+  let out = `<line x1="0" y1="${h - 12}" x2="${w}" y2="${h - 12}" stroke="#3a4858" stroke-width="2"/>`;
+  const step = end > 240000 ? 60000 : end > 60000 ? 30000 : 10000;
+  for (let t = 0; t <= end; t += step) {
+    out += `<text x="${x(t) + 2}" y="${h - 1}" fill="#a9b8c9" font-size="11">${clock(t)}</text>`;
+  }
+  out += `<line x1="${x(now)}" y1="0" x2="${x(now)}" y2="${h - 12}" stroke="#f4f7fb" stroke-width="2"/>`;
+  const lanes = [];
+  const barH = Math.max(8, (h - 16) / 2 - 2);
+  for (const f of st.faults) {
+    const fEnd = f.ended_ms != null ? f.ended_ms : now;
+    let lane = lanes.findIndex((e) => e < f.injected_ms);
+    if (lane < 0) { lane = Math.min(lanes.length, 1); }
+    lanes[lane] = fEnd;
+    const y = lane * (barH + 2);
+    const bad = f.outcome && (f.slo_breached || f.over_prediction || f.outcome !== "recovered");
+    const fill = !f.outcome ? "#ffd23f" : bad ? "#ff4d4d" : "#3ddc84";
+    const a = x(f.injected_ms), b = Math.max(a + 4, x(fEnd));
+    out += `<rect x="${a}" y="${y}" width="${b - a}" height="${barH}" rx="3" fill="${fill}"${bad ? ' stroke="#fff" stroke-dasharray="4 3"' : ""}/>`;
+    if (b - a > 22) out += `<text x="${a + 3}" y="${y + barH - 3}" fill="#000" font-size="${Math.min(14, barH - 2)}" font-weight="700">${esc(f.fault_id)}</text>`;
+    if (f.rackpong_detected_ms != null) out += diamond(x(f.injected_ms + f.rackpong_detected_ms), y + barH / 2, "#35c0ff");
+    if (f.not_ready_ms != null) out += triangle(x(f.injected_ms + f.not_ready_ms), y + barH / 2, "#ff8a1f");
+  }
+  for (const r of st.refused) {
+    out += `<text x="${x(r.t_ms) - 5}" y="${h - 14}" fill="#ff8a1f" font-size="14" font-weight="700">⊘</text>`;
+  }
+  svg.innerHTML = out;
+}
+
+function diamond(cx, cy, c) {
+  return `<polygon points="${cx},${cy - 7} ${cx + 7},${cy} ${cx},${cy + 7} ${cx - 7},${cy}" fill="${c}" stroke="#000" stroke-width="1.5"/>`;
+}
+
+function triangle(cx, cy, c) {
+  return `<polygon points="${cx},${cy - 7} ${cx + 7},${cy + 6} ${cx - 7},${cy + 6}" fill="${c}" stroke="#000" stroke-width="1.5"/>`;
+}
+
+function spark(id, s, pick, yMin, yMax, threshold, fmt) {
+  const st = s.story, svg = $(id);
+  const { w, h } = box(svg);
+  const end = domain(s), now = storyNow();
+  const x = (t) => (w * Math.min(t, end)) / end;
+  const pts = st.service.filter((p) => pick(p) != null);
+  let hi = yMax != null ? yMax : Math.max(1, ...pts.map(pick)) * 1.15;
+  let lo = yMin != null ? Math.min(yMin, ...pts.map(pick)) : 0;
+  if (hi - lo < 1e-9) hi = lo + 1;
+  const y = (v) => h - 2 - ((h - 4) * (v - lo)) / (hi - lo);
+  let out = shading(st, x, h, now);
+  if (threshold != null) out += `<line x1="0" x2="${w}" y1="${y(threshold)}" y2="${y(threshold)}" stroke="#ff8a1f" stroke-dasharray="6 4" stroke-width="1.5"/>`;
+  const line = pts.map((p) => `${x(p.t_ms).toFixed(1)},${y(pick(p)).toFixed(1)}`).join(" ");
+  out += `<polyline points="${line}" fill="none" stroke="#35c0ff" stroke-width="2.5"/>`;
+  svg.innerHTML = out;
+  const last = pts.length ? pick(pts[pts.length - 1]) : null;
+  $(id + "-now").textContent = last == null ? "–" : fmt(last);
+}
+
+function renderStory(s) {
+  const st = s.story;
+  if (!st) {
+    const idle = $("cards").querySelector(".idle");
+    if (idle) idle.textContent = s.progress ? "the run is starting…" : "no run: watching the rack";
+    return;
+  }
+  renderVerdict(s);
+  renderCards(st);
+  renderTimeline(s);
+  const min = st.min_delivery_rate;
+  spark("spark-rate", s, (p) => p.delivery_rate, min != null ? Math.max(0, min - 0.1) : 0.8, 1, min, (v) => (100 * v).toFixed(1) + "%");
+  spark("spark-lat", s, (p) => p.p95_ms, null, null, null, (v) => v.toFixed(0) + " ms");
+}
+
+// Open faults' timers and the "now" line move between snapshots.
+function tick() {
+  if (!state || !state.story) return;
+  const now = storyNow();
+  for (const el of document.querySelectorAll(".card.open .timer[data-injected]")) {
+    el.textContent = secs(now - Number(el.dataset.injected));
+  }
+}
+
+// ---- nodes, workers and the ball lane ------------------------------------
+
+// Worker names share a long prefix on k3s (and "worker-" locally): show the rest.
+function shortener(names) {
+  if (names.length < 2) return (n) => n;
+  let p = names[0];
+  for (const n of names) while (!n.startsWith(p)) p = p.slice(0, -1);
+  const cut = p.lastIndexOf("-") + 1;
+  return cut > 0 ? (n) => n.slice(cut) : (n) => n;
+}
+
+function nodeCard(n, short) {
+  const t = n.temp_c == null ? "–" : n.temp_c.toFixed(0) + "°C";
+  const c = n.cpu_pct == null ? "–" : n.cpu_pct.toFixed(0) + "%";
+  const mem = n.mem_total_bytes ? (100 * n.mem_used_bytes / n.mem_total_bytes).toFixed(0) + "%" : "–";
+  const badges = n.throttle.map((b) => `<span class="badge ${b.now ? "now" : "past"}">${esc(b.label)}${b.now ? "" : " (boot)"}</span>`).join("");
+  const workers = n.workers.map((w) => `<span class="worker ${w.status}" title="${esc(w.name)}">${w.status === "offline" ? "✗ " : ""}${esc(short(w.name))}</span>`).join("");
+  const word = n.status === "online" ? "" : n.status === "offline" ? "✗ offline" : n.status === "stale" ? "⚠ stale " + secs(n.health_age_ms) : n.status;
   return `<div class="node ${n.status}">
-  <h2><span class="led ${n.status}"></span>${esc(n.name)}<span class="state ${n.status}">${n.status}</span></h2>
-  <div class="metrics"><div><span class="label">temp</span><b>${t}${unit(n.temp_c, "°C")}</b></div>
-  <div><span class="label">cpu</span><b>${c}${unit(n.cpu_pct, "%")}</b></div>
-  <div><span class="label">mem</span><b>${mem}${unit(n.mem_total_bytes, "%")}</b><span class="sub">${memOf}</span></div></div>
+  <h2><span class="dot ${n.status}"></span><span class="nm">${esc(n.name)}</span><span class="state ${n.status}">${esc(word)}</span></h2>
+  <div class="metrics"><span>temp <b>${t}</b></span><span>cpu <b>${c}</b></span><span>mem <b>${mem}</b></span></div>
   <div class="badges">${badges}</div>
-  <div class="workers">${workers || '<span class="label">no workers seen</span>'}</div>
-  <div class="age">health${age}</div></div>`;
+  <div class="workers">${workers || '<span class="label">no workers</span>'}</div></div>`;
 }
 
 function renderNodes(s) {
-  const html = s.nodes.map(nodeCard).join("");
-  $("nodes").innerHTML = html || '<div class="label">waiting for the rack…</div>';
-  // Workers are placed on a node once a ball trail names it.
-  $("unplaced").innerHTML = s.unplaced_workers.length
-    ? '<span class="label">new, node not known yet:</span> '
-      + s.unplaced_workers.map((w) => `<span class="worker ${w.status}">${esc(w.name)}</span>`).join(" ")
-    : "";
+  const short = shortener(allWorkers(s).map((w) => w.name));
+  const el = $("nodes");
+  el.classList.toggle("one", s.nodes.length <= 1);
+  el.classList.toggle("few", s.nodes.length <= 4);
+  el.innerHTML = s.nodes.map((n) => nodeCard(n, short)).join("") || '<div class="label">waiting for the rack…</div>';
+  $("unplaced").textContent = s.unplaced_workers.length ? "new workers: " + s.unplaced_workers.map((w) => short(w.name)).join(" ") : "";
 }
 
 function allWorkers(s) {
@@ -100,10 +357,11 @@ function renderStations(s) {
   if (key === stationKey) return;
   stationKey = key;
   stationX.clear();
+  const short = shortener(ws.map((w) => w.name));
   $("stations").innerHTML = ws.map((w, i) => {
     const x = (100 * (i + 0.5)) / ws.length;
     stationX.set(w.name, x);
-    return `<div class="station ${w.status}" style="left:${x}%"><div class="pad"></div>${esc(w.name)}</div>`;
+    return `<div class="station ${w.status}" style="left:${x}%"><div class="pad"></div>${esc(short(w.name))}</div>`;
   }).join("");
 }
 
@@ -116,10 +374,10 @@ function fly(ball) {
   flying += 1;
   const frames = [];
   xs.forEach((x, i) => {
-    if (i > 0) frames.push({ left: (xs[i - 1] + x) / 2 + "%", top: "22px" });
-    frames.push({ left: x + "%", top: "130px" });
+    if (i > 0) frames.push({ left: (xs[i - 1] + x) / 2 + "%", top: "15%" });
+    frames.push({ left: x + "%", top: "60%" });
   });
-  if (frames.length === 1) frames.push({ left: frames[0].left, top: "40px" }, frames[0]);
+  if (frames.length === 1) frames.push({ left: frames[0].left, top: "20%" }, frames[0]);
   const anim = el.animate(frames, { duration: HOP_MS * Math.max(1, xs.length), easing: "linear" });
   anim.onfinish = () => { el.remove(); flying -= 1; };
 }
@@ -132,11 +390,12 @@ function renderBalls(s) {
 }
 
 function render() {
+  // The story first: a new fault reaches the DOM before anything else is redrawn.
+  renderStory(state);
   renderHeader(state);
   renderNodes(state);
   renderStations(state);
   renderBalls(state);
-  tickTimer();
 }
 
 function show(json) {
@@ -146,12 +405,13 @@ function show(json) {
   render();
 }
 
+// ---- start ----------------------------------------------------------------
+
+if (kiosk) document.body.classList.add("kiosk");
 // The server embeds the snapshot of the moment the page was served, so the
 // first paint already shows the rack; the SSE stream takes over from there.
 show(document.getElementById("initial").textContent);
-const events = new EventSource("/events");
-events.addEventListener("state", (e) => show(e.data));
-events.onerror = () => setLive(false);
+connect();
 
 // Stopping needs the token printed with the URL; the run aborts and rolls back.
 $("stop").addEventListener("click", async () => {
@@ -175,4 +435,6 @@ async function estop(engaged) {
 }
 $("estop").addEventListener("click", () => estop(true));
 $("estop-clear").addEventListener("click", () => estop(false));
-setInterval(() => { if (state) tickTimer(); }, 100);
+setInterval(() => { tick(); watchdog(); }, 100);
+setInterval(() => { if (state && state.story) { renderTimeline(state); } }, 1000);
+window.addEventListener("resize", () => { if (state) render(); });

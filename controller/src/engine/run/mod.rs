@@ -100,7 +100,7 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
             Some(id) => cfg.runs_dir.join(id),
             None => reserve_run_dir(&cfg.runs_dir, &new_run_id(&plan.name))?,
         };
-        let journal = Journal::create_in(dir, start)?;
+        let journal = Journal::create_in(dir, start)?.with_tap(cfg.journal_tap.clone());
         let nodes: Vec<String> = nodes.into_iter().map(|n| n.name).collect();
         let first = run_started(&journal, cluster.kind(), nodes, &plan, &detection);
         journal.append_at(start, first)?;
