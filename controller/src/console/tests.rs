@@ -24,6 +24,7 @@ fn one_line_per_fault_event_and_nothing_for_the_rest() {
         node: Some("node-2".into()),
         replicas_from: None,
         replicas_to: None,
+        hold_ms: None,
         predicted_ms: Some(4000),
         predicted_basis: None,
         predicted_phases: Vec::new(),

@@ -20,6 +20,7 @@ pub(crate) fn injected(id: &str, kind: FaultKind, node: &str) -> Event {
         node: Some(node.into()),
         replicas_from: None,
         replicas_to: None,
+        hold_ms: None,
         predicted_ms: Some(3000),
         predicted_basis: None,
         predicted_phases: Vec::new(),
@@ -108,6 +109,8 @@ fn the_service_series_stays_bounded() {
             p50_ms: None,
             p95_ms: Some(3.0),
             p99_ms: None,
+            refused: 0,
+            refused_total: 0,
         };
         s.apply(&line(i, i * 500, Event::Service(level)));
     }
