@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the agent's broker tests against Debian's mosquitto instead of the embedded rumqttd.
+# Runs the agent's broker tests, and the emergency stop test, against Debian's
+# mosquitto instead of the embedded rumqttd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source .ci/lib.sh
@@ -12,3 +13,6 @@ for f in agent/tests/mqtt_*.rs agent/tests/node_*.rs agent/tests/worker_*.rs age
   [ -e "$f" ] && tests+=(--test "$(basename "$f" .rs)")
 done
 cargo test -p rackpong-agent "${tests[@]}"
+# The rack's emergency stop end to end over mosquitto: two agent processes,
+# `rackpong estop` and `--clear`, an agent restarted under a retained stop.
+cargo test -p rackpong-controller --test estop_rack

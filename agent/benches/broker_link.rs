@@ -1,5 +1,5 @@
 //! Latency of the controller's MQTT link into the embedded broker, over TCP
-//! (rumqttd's sockets keep Nagle on) and over the in-process link
+//! (through the embedded broker's relay, see `broker/relay.rs`) and over the in-process link
 //! (`EmbeddedBroker::mqtt_link`): publish → controller receive (an agent's
 //! health-like message, one every 5 ms) and command → ack round trip through
 //! the real chaos listener of an agent on TCP. Prints p50/p99/max of each.

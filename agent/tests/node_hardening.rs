@@ -128,6 +128,22 @@ async fn scrape(node: &Node) -> String {
     body
 }
 
+/// Scrapes until `ready` holds (fails the test after [`WAIT`]).
+async fn scrape_until(node: &Node, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let m = scrape(node).await;
+        if ready(&m) {
+            return m;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "metrics never got there: {m}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
 async fn mqtt_http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     use tokio::io::AsyncWriteExt;
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -227,7 +243,11 @@ async fn a_retained_command_is_ignored_and_metrics_count_by_reason_and_show_the_
     assert_eq!(code(&forged), "bad-signature");
     let live = ctl.send(stop_k3s("ret1", 60), SECRET).await;
     assert!(live.accepted, "{live:?}");
-    let m = scrape(&node).await;
+    // The ack goes out before the fault's steps have run: wait for the gauge.
+    let m = scrape_until(&node, |m| {
+        metric(m, "rackpong_chaos_active_fault", r#"action="stop-k3s""#) == Some(1.0)
+    })
+    .await;
     let count = |labels| metric(&m, "rackpong_chaos_commands_total", labels);
     assert_eq!(
         count(r#"result="rejected",reason="retained""#),

@@ -15,6 +15,8 @@
 //!   engine with its progress, the dashboard.
 //! - [`engine`], [`factory`], [`dashboard`] — the run loop, the ball
 //!   factory, the live dashboard; none imports another.
+//! - [`estop`] — publishing the rack's signed emergency stop (a short-lived
+//!   MQTT client of its own, used by `rackpong estop` and the dashboard).
 //! - [`cluster`] — the rack behind one trait: the local stand-in and k3s
 //!   (with the signed node commander in `cluster::k3s::nodecmd`).
 //! - [`timing`], [`safety`], [`plan`], [`journal`], [`report`] — recovery
@@ -29,6 +31,7 @@ pub mod cluster;
 pub mod cmd;
 pub mod dashboard;
 pub mod engine;
+pub mod estop;
 pub mod factory;
 pub mod journal;
 pub mod model;

@@ -3,7 +3,8 @@
 //! listener's timer restores the node at `restore_at_ms` even if the
 //! controller never comes back; a restarted agent (crash, OOM, systemd
 //! restart during a net-drop) reads the file at startup and restores at once
-//! if the deadline passed, or arms the timer for what is left.
+//! if the deadline passed, or arms the timer for what is left. The same file
+//! holds the replay state and the emergency stop in force.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -65,6 +66,10 @@ pub struct PersistedState {
     /// `issued_ms` of the last admitted command (0: none).
     #[serde(default)]
     pub last_admitted_issued_ms: u64,
+    /// The last emergency stop or clear honoured: a stop stays in force
+    /// across restarts, and its seq is the floor for the next one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estop: Option<super::estop::EstopRecord>,
 }
 
 /// Why the state file could not be read or written.

@@ -61,6 +61,12 @@ pub enum Rejection {
         "retained: commands are never retained by rackpong; a retained message on the command topic is ignored"
     )]
     Retained,
+    #[error("estop: {0}")]
+    Estop(String),
+    #[error("wrong-rack: emergency stop is for rack {got:?}, this agent is in {me:?}")]
+    WrongRack { got: String, me: String },
+    #[error("replayed: emergency stop seq {seq} is not above {last}, the last one honoured")]
+    StaleEstop { seq: u64, last: u64 },
 }
 
 impl Rejection {
@@ -82,6 +88,9 @@ impl Rejection {
             Rejection::TooLarge(_) => "too-large",
             Rejection::BeforeRestart { .. } => "issued-before-restart",
             Rejection::Retained => "retained",
+            Rejection::Estop(_) => "estop",
+            Rejection::WrongRack { .. } => "wrong-rack",
+            Rejection::StaleEstop { .. } => "replayed",
         }
     }
 }
@@ -209,7 +218,7 @@ impl Guard {
                 me: self.node.clone(),
             }));
         }
-        self.check_window(cmd.issued_ms, now_ms).map_err(reject)?;
+        check_window(cmd.issued_ms, now_ms, self.window_ms).map_err(reject)?;
         if cmd.issued_ms < self.floor_ms {
             return Err(reject(Rejection::BeforeRestart {
                 issued_ms: cmd.issued_ms,
@@ -223,27 +232,27 @@ impl Guard {
         Ok(signed.cmd)
     }
 
-    fn check_window(&self, issued_ms: u64, now_ms: u64) -> Result<(), Rejection> {
-        let window_ms = self.window_ms;
-        if now_ms > issued_ms && now_ms - issued_ms > window_ms {
-            return Err(Rejection::Expired {
-                age_ms: now_ms - issued_ms,
-                window_ms,
-            });
-        }
-        if issued_ms > now_ms && issued_ms - now_ms > window_ms {
-            return Err(Rejection::FromFuture {
-                ahead_ms: issued_ms - now_ms,
-                window_ms,
-            });
-        }
-        Ok(())
-    }
-
     /// Live nonces held (for tests and metrics).
     pub fn nonces_held(&self) -> usize {
         self.nonces.len()
     }
+}
+
+/// `issued_ms` within ±`window_ms` of `now_ms` (inclusive), or why not.
+pub(super) fn check_window(issued_ms: u64, now_ms: u64, window_ms: u64) -> Result<(), Rejection> {
+    if now_ms > issued_ms && now_ms - issued_ms > window_ms {
+        return Err(Rejection::Expired {
+            age_ms: now_ms - issued_ms,
+            window_ms,
+        });
+    }
+    if issued_ms > now_ms && issued_ms - now_ms > window_ms {
+        return Err(Rejection::FromFuture {
+            ahead_ms: issued_ms - now_ms,
+            window_ms,
+        });
+    }
+    Ok(())
 }
 
 /// Decodes a signed command; on failure salvages the `id` for the ack.
@@ -270,7 +279,7 @@ fn decode(payload: &[u8]) -> Result<SignedCommand, Rejected> {
     Ok(signed)
 }
 
-fn salvage_id(payload: &[u8]) -> String {
+pub(super) fn salvage_id(payload: &[u8]) -> String {
     serde_json::from_slice::<serde_json::Value>(payload)
         .ok()
         .and_then(|v| v.get("id")?.as_str().map(str::to_string))
@@ -279,7 +288,7 @@ fn salvage_id(payload: &[u8]) -> String {
 }
 
 /// The `"id":"…"` near the start of a payload too large to decode.
-fn scan_id(head: &[u8]) -> String {
+pub(super) fn scan_id(head: &[u8]) -> String {
     let key = br#""id":""#;
     head.windows(key.len())
         .position(|w| w == key)

@@ -10,11 +10,15 @@
 //! published before the fault is inflicted (a net-drop or reboot would
 //! otherwise swallow it), and a step that then fails is reported by a second
 //! ack with the same id and `accepted: false`; a clean agent shutdown restores
-//! the node first.
+//! the node first. The rack's emergency stop (`estop`, see [`estop`]) restores
+//! the node at once and refuses every command but `restore` until a signed
+//! clear; it is persisted, so it survives restarts.
 
 pub mod deadman;
+pub mod estop;
 pub mod guard;
 pub mod listener;
+pub mod ratelog;
 pub mod runner;
 pub mod secret;
 
@@ -23,8 +27,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use deadman::{ActiveFault, PersistedState, StateFile};
+pub use estop::{EstopGate, EstopRecord, EstopVerdict};
 pub use guard::{Guard, Rejection};
-pub use listener::{AckSink, ChaosHandle, ChaosStats, spawn_counted, spawn_with};
+pub use listener::{AckSink, ChaosHandle, ChaosStats, Inputs, spawn_counted, spawn_with};
 pub use runner::{DryRunRunner, Recorded, RecordingRunner, Runner, Step, SystemRunner};
 pub use secret::{Secret, SecretError};
 
@@ -134,8 +139,8 @@ impl AckSink for MqttLink {
 }
 
 /// Starts the chaos listener of `node` on the node role's MQTT link:
-/// subscribes to `nodes/<node>/cmd` (re-subscribed after every reconnect) and
-/// acks on `nodes/<node>/cmd/ack`. Call it only when [`ChaosArgs::build`]
+/// subscribes to the rack's `estop` and to `nodes/<node>/cmd` (re-subscribed
+/// after every reconnect) and acks on `nodes/<node>/cmd/ack`. Call it only when [`ChaosArgs::build`]
 /// returned a setup; on `cancel` it restores any fault in force, then ends
 /// (await the handle's task before shutting the link down).
 pub fn spawn(
@@ -146,10 +151,13 @@ pub fn spawn(
     stats: Arc<ChaosStats>,
     cancel: CancellationToken,
 ) -> ChaosHandle {
+    // The stop first: after a reconnect its retained copy arrives before
+    // any command can.
+    let estop = Some(link.subscribe(topics.estop()));
     let commands = link.subscribe(topics.node_cmd(node));
     let acks = Arc::new(link.clone());
     spawn_counted(
-        commands,
+        Inputs { commands, estop },
         acks,
         topics,
         node,
@@ -200,11 +208,15 @@ pub struct ChaosConfig {
     pub nonce_capacity: usize,
     /// Delay before a failed restore step is tried again.
     pub restore_retry: Duration,
+    /// Too-large commands are logged at most once per this interval (each
+    /// is still acked and counted).
+    pub log_interval: Duration,
 }
 
 impl ChaosConfig {
     /// Defaults: ±30 s window, 10 min max down, no state file, uplink from the
-    /// routing table, 500 ms ack grace, 4096 nonces, restore retried every 5 s.
+    /// routing table, 500 ms ack grace, 4096 nonces, restore retried every 5 s,
+    /// too-large commands logged at most every 10 s.
     pub fn new(secret: Secret) -> Self {
         Self {
             secret,
@@ -216,6 +228,7 @@ impl ChaosConfig {
             ack_grace: Duration::from_millis(500),
             nonce_capacity: 4096,
             restore_retry: Duration::from_secs(5),
+            log_interval: Duration::from_secs(10),
         }
     }
 }

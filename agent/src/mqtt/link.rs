@@ -198,12 +198,18 @@ impl MqttLink {
             return rx;
         }
         let st = lock(&self.inner.state);
+        // Registered before the SUBSCRIBE goes out: the broker answers with the
+        // retained messages at once, and the link task routes them only to
+        // registered subscriptions (it does not take the state lock).
+        lock(&self.inner.subs).push(Subscription {
+            filter: filter.clone(),
+            tx,
+        });
         if let Some(client) = &st.client
             && let Err(e) = client.try_subscribe(&filter)
         {
             tracing::warn!(%filter, error = %e, "subscribe request not queued; retried on reconnect");
         }
-        lock(&self.inner.subs).push(Subscription { filter, tx });
         rx
     }
 

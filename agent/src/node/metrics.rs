@@ -37,6 +37,8 @@ pub struct NodeMetrics {
     chaos_commands: Family<Labels, Counter>,
     chaos_active: Family<Labels, Gauge>,
     chaos_deadline: FloatGauge,
+    chaos_estop: Gauge,
+    chaos_estop_seq: Gauge,
 }
 
 impl std::fmt::Debug for NodeMetrics {
@@ -90,6 +92,8 @@ impl NodeMetrics {
             chaos_commands: Family::default(),
             chaos_active: Family::default(),
             chaos_deadline: FloatGauge::default(),
+            chaos_estop: Gauge::default(),
+            chaos_estop_seq: Gauge::default(),
         }
     }
 
@@ -187,6 +191,16 @@ impl NodeMetrics {
             "Unix time at which the dead-man timer restores the node (0 when no fault)",
             self.chaos_deadline.clone(),
         );
+        r.register(
+            "chaos_estop_engaged",
+            "1 while the rack's emergency stop is in force on this node (commands refused)",
+            self.chaos_estop.clone(),
+        );
+        r.register(
+            "chaos_estop_seq",
+            "seq of the last emergency stop or clear this node honoured (0: none)",
+            self.chaos_estop_seq.clone(),
+        );
     }
 
     /// Records a sample just taken.
@@ -253,6 +267,11 @@ impl NodeMetrics {
             ];
             catch_up(&self.chaos_commands.get_or_create(&labels), n);
         }
+        let estop = chaos.estop();
+        self.chaos_estop
+            .set(i64::from(estop.as_ref().is_some_and(|e| e.engaged)));
+        self.chaos_estop_seq
+            .set(estop.map_or(0, |e| i64::try_from(e.seq).unwrap_or(i64::MAX)));
         self.chaos_active.clear();
         match chaos.active() {
             Some((action, restore_at_ms)) => {

@@ -83,20 +83,30 @@ impl NodeCommand {
 
     /// Signs the command with the shared secret.
     pub fn sign(self, secret: &[u8]) -> SignedCommand {
-        let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
-        mac.update(&self.canonical_bytes());
-        let sig = hex::encode(mac.finalize().into_bytes());
+        let sig = mac_hex(secret, &self.canonical_bytes());
         SignedCommand { cmd: self, sig }
     }
+}
+
+/// Lowercase hex HMAC-SHA256 of `bytes` (commands and the estop).
+pub(crate) fn mac_hex(secret: &[u8], bytes: &[u8]) -> String {
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(bytes);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Checks a hex HMAC-SHA256 of `bytes` in constant time.
+pub(crate) fn verify_mac(secret: &[u8], bytes: &[u8], sig_hex: &str) -> Result<(), SignatureError> {
+    let sig = hex::decode(sig_hex).map_err(|_| SignatureError::NotHex)?;
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(bytes);
+    mac.verify_slice(&sig).map_err(|_| SignatureError::Mismatch)
 }
 
 impl SignedCommand {
     /// Checks the signature in constant time.
     pub fn verify(&self, secret: &[u8]) -> Result<(), SignatureError> {
-        let sig = hex::decode(&self.sig).map_err(|_| SignatureError::NotHex)?;
-        let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
-        mac.update(&self.cmd.canonical_bytes());
-        mac.verify_slice(&sig).map_err(|_| SignatureError::Mismatch)
+        verify_mac(secret, &self.cmd.canonical_bytes(), &self.sig)
     }
 }
 

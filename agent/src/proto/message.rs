@@ -68,7 +68,10 @@ impl RackMessage {
             },
             TopicKind::BallCaught => RackMessage::BallCaught(Box::new(caught(payload)?)),
             TopicKind::BallDropped => RackMessage::BallDropped(Box::new(dropped(payload)?)),
-            TopicKind::NodeCmd(_) | TopicKind::NodeCmdAck(_) | TopicKind::Other(_) => {
+            TopicKind::NodeCmd(_)
+            | TopicKind::NodeCmdAck(_)
+            | TopicKind::Estop
+            | TopicKind::Other(_) => {
                 return Ok(None);
             }
         }))

@@ -1,16 +1,20 @@
 //! Wire types shared by the agent and the controller: the MQTT topic layout,
-//! health samples, balls and node-chaos commands. Every JSON payload carries
+//! health samples, balls, node-chaos commands and the rack's emergency stop. Every JSON payload carries
 //! `"v": 1`; unknown fields are ignored on decode so newer agents and older
 //! controllers (and the reverse) keep talking.
 
 pub mod ball;
 pub mod command;
+pub mod dedup;
+pub mod estop;
 pub mod health;
 pub mod message;
 pub mod topics;
 
 pub use ball::{Ball, BallCaught, BallDropped, DropReason, Hop};
 pub use command::{ChaosAction, CommandAck, NodeCommand, SignedCommand};
+pub use dedup::SeqFilter;
+pub use estop::{Estop, SignedEstop};
 pub use health::{HealthSample, Throttle};
 pub use message::{DecodeError, RackMessage};
 pub use topics::Topics;

@@ -47,6 +47,16 @@ impl Topics {
         format!("{}/workers/{worker}/status", self.root)
     }
 
+    /// The rack's emergency stop (retained, signed): `rackpong/<rack>/estop`.
+    pub fn estop(&self) -> String {
+        format!("{}/estop", self.root)
+    }
+
+    /// The rack name (the part after `rackpong/`).
+    pub fn rack(&self) -> &str {
+        self.root.strip_prefix("rackpong/").unwrap_or(&self.root)
+    }
+
     /// Wildcard matching every topic of this rack.
     pub fn all(&self) -> String {
         format!("{}/#", self.root)
@@ -65,6 +75,7 @@ impl Topics {
             ["balls", "caught"] => TopicKind::BallCaught,
             ["balls", "dropped"] => TopicKind::BallDropped,
             ["workers", w, "status"] => TopicKind::WorkerStatus(w),
+            ["estop"] => TopicKind::Estop,
             _ => TopicKind::Other(rest),
         })
     }
@@ -86,6 +97,7 @@ pub enum TopicKind<'a> {
     BallCaught,
     BallDropped,
     WorkerStatus(&'a str),
+    Estop,
     Other(&'a str),
 }
 
@@ -110,6 +122,9 @@ mod tests {
             Some(TopicKind::WorkerStatus("w-1"))
         );
         assert_eq!(t.parse(&t.balls_caught()), Some(TopicKind::BallCaught));
+        assert_eq!(t.estop(), "rackpong/lab/estop");
+        assert_eq!(t.parse(&t.estop()), Some(TopicKind::Estop));
+        assert_eq!(t.rack(), "lab");
         assert_eq!(t.parse("rackpong/other/balls/caught"), None);
         assert_eq!(t.parse("rackpong/lab/x/y"), Some(TopicKind::Other("x/y")));
     }

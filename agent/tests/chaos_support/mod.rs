@@ -82,6 +82,7 @@ pub struct Agent {
     pub runner: RecordingRunner,
     pub handle: ChaosHandle,
     pub cancel: CancellationToken,
+    pub estop_client: Option<AsyncClient>,
 }
 
 pub fn config() -> ChaosConfig {
@@ -94,10 +95,32 @@ pub fn config() -> ChaosConfig {
 pub async fn agent(broker: &EmbeddedBroker, node: &str, cfg: ChaosConfig) -> Agent {
     let topics = Topics::default();
     let (client, commands) = client(broker, &format!("agent-{node}"), &topics.node_cmd(node)).await;
+    start(client, commands.into(), node, cfg)
+}
+
+/// [`agent`] also subscribed to the rack's estop (before its commands, as
+/// the node role does).
+pub async fn agent_with_estop(broker: &EmbeddedBroker, node: &str, cfg: ChaosConfig) -> Agent {
+    let topics = Topics::default();
+    let (estop_client, estop) =
+        client(broker, &format!("agent-{node}-estop"), &topics.estop()).await;
+    let (client, commands) = client(broker, &format!("agent-{node}"), &topics.node_cmd(node)).await;
+    let inputs = chaos::Inputs {
+        commands,
+        estop: Some(estop),
+    };
+    let mut agent = start(client, inputs, node, cfg);
+    // Its connection lives as long as the listener.
+    agent.estop_client = Some(estop_client);
+    agent
+}
+
+fn start(client: AsyncClient, inputs: chaos::Inputs, node: &str, cfg: ChaosConfig) -> Agent {
+    let topics = Topics::default();
     let runner = RecordingRunner::new();
     let cancel = CancellationToken::new();
     let handle = chaos::spawn_with(
-        commands,
+        inputs,
         Arc::new(ClientSink(client)),
         &topics,
         node,
@@ -109,6 +132,7 @@ pub async fn agent(broker: &EmbeddedBroker, node: &str, cfg: ChaosConfig) -> Age
         runner,
         handle,
         cancel,
+        estop_client: None,
     }
 }
 
@@ -141,6 +165,11 @@ impl Controller {
             issued_ms: now_ms(),
             nonce: format!("{:032x}", rand::random::<u128>()),
         }
+    }
+
+    /// The controller's MQTT client (for topics other than the command's).
+    pub fn client(&self) -> &AsyncClient {
+        &self.client
     }
 
     /// Publishes raw bytes to the node's command topic.

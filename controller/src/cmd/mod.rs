@@ -5,6 +5,7 @@
 pub mod compare;
 pub mod crd;
 pub mod demo;
+pub mod estop;
 pub mod operator;
 pub mod report;
 pub mod run;
@@ -53,6 +54,10 @@ pub enum Command {
     Compare(compare::CompareArgs),
     /// The live dashboard over a rack's MQTT broker, without any chaos.
     Watch(watch::WatchArgs),
+    /// Emergency stop for the whole rack: publish a signed, retained stop
+    /// (or --clear it). Every chaos-enabled agent restores its fault at once
+    /// and refuses commands until cleared. Needs no running controller.
+    Estop(estop::EstopArgs),
 }
 
 /// Why a subcommand failed.
@@ -77,6 +82,8 @@ pub enum CliError {
     Compare(#[from] crate::report::ReportError),
     #[error(transparent)]
     Dashboard(#[from] crate::dashboard::DashboardError),
+    #[error(transparent)]
+    Estop(#[from] estop::EstopCliError),
 }
 
 /// Runs the chosen subcommand until done or `cancel` fires.
@@ -93,6 +100,7 @@ pub async fn run(command: Command, cancel: CancellationToken) -> Result<(), CliE
         Command::Report(args) => report::run(&args)?,
         Command::Compare(args) => compare::run(&args)?,
         Command::Watch(args) => watch::run(args, cancel).await?,
+        Command::Estop(args) => estop::run(args).await?,
     }
     Ok(())
 }

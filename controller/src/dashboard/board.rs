@@ -32,6 +32,8 @@ pub struct Board {
     caught: u64,
     dropped: BTreeMap<String, u64>,
     malformed: u64,
+    /// Health samples seen before (same node and seq), counted, not shown twice.
+    health_seen: rackpong_agent::proto::SeqFilter,
     progress: Option<Progress>,
     open_since: Option<Instant>,
     mqtt_connected: Option<bool>,
@@ -80,6 +82,9 @@ pub struct Snapshot {
     pub dropped_by_reason: BTreeMap<String, u64>,
     /// Payloads that did not decode (counted, logged, ignored).
     pub malformed: u64,
+    /// Health samples received again (QoS 1 re-sends, retained
+    /// re-deliveries), counted once and ignored.
+    pub health_duplicates: u64,
     pub progress: Option<ProgressView>,
     pub mqtt_connected: Option<bool>,
 }
@@ -140,6 +145,7 @@ impl Board {
             caught: 0,
             dropped: BTreeMap::new(),
             malformed: 0,
+            health_seen: rackpong_agent::proto::SeqFilter::new(),
             progress: None,
             open_since: None,
             mqtt_connected: None,
@@ -201,6 +207,9 @@ impl Board {
     }
 
     fn health(&mut self, node: &str, s: HealthSample, at: Instant) {
+        if !self.health_seen.admit(node, s.seq, s.ts_ms) {
+            return;
+        }
         let e = self.node(node);
         if let Some(prev) = &e.health
             && s.seq > prev.seq
@@ -276,6 +285,7 @@ impl Board {
             dropped: self.dropped.values().sum(),
             dropped_by_reason: self.dropped.clone(),
             malformed: self.malformed,
+            health_duplicates: self.health_seen.duplicates(),
             progress: self.progress.as_ref().map(|p| ProgressView {
                 phase: p.phase,
                 elapsed_ms: p.elapsed.as_millis() as u64,

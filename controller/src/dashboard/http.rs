@@ -1,8 +1,10 @@
 //! The dashboard's HTTP surface: the embedded page, `GET /api/state`,
 //! `GET /events` (Server-Sent Events of state snapshots) and the
-//! token-protected `POST /api/stop`. Errors are JSON with a 4xx status.
+//! token-protected `POST /api/stop` and `POST /api/estop` (the rack's
+//! emergency stop, in `estop.rs`). Errors are JSON with a 4xx status.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -36,6 +38,8 @@ pub struct AppState {
     pub stop_run: Option<CancellationToken>,
     /// Ends the SSE streams so graceful shutdown completes.
     pub shutdown: CancellationToken,
+    /// Publishes the emergency stop; `None` without a chaos secret.
+    pub estop: Option<Arc<crate::estop::EstopSender>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -51,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/state", get(api_state))
         .route("/api/stop", post(api_stop))
+        .route("/api/estop", post(super::estop::api_estop))
         .route("/events", get(events))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such page") })
         .with_state(state)
@@ -60,7 +65,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-fn error(status: StatusCode, msg: &str) -> Response {
+pub(super) fn error(status: StatusCode, msg: &str) -> Response {
     (status, Json(json!({ "error": msg }))).into_response()
 }
 
@@ -77,18 +82,25 @@ async fn api_state(State(s): State<AppState>) -> Response {
     Json(s.hub.snapshot(Instant::now())).into_response()
 }
 
-async fn api_stop(State(s): State<AppState>, headers: HeaderMap) -> Response {
+/// `None` for the right bearer token, else the 401 to answer.
+pub(super) fn refusal(headers: &HeaderMap, token: &str) -> Option<Response> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        None => return error(StatusCode::UNAUTHORIZED, "missing bearer token"),
-        Some(t) if !same(t.trim().as_bytes(), s.token.as_bytes()) => {
-            tracing::warn!("dashboard stop refused: wrong token");
-            return error(StatusCode::UNAUTHORIZED, "wrong token");
+        None => Some(error(StatusCode::UNAUTHORIZED, "missing bearer token")),
+        Some(t) if !same(t.trim().as_bytes(), token.as_bytes()) => {
+            tracing::warn!("dashboard control refused: wrong token");
+            Some(error(StatusCode::UNAUTHORIZED, "wrong token"))
         }
-        Some(_) => {}
+        Some(_) => None,
+    }
+}
+
+async fn api_stop(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(refused) = refusal(&headers, &s.token) {
+        return refused;
     }
     match &s.stop_run {
         Some(run) => {

@@ -2,10 +2,12 @@
 //! JS compiled into the binary, nothing fetched from the network), a
 //! Server-Sent Events stream of state snapshots, `GET /api/state`, and a
 //! token-protected `POST /api/stop` that aborts the run (the engine rolls
-//! back). State comes from the rack's MQTT topics and, during a run, the
-//! engine's progress. `rackpong watch` runs it without any chaos.
+//! back) and `POST /api/estop`, the rack's emergency stop. State comes from
+//! the rack's MQTT topics and, during a run, the engine's progress.
+//! `rackpong watch` runs it without any chaos.
 
 pub mod board;
+mod estop;
 mod feed;
 mod http;
 mod run;
@@ -56,6 +58,8 @@ pub enum DashboardError {
     Token { path: PathBuf, reason: String },
     #[error(transparent)]
     Mqtt(#[from] MqttError),
+    #[error("emergency stop: {0}")]
+    Estop(String),
 }
 
 /// The board behind a lock, plus a version the SSE streams wait on.
@@ -113,6 +117,9 @@ pub struct Sources {
     pub connected: Option<watch::Receiver<bool>>,
     /// The engine's progress during a run.
     pub progress: Option<watch::Receiver<Progress>>,
+    /// Publishes the rack's emergency stop (`POST /api/estop`); `None`
+    /// without a chaos secret (the endpoint answers 409).
+    pub estop: Option<Arc<crate::estop::EstopSender>>,
 }
 
 /// A running dashboard.
@@ -159,6 +166,7 @@ impl Dashboard {
             token: cfg.token.clone(),
             stop_run,
             shutdown: shutdown.clone(),
+            estop: sources.estop,
         });
         let server = tokio::spawn(async move {
             let done = shutdown.clone();

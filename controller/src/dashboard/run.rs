@@ -46,6 +46,7 @@ impl RunDashboard {
             mqtt: Some(link.subscribe(topics.all())),
             connected: Some(link.connected()),
             progress: Some(progress),
+            estop: None,
         };
         let cfg = DashboardConfig {
             listen,

@@ -35,6 +35,9 @@ pub struct RunSummary {
     /// (fault name, reason)
     pub refused: Vec<(String, String)>,
     pub recovery_timeout: Duration,
+    /// Health samples received again (same node and seq: QoS 1 re-sends,
+    /// retained re-deliveries), counted once and ignored.
+    pub health_duplicates: u64,
 }
 
 impl RunSummary {
@@ -69,6 +72,7 @@ impl RunSummary {
             faults,
             refused: run.refused.clone(),
             recovery_timeout: run.plan.recovery_timeout,
+            health_duplicates: run.health_seen.duplicates(),
         }
     }
 
@@ -140,6 +144,13 @@ impl RunSummary {
         }
         for (fault, reason) in &self.refused {
             let _ = writeln!(s, "refused {fault}: {reason}");
+        }
+        if self.health_duplicates > 0 {
+            let _ = writeln!(
+                s,
+                "health samples received twice (QoS 1 re-sends), counted once: {}",
+                self.health_duplicates
+            );
         }
         let failures = self.failures();
         if failures.is_empty() {

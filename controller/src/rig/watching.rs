@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rackpong_agent::mqtt::{MqttArgs, MqttLink};
@@ -18,6 +19,7 @@ pub async fn watch(
     listen: SocketAddr,
     token_file: Option<&Path>,
     stale_after: Option<Duration>,
+    estop: Option<Arc<crate::estop::EstopSender>>,
     cancel: CancellationToken,
 ) -> Result<(), DashboardError> {
     let token = load_token(token_file)?;
@@ -29,6 +31,7 @@ pub async fn watch(
         mqtt: Some(link.subscribe(topics.all())),
         connected: Some(link.connected()),
         progress: None,
+        estop,
     };
     let cfg = DashboardConfig {
         listen,

@@ -53,6 +53,7 @@ impl Rig {
             mqtt: Some(sub.subscribe(topics.all())),
             connected: Some(sub.connected()),
             progress: None,
+            estop: None,
         };
         let cfg = DashboardConfig {
             listen: "127.0.0.1:0".parse().unwrap(),

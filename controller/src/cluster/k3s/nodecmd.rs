@@ -9,9 +9,16 @@
 //! accepted a command and then failed to run a step sends a second ack with
 //! the same id and `accepted: false`: [`MqttNodeCommander::acks`] carries
 //! every ack, including those, for the journal.
+//!
+//! Commands are never retained by rackpong; a retained message on a node's
+//! command topic (planted by someone with write access, or left by an old
+//! tool) would reach every agent on each reconnect. Agents ignore it; the
+//! commander, whose login may write the command topics, also clears it with
+//! an empty retained publish as soon as it sees one ([`MqttNodeCommander::retained_cleared`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,7 +27,7 @@ use rackpong_agent::chaos::{Secret, SecretError};
 use rackpong_agent::now_ms;
 use rackpong_agent::proto::topics::TopicKind;
 use rackpong_agent::proto::{ChaosAction, CommandAck, NodeCommand, PROTO_VERSION, Topics};
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, NetworkOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, NetworkOptions, Packet, Publish, QoS};
 use tokio::sync::{broadcast, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -97,6 +104,7 @@ pub struct MqttNodeCommander {
     pending: Pending,
     ready: watch::Receiver<bool>,
     acks: broadcast::Sender<CommandAck>,
+    cleared: Arc<AtomicU64>,
 }
 
 impl MqttNodeCommander {
@@ -118,12 +126,14 @@ impl MqttNodeCommander {
         let (ready_tx, ready) = watch::channel(false);
         let pending = Pending::default();
         let (acks, _) = broadcast::channel(256);
+        let cleared = Arc::new(AtomicU64::new(0));
         let io = AckLoop {
             client: client.clone(),
             topics: topics.clone(),
             pending: pending.clone(),
             ready: ready_tx,
             acks: acks.clone(),
+            cleared: cleared.clone(),
         };
         tokio::spawn(io.run(eventloop, cancel));
         Self {
@@ -134,7 +144,13 @@ impl MqttNodeCommander {
             pending,
             ready,
             acks,
+            cleared,
         }
+    }
+
+    /// Retained commands found on the broker and cleared so far.
+    pub fn retained_cleared(&self) -> u64 {
+        self.cleared.load(Ordering::Relaxed)
     }
 
     /// Every ack seen, including follow-up failure acks.
@@ -235,6 +251,7 @@ struct AckLoop {
     pending: Pending,
     ready: watch::Sender<bool>,
     acks: broadcast::Sender<CommandAck>,
+    cleared: Arc<AtomicU64>,
 }
 
 impl AckLoop {
@@ -252,11 +269,16 @@ impl AckLoop {
                     if let Err(e) = self.client.try_subscribe(filter, QoS::AtLeastOnce) {
                         tracing::error!(error = %e, "node commands: cannot subscribe to acks");
                     }
+                    // To find (and clear) retained commands; our own live ones are ignored.
+                    let filter = self.topics.node_cmd("+");
+                    if let Err(e) = self.client.try_subscribe(filter, QoS::AtLeastOnce) {
+                        tracing::warn!(error = %e, "node commands: cannot watch for retained commands");
+                    }
                 }
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
                     self.ready.send_replace(true);
                 }
-                Ok(Event::Incoming(Packet::Publish(p))) => self.route(&p.topic, &p.payload),
+                Ok(Event::Incoming(Packet::Publish(p))) => self.route(&p),
                 Ok(_) => {}
                 Err(e) => {
                     self.ready.send_replace(false);
@@ -273,9 +295,14 @@ impl AckLoop {
         let _ = self.client.try_disconnect();
     }
 
-    fn route(&self, topic: &str, payload: &[u8]) {
-        let Some(TopicKind::NodeCmdAck(node)) = self.topics.parse(topic) else {
-            return;
+    fn route(&self, p: &Publish) {
+        let (topic, payload) = (p.topic.as_str(), &p.payload[..]);
+        let node = match self.topics.parse(topic) {
+            Some(TopicKind::NodeCmdAck(node)) => node,
+            Some(TopicKind::NodeCmd(node)) if p.retain && !payload.is_empty() => {
+                return self.clear_retained(node, topic);
+            }
+            _ => return,
         };
         let ack: CommandAck = match serde_json::from_slice(payload) {
             Ok(a) => a,
@@ -295,6 +322,22 @@ impl AckLoop {
             None => tracing::debug!(%node, id = %ack.id, "ack for a command nobody awaits"),
         }
         let _ = self.acks.send(ack);
+    }
+
+    /// Deletes a retained command from the broker (an empty retained publish).
+    fn clear_retained(&self, node: &str, topic: &str) {
+        match self
+            .client
+            .try_publish(topic, QoS::AtLeastOnce, true, Vec::new())
+        {
+            Ok(()) => {
+                let n = self.cleared.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::warn!(%node, %topic, cleared = n, "node commands: a retained command was on the broker (rackpong never retains commands); cleared it");
+            }
+            Err(e) => {
+                tracing::warn!(%node, %topic, error = %e, "node commands: cannot clear a retained command")
+            }
+        }
     }
 }
 

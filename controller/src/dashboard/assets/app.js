@@ -161,4 +161,18 @@ $("stop").addEventListener("click", async () => {
   const body = await r.json().catch(() => ({}));
   $("last").textContent = r.ok ? "stop requested: rolling back…" : "stop refused: " + (body.error || r.status);
 });
+// Emergency stop for the whole rack (POST /api/estop, same token).
+async function estop(engaged) {
+  const token = window.prompt((engaged ? "EMERGENCY STOP" : "Clear the emergency stop") + " — token:");
+  if (!token) return;
+  const r = await fetch("/api/estop", { method: "POST", body: JSON.stringify({ engaged }),
+    headers: { Authorization: "Bearer " + token.trim(), "Content-Type": "application/json" } });
+  const body = await r.json().catch(() => ({}));
+  const acks = (body.acks || []).map((a) => a.node + (a.accepted ? " ok" : " FAILED")).join(", ");
+  $("last").textContent = r.ok
+    ? "e-stop " + (engaged ? "engaged" : "cleared") + " (seq " + body.seq + "): " + (acks || "no ack yet")
+    : "e-stop refused: " + (body.error || r.status);
+}
+$("estop").addEventListener("click", () => estop(true));
+$("estop-clear").addEventListener("click", () => estop(false));
 setInterval(() => { if (state) tickTimer(); }, 100);

@@ -29,6 +29,13 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
     pub(super) fn on_input(&mut self, t: Timed) -> Result<(), EngineError> {
         match t.input {
             Input::Health(sample) => {
+                if !self
+                    .health_seen
+                    .admit(&sample.node, sample.seq, sample.ts_ms)
+                {
+                    tracing::debug!(node = %sample.node, seq = sample.seq, duplicates = self.health_seen.duplicates(), "duplicate health sample ignored");
+                    return Ok(());
+                }
                 self.health
                     .seen(&sample.node, t.at, sample.seq, sample.ts_ms);
                 self.journal

@@ -46,6 +46,8 @@ pub(super) struct Run<C: Cluster, S: ServiceProbe> {
     service_tick: Interval,
     timeout_tick: Interval,
     health: Staleness,
+    /// Health samples by (node, seq): a re-sent or re-delivered one is counted, not used twice.
+    pub(super) health_seen: rackpong_agent::proto::SeqFilter,
     pub(super) rng: StdRng,
     pub(super) next_fault: u32,
     pub(super) injected: Vec<FaultInjected>,
@@ -113,6 +115,7 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
             service_tick: interval(cfg.service_period),
             timeout_tick: interval(Duration::from_millis(100)),
             health: Staleness::new(cfg.stale_after / STALE_AFTER_INTERVALS),
+            health_seen: rackpong_agent::proto::SeqFilter::new(),
             cluster,
             service,
             plan,

@@ -1,10 +1,14 @@
 //! The chaos listener task: reads commands from `nodes/<node>/cmd`, admits
 //! them through the [`Guard`], acks on `nodes/<node>/cmd/ack`, runs the
-//! action's steps and owns the dead-man timer that restores the node.
+//! action's steps and owns the dead-man timer that restores the node. It
+//! also reads the rack's emergency stop ([`halt`]), which restores the node
+//! and refuses commands until cleared.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+mod halt;
+mod stats;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -12,9 +16,13 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+pub use stats::ChaosStats;
+
 use super::ChaosConfig;
 use super::deadman::{ActiveFault, PersistedState, StateFile};
+use super::estop::EstopGate;
 use super::guard::{Guard, Rejection};
+use super::ratelog::LogLimiter;
 use super::runner::{Runner, Step, default_route_iface};
 use crate::now_ms;
 use crate::proto::{ChaosAction, CommandAck, NodeCommand, PROTO_VERSION, Topics};
@@ -25,47 +33,6 @@ pub trait AckSink: Send + Sync {
     fn publish_ack(&self, topic: String, payload: Vec<u8>);
 }
 
-/// Counters of the listener (exported by the node role's /metrics).
-#[derive(Debug, Default)]
-pub struct ChaosStats {
-    pub accepted: AtomicU64,
-    pub rejected: AtomicU64,
-    /// Payloads that did not decode as a command (also counted in `rejected`).
-    pub malformed: AtomicU64,
-    /// Faults undone by the dead-man timer (not by a `restore` command).
-    pub deadman_restores: AtomicU64,
-    /// Steps that failed to run.
-    pub step_failures: AtomicU64,
-    /// Commands by (result, reason): `accepted` with the action, `rejected`
-    /// with the rejection code.
-    by_outcome: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
-    /// The fault in force and its dead-man deadline (Unix ms).
-    active: Mutex<Option<(ChaosAction, u64)>>,
-}
-
-impl ChaosStats {
-    /// Commands counted by (result, reason), sorted.
-    pub fn by_outcome(&self) -> Vec<((&'static str, &'static str), u64)> {
-        let m = self.by_outcome.lock().unwrap_or_else(|p| p.into_inner());
-        m.iter().map(|(k, v)| (*k, *v)).collect()
-    }
-
-    /// The fault in force and its dead-man deadline (Unix ms), if any.
-    pub fn active(&self) -> Option<(ChaosAction, u64)> {
-        *self.active.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn count(&self, result: &'static str, reason: &'static str) {
-        let mut m = self.by_outcome.lock().unwrap_or_else(|p| p.into_inner());
-        *m.entry((result, reason)).or_default() += 1;
-    }
-
-    fn set_active(&self, fault: Option<&ActiveFault>) {
-        *self.active.lock().unwrap_or_else(|p| p.into_inner()) =
-            fault.map(|f| (f.action, f.restore_at_ms));
-    }
-}
-
 /// The running listener.
 #[derive(Debug)]
 pub struct ChaosHandle {
@@ -73,10 +40,28 @@ pub struct ChaosHandle {
     pub stats: Arc<ChaosStats>,
 }
 
-/// Starts the listener over a command stream and an ack sink. On `cancel` it
+/// What the listener reads: its node's command topic and, when subscribed,
+/// the rack's estop topic (a bare command receiver converts into inputs
+/// without the estop).
+#[derive(Debug)]
+pub struct Inputs {
+    pub commands: mpsc::Receiver<rumqttc::Publish>,
+    pub estop: Option<mpsc::Receiver<rumqttc::Publish>>,
+}
+
+impl From<mpsc::Receiver<rumqttc::Publish>> for Inputs {
+    fn from(commands: mpsc::Receiver<rumqttc::Publish>) -> Self {
+        Self {
+            commands,
+            estop: None,
+        }
+    }
+}
+
+/// Starts the listener over its inputs and an ack sink. On `cancel` it
 /// restores any fault in force, then ends.
 pub fn spawn_with(
-    commands: mpsc::Receiver<rumqttc::Publish>,
+    commands: impl Into<Inputs>,
     acks: Arc<dyn AckSink>,
     topics: &Topics,
     node: &str,
@@ -99,7 +84,7 @@ pub fn spawn_with(
 /// [`spawn_with`], counting into `stats` (shared with the node's /metrics).
 #[allow(clippy::too_many_arguments)]
 pub fn spawn_counted(
-    commands: mpsc::Receiver<rumqttc::Publish>,
+    inputs: impl Into<Inputs>,
     acks: Arc<dyn AckSink>,
     topics: &Topics,
     node: &str,
@@ -109,8 +94,10 @@ pub fn spawn_counted(
     cancel: CancellationToken,
 ) -> ChaosHandle {
     let window_ms = cfg.window.as_millis() as u64;
+    let too_large_log = LogLimiter::new(cfg.log_interval);
     let listener = Listener {
         guard: Guard::new(cfg.secret.clone(), node, window_ms, cfg.nonce_capacity),
+        estop: EstopGate::new(cfg.secret.clone(), topics.rack(), window_ms),
         node: node.to_string(),
         ack_topic: topics.node_cmd_ack(node),
         state: StateFile::new(cfg.state_file.clone()),
@@ -119,13 +106,15 @@ pub fn spawn_counted(
         runner,
         active: None,
         stats: stats.clone(),
+        too_large_log,
     };
-    let task = tokio::spawn(listener.run(commands, cancel));
+    let task = tokio::spawn(listener.run(inputs.into(), cancel));
     ChaosHandle { task, stats }
 }
 
 struct Listener {
     guard: Guard,
+    estop: EstopGate,
     node: String,
     ack_topic: String,
     state: StateFile,
@@ -135,22 +124,32 @@ struct Listener {
     /// The fault in force and when the dead-man timer fires.
     active: Option<(ActiveFault, Instant)>,
     stats: Arc<ChaosStats>,
+    too_large_log: LogLimiter,
 }
 
 impl Listener {
-    async fn run(
-        mut self,
-        mut commands: mpsc::Receiver<rumqttc::Publish>,
-        cancel: CancellationToken,
-    ) {
-        tracing::info!(node = %self.node, state_file = ?self.state.path(), "chaos commands enabled");
+    async fn run(mut self, inputs: Inputs, cancel: CancellationToken) {
+        tracing::info!(node = %self.node, state_file = ?self.state.path(), estop = inputs.estop.is_some(), "chaos commands enabled");
+        let Inputs {
+            mut commands,
+            estop,
+        } = inputs;
+        let mut estop_open = estop.is_some();
+        let mut estop = estop.unwrap_or_else(|| mpsc::channel(1).1);
         self.resume_persisted().await;
         let mut open = true;
         loop {
             self.stats.set_active(self.active.as_ref().map(|(f, _)| f));
+            self.stats.set_estop(self.estop.last());
             let deadline = self.active.as_ref().map(|(_, at)| *at);
             tokio::select! {
+                // The stop first: a command queued behind it must meet it.
+                biased;
                 _ = cancel.cancelled() => break,
+                msg = estop.recv(), if estop_open => match msg {
+                    Some(publish) => self.on_estop(&publish).await,
+                    None => estop_open = false,
+                },
                 // A failed restore re-arms itself (logged in `restore`).
                 _ = sleep_until_opt(deadline) => { let _ = self.restore("dead-man timer").await; }
                 msg = commands.recv(), if open => match msg {
@@ -181,6 +180,10 @@ impl Listener {
         };
         self.guard
             .resume(&state.nonces, state.last_admitted_issued_ms);
+        if let Some(stop) = state.estop.as_ref().filter(|r| r.engaged) {
+            tracing::warn!(id = %stop.id, seq = stop.seq, by = %stop.by, "chaos: emergency stop still in force from before the restart");
+        }
+        self.estop.resume(state.estop);
         match state.fault {
             None => {}
             Some(fault) => {
@@ -205,6 +208,7 @@ impl Listener {
             fault: fault.cloned(),
             nonces,
             last_admitted_issued_ms: last,
+            estop: self.estop.last().cloned(),
         })
     }
 
@@ -223,6 +227,9 @@ impl Listener {
                 // Before anything runs: a restart from here on still refuses its replay.
                 if let Err(e) = self.persist(self.active.as_ref().map(|(f, _)| f)) {
                     tracing::error!(error = %e, "chaos: nonce not persisted; a replay after a restart is refused only by its window");
+                }
+                if let Some(reason) = self.stopped(cmd.action) {
+                    return self.reject(&cmd.id, &reason, received_ms);
                 }
                 self.dispatch(cmd, received_ms).await
             }
@@ -418,13 +425,23 @@ impl Listener {
         self.send_ack(a);
     }
 
-    fn reject(&self, id: &str, reason: &Rejection, received_ms: u64) {
+    fn reject(&mut self, id: &str, reason: &Rejection, received_ms: u64) {
         self.stats.rejected.fetch_add(1, Ordering::Relaxed);
         self.stats.count("rejected", reason.code());
         if matches!(reason, Rejection::Malformed(_)) {
             self.stats.malformed.fetch_add(1, Ordering::Relaxed);
         }
-        tracing::warn!(id, code = reason.code(), %reason, "chaos: command rejected");
+        // Anyone who may publish can send these at will: log one per interval.
+        if matches!(reason, Rejection::TooLarge(_)) {
+            match self.too_large_log.allow(Instant::now()) {
+                Some(suppressed) => {
+                    tracing::warn!(id, code = reason.code(), %reason, suppressed, every = ?self.cfg.log_interval, "chaos: command rejected (too-large logged at most once per interval; suppressed = since the last line)")
+                }
+                None => tracing::debug!(id, %reason, "chaos: command rejected"),
+            }
+        } else {
+            tracing::warn!(id, code = reason.code(), %reason, "chaos: command rejected");
+        }
         self.send_ack(ack(id, &self.node, false, reason.to_string(), received_ms));
     }
 

@@ -3,12 +3,15 @@
 //! port is found by binding port 0 first; it runs on its own threads until the
 //! process exits (rumqttd has no stop).
 //!
-//! The process that runs the broker can also talk to it in-process
-//! ([`EmbeddedBroker::mqtt_link`], rumqttd's `Broker::link`): no socket, so
-//! none of the ~40 ms Nagle delay rumqttd's sockets add (it never sets
-//! TCP_NODELAY), which is what the controller's clock needs. rumqttd hands
-//! out links only before it starts serving, so [`IN_PROCESS_LINKS`] are made
-//! up front.
+//! Clients reach rumqttd through a [`relay`] on the broker's address, which
+//! takes away the ~40 ms Nagle delay rumqttd's own sockets add (it never
+//! sets TCP_NODELAY); rumqttd itself listens on a second port of the same
+//! address. The process that runs the broker can also talk to it in-process
+//! ([`EmbeddedBroker::mqtt_link`], rumqttd's `Broker::link`): no socket at
+//! all, which is what the controller's clock uses. rumqttd hands out links
+//! only before it starts serving, so [`IN_PROCESS_LINKS`] are made up front.
+
+mod relay;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
@@ -30,6 +33,11 @@ pub enum BrokerError {
     NoPort { ip: IpAddr, source: std::io::Error },
     #[error("broker on {addr} did not accept connections within {waited:?}")]
     NotListening { addr: SocketAddr, waited: Duration },
+    #[error("the broker's relay cannot listen on {addr}: {source}")]
+    Relay {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("the embedded broker refused an in-process link: {0}")]
     Link(String),
     #[error("all {IN_PROCESS_LINKS} in-process links of the embedded broker are taken")]
@@ -78,7 +86,8 @@ impl EmbeddedBroker {
         addr: SocketAddr,
         auth: Option<HashMap<String, String>>,
     ) -> Result<Self, BrokerError> {
-        let mut broker = Broker::new(config(addr, auth));
+        let inner = free_addr(addr.ip())?;
+        let mut broker = Broker::new(config(inner, auth));
         let mut links = Vec::with_capacity(IN_PROCESS_LINKS);
         for i in 0..IN_PROCESS_LINKS {
             match broker.link(&format!("rackpong-in-process-{i}")) {
@@ -96,13 +105,19 @@ impl EmbeddedBroker {
             .expect("spawning a thread");
         let waited = Duration::from_secs(10);
         let deadline = Instant::now() + waited;
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        while TcpStream::connect_timeout(&inner, Duration::from_millis(200)).is_err() {
             if Instant::now() > deadline {
-                return Err(BrokerError::NotListening { addr, waited });
+                return Err(BrokerError::NotListening {
+                    addr: inner,
+                    waited,
+                });
             }
             std::thread::yield_now();
         }
-        tracing::info!(%addr, "embedded MQTT broker listening");
+        let relay_err = |source| BrokerError::Relay { addr, source };
+        let front = TcpListener::bind(addr).map_err(relay_err)?;
+        relay::spawn(front, inner).map_err(relay_err)?;
+        tracing::info!(%addr, rumqttd = %inner, "embedded MQTT broker listening");
         Ok(Self {
             addr,
             links: Arc::new(Mutex::new(links)),
