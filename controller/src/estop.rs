@@ -267,8 +267,8 @@ enum Step {
     Other,
 }
 
-/// rumqttc options with `mqtt`'s broker, credentials and TLS roots (the
-/// node commander's connection uses the same).
+/// rumqttc options with `mqtt`'s broker, credentials and TLS roots (also
+/// the k3s rig's node commander connection).
 pub fn client_options(mqtt: &MqttArgs, client_id: &str) -> Result<MqttOptions, MqttError> {
     let link = mqtt.link_config(client_id, String::new())?;
     let mut o = MqttOptions::new(client_id, &link.broker.host, link.broker.port);

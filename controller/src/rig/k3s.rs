@@ -12,7 +12,6 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use rackpong_agent::chaos::SecretError;
 use rackpong_agent::mqtt::{MqttArgs, MqttError, MqttLink};
 use rackpong_agent::proto::Topics;
-use rumqttc::{MqttOptions, TlsConfiguration, Transport};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -21,6 +20,7 @@ use crate::cluster::ClusterError;
 use crate::cluster::k3s::nodecmd::{MqttNodeCommander, NodeCmdArgs};
 use crate::cluster::k3s::{K3sArgs, K3sCluster};
 use crate::engine::{EngineConfig, RunSummary, mqtt};
+use crate::estop::client_options;
 use crate::factory::{BallFactory, Entry, WorkerEndpoint};
 use crate::plan::Plan;
 use crate::safety::{Pdb, PdbValue};
@@ -104,7 +104,7 @@ impl K3sRig {
             .map_err(WireError::Mqtt)?;
         let cmd_opts = secret
             .as_ref()
-            .map(|_| command_options(&args.mqtt, &format!("{client_id}-cmd")))
+            .map(|_| client_options(&args.mqtt, &format!("{client_id}-cmd")))
             .transpose()
             .map_err(WireError::Mqtt)?;
         let mut cluster = match client {
@@ -211,22 +211,6 @@ fn ingress(raw: Option<&str>) -> Result<String, WireError> {
         return Err(WireError::BadIngress(raw.to_string()));
     }
     Ok(raw.trim_end_matches('/').to_string())
-}
-
-/// rumqttc options of the node commander's own connection, with the same
-/// broker, credentials and TLS roots as the link.
-fn command_options(args: &MqttArgs, client_id: &str) -> Result<MqttOptions, MqttError> {
-    let link = args.link_config(client_id, String::new())?;
-    let mut o = MqttOptions::new(client_id, &link.broker.host, link.broker.port);
-    o.set_keep_alive(link.keepalive);
-    if let Some(user) = &link.username {
-        o.set_credentials(user, link.password.clone().unwrap_or_default());
-    }
-    if link.broker.tls {
-        let tls = rackpong_agent::mqtt::tls_client_config(link.ca_file.as_deref())?;
-        o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
-    }
-    Ok(o)
 }
 
 /// The workers' PodDisruptionBudget as the safety rules count it.
