@@ -8,7 +8,6 @@ mod chaos_support;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
 
 use chaos_support::*;
 use nix::sys::signal::{Signal, kill};
@@ -38,25 +37,6 @@ fn node(broker_url: &str, extra: &[&str]) -> Child {
         .kill_on_drop(true)
         .spawn()
         .expect("spawn rackpong-agent")
-}
-
-/// Sends harmless `restore` commands until one is answered: the agent's
-/// command subscription is live from then on.
-async fn wait_until_listening(ctl: &mut Controller) {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let cmd = ctl.command(ChaosAction::Restore, 0);
-            let id = cmd.id.clone();
-            ctl.publish(serde_json::to_vec(&cmd.sign(SECRET)).unwrap())
-                .await;
-            let wait = Duration::from_millis(300);
-            if tokio::time::timeout(wait, ctl.ack_for(&id)).await.is_ok() {
-                return;
-            }
-        }
-    })
-    .await
-    .expect("agent listening for commands");
 }
 
 async fn stderr_of(child: &mut Child) -> String {

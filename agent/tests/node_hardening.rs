@@ -81,24 +81,6 @@ async fn wait_for<T>(mut probe: impl FnMut() -> Option<T>) -> T {
     .expect("condition in time")
 }
 
-/// Sends harmless `restore` commands until one is answered.
-async fn wait_until_listening(ctl: &mut Controller) {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let cmd = ctl.command(ChaosAction::Restore, 0);
-            let id = cmd.id.clone();
-            ctl.publish(serde_json::to_vec(&cmd.sign(SECRET)).unwrap())
-                .await;
-            let wait = Duration::from_millis(300);
-            if tokio::time::timeout(wait, ctl.ack_for(&id)).await.is_ok() {
-                return;
-            }
-        }
-    })
-    .await
-    .expect("agent listening for commands");
-}
-
 /// A raw client allowed to send big packets (the attacker).
 async fn raw_client(broker: &EmbeddedBroker, id: &str) -> AsyncClient {
     let addr = broker.addr();

@@ -209,3 +209,22 @@ pub fn code(ack: &CommandAck) -> &str {
     assert!(!ack.accepted, "expected a rejection, got {ack:?}");
     ack.reason.split(':').next().unwrap()
 }
+
+/// Sends harmless `restore` commands until one is answered: the agent's
+/// command subscription is live from then on.
+pub async fn wait_until_listening(ctl: &mut Controller) {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let cmd = ctl.command(ChaosAction::Restore, 0);
+            let id = cmd.id.clone();
+            ctl.publish(serde_json::to_vec(&cmd.sign(SECRET)).unwrap())
+                .await;
+            let wait = Duration::from_millis(300);
+            if tokio::time::timeout(wait, ctl.ack_for(&id)).await.is_ok() {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("agent listening for commands");
+}
