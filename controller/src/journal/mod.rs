@@ -3,8 +3,10 @@
 //! the line format; [`writer`] appends (with seq numbering and the
 //! `unfinished` marker); [`recover`] finds runs left unfinished by a crashed
 //! controller and tells what they changed, so the next start can roll back.
+//! [`rack`] keeps, beside it, the sampled MQTT traffic `rackpong replay` shows.
 
 pub mod event;
+pub mod rack;
 pub mod recover;
 pub mod writer;
 
