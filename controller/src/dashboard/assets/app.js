@@ -325,8 +325,9 @@ function shortener(names) {
 }
 
 // The node's two LEDs as its agent drives them; a word too when red is lit
-// (the pattern must not be told by colour alone). Dimmed when the node is
-// not online: the retained report is the last one it sent.
+// (the pattern must not be told by colour alone). Not drawn when the node
+// is not online: the retained report is the last one it sent, not what its
+// LEDs show now (and the tile's title row needs the room for the state).
 function ledsOf(n) {
   const l = n.leds;
   if (!l) return "";
