@@ -235,6 +235,9 @@ def story_checks(final, running_seen, runs_parent, want_faults, summary, failure
     if len(injected) < want_faults:
         failures.append(f"only {len(injected)} faults injected, wanted {want_faults}")
     # 4. Timers ran, and stopped at the report's totals.
+    if not os.path.exists(os.path.join(run_dir, "report.json")):
+        failures.append("no report.json: the run did not finish in time")
+        return
     report = json.load(open(os.path.join(run_dir, "report.json")))
     checked = 0
     for f in report["faults"]:
