@@ -314,3 +314,27 @@ async fn a_rejected_agent_command_is_a_refusal_and_no_commander_is_an_error() {
     assert!(matches!(err, ClusterError::NoChaosSecret), "{err}");
     assert!(err.to_string().contains("--chaos-secret-file"), "{err}");
 }
+
+#[tokio::test]
+async fn power_relay_is_refused_on_k3s_before_any_request_or_command() {
+    let recorder = Arc::new(Recorder {
+        sent: Mutex::default(),
+        accept: true,
+    });
+    let (cluster, mut api) = cluster();
+    let cluster = cluster.with_commander(recorder.clone());
+    let err = cluster
+        .node_down(
+            "pi2",
+            NodeFault::Agent(ChaosAction::PowerRelay),
+            Duration::from_secs(20),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClusterError::Refused { reason, .. } if reason.contains("relay")),
+        "{err}"
+    );
+    api.assert_no_request();
+    assert!(recorder.sent.lock().unwrap().is_empty());
+}

@@ -209,8 +209,8 @@ pub struct CrdPodKill {
 #[serde(rename_all = "kebab-case")]
 #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
 pub struct CrdNodeKill {
-    #[x_kube(validation = Rule::new("self in ['stop-k3s', 'reboot', 'net-drop', 'cordon-drain']")
-        .message("action must be stop-k3s, reboot, net-drop or cordon-drain"))]
+    #[x_kube(validation = Rule::new("self in ['stop-k3s', 'reboot', 'net-drop', 'power-relay', 'cordon-drain']")
+        .message("action must be stop-k3s, reboot, net-drop, power-relay or cordon-drain"))]
     #[schemars(length(max = 16))]
     pub action: String,
     #[schemars(schema_with = "down_for")]

@@ -173,6 +173,9 @@ pub enum NodeAction {
     StopK3s,
     Reboot,
     NetDrop,
+    /// Power cut through a relay: no FIN, no clean `offline` (local rack;
+    /// a k3s rack refuses it unless a relay is wired).
+    PowerRelay,
     CordonDrain,
 }
 
@@ -182,6 +185,7 @@ impl NodeAction {
             NodeAction::StopK3s => "stop-k3s",
             NodeAction::Reboot => "reboot",
             NodeAction::NetDrop => "net-drop",
+            NodeAction::PowerRelay => "power-relay",
             NodeAction::CordonDrain => "cordon-drain",
         }
     }

@@ -112,6 +112,14 @@ pub(crate) async fn node_down(
         NodeFault::Agent(a) => format!("{} node {node}", a.as_str()),
         NodeFault::CordonDrain => format!("cordon-drain node {node}"),
     };
+    if fault == NodeFault::Agent(ChaosAction::PowerRelay) {
+        // The agent cannot cut its own power, and rackpong drives no relay
+        // board yet: refuse before touching the node.
+        let reason = "power-relay needs a relay wired to the controller; this k3s rack has none \
+                      (use stop-k3s, reboot or net-drop)"
+            .to_string();
+        return Err(ClusterError::Refused { action, reason });
+    }
     let obj = target_node(inner, node, &action).await?;
     let (verb, note) = match fault {
         NodeFault::Agent(a) => {
