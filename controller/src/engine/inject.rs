@@ -238,6 +238,7 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
             NodeAction::Reboot => NodeFault::Agent(ChaosAction::Reboot),
             NodeAction::NetDrop => NodeFault::Agent(ChaosAction::NetDrop),
             NodeAction::CordonDrain => NodeFault::CordonDrain,
+            NodeAction::Partition => NodeFault::Partition,
         };
         if !self.faulted_nodes.contains(&choice.node) {
             self.faulted_nodes.push(choice.node.clone());

@@ -174,6 +174,9 @@ pub enum NodeAction {
     Reboot,
     NetDrop,
     CordonDrain,
+    /// The node loses the control side (broker, controller) but keeps its
+    /// peers: the local rack with `--isolation netns` only.
+    Partition,
 }
 
 impl NodeAction {
@@ -183,6 +186,7 @@ impl NodeAction {
             NodeAction::Reboot => "reboot",
             NodeAction::NetDrop => "net-drop",
             NodeAction::CordonDrain => "cordon-drain",
+            NodeAction::Partition => "partition",
         }
     }
 }

@@ -111,6 +111,7 @@ pub(crate) async fn node_down(
     let action = match fault {
         NodeFault::Agent(a) => format!("{} node {node}", a.as_str()),
         NodeFault::CordonDrain => format!("cordon-drain node {node}"),
+        NodeFault::Partition => format!("partition node {node}"),
     };
     let obj = target_node(inner, node, &action).await?;
     let (verb, note) = match fault {
@@ -133,6 +134,12 @@ pub(crate) async fn node_down(
                 "rackpong cordoned the node and evicted {evicted} worker(s) for {down_for:?}"
             );
             ("CordonDrain", note)
+        }
+        NodeFault::Partition => {
+            let reason = "a partition needs a network rackpong controls (the local rack with \
+                          --isolation netns); on k3s, net-drop takes a Pi's uplink down"
+                .to_string();
+            return Err(ClusterError::Refused { action, reason });
         }
     };
     lock(inner).insert(node.to_string(), fault);
