@@ -314,3 +314,20 @@ async fn a_rejected_agent_command_is_a_refusal_and_no_commander_is_an_error() {
     assert!(matches!(err, ClusterError::NoChaosSecret), "{err}");
     assert!(err.to_string().contains("--chaos-secret-file"), "{err}");
 }
+
+#[tokio::test]
+async fn a_partition_is_refused_after_the_node_check_and_changes_nothing() {
+    let (cluster, mut api) = cluster();
+    let op = tokio::spawn(async move {
+        cluster
+            .node_down("pi2", NodeFault::Partition, Duration::from_secs(10))
+            .await
+    });
+    api.serve(Method::GET, "/api/v1/nodes/pi2", "node-pi2.json")
+        .await;
+    let err = op.await.unwrap().unwrap_err();
+    assert!(matches!(err, ClusterError::Refused { .. }), "{err}");
+    assert!(err.to_string().contains("--isolation netns"), "{err}");
+    // No cordon, no eviction, no Event: nothing was touched.
+    api.assert_no_request();
+}
