@@ -188,3 +188,108 @@ async fn reconnects_within_a_second_of_a_short_outage_ending() {
     );
     link.shutdown(WAIT).await;
 }
+
+/// Receives until `topic` arrives, returning how many messages on
+/// `counted` topics came before it.
+async fn count_until(
+    rx: &mut tokio::sync::mpsc::Receiver<rumqttc::Publish>,
+    counted: &str,
+    topic: &str,
+) -> usize {
+    let mut n = 0;
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let p = rx.recv().await.expect("link open");
+            if p.topic == topic {
+                return n;
+            }
+            n += usize::from(p.topic.starts_with(counted));
+        }
+    })
+    .await
+    .expect("the fence in time")
+}
+
+#[tokio::test]
+async fn overlapping_subscriptions_deliver_each_message_once_to_each_subscriber() {
+    let broker = broker_addr();
+    let rack = unique_rack("overlap");
+    let link = MqttLink::start(config(&format!("mqtt://{broker}"), &rack, 10));
+    let mut narrow = link.subscribe(format!("{rack}/nodes/+/health"));
+    let mut wide = link.subscribe(format!("{rack}/#"));
+    wait_connected(&link, true).await;
+    let publisher = MqttLink::start(LinkConfig {
+        client_id: format!("{rack}-pub"),
+        status_topic: format!("{rack}/pub/status"),
+        ..config(&format!("mqtt://{broker}"), &rack, 100)
+    });
+    // Until the wide filter is in place (its SUBACK is not visible), fence
+    // messages may reach only the narrow one: wait for one on both.
+    let fence = format!("{rack}/nodes/fence/health");
+    tokio::time::timeout(WAIT, async {
+        loop {
+            publisher.publish(&fence, "f", false);
+            let w = tokio::time::timeout(Duration::from_millis(200), wide.recv()).await;
+            if matches!(w, Ok(Some(p)) if p.topic == fence) {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the wide subscription in place");
+    while narrow.try_recv().is_ok() {}
+    while wide.try_recv().is_ok() {}
+
+    let health = format!("{rack}/nodes/pi1/health");
+    for n in 0..40 {
+        publisher.publish(&health, n.to_string(), false);
+    }
+    let end = format!("{rack}/nodes/end/health");
+    publisher.publish(&end, "end", false);
+    // A second fence after the first: copies through a second broker
+    // subscription would have arrived by the time both fences did.
+    publisher.publish(&end, "end", false);
+    assert_eq!(count_until(&mut narrow, &health, &end).await, 40);
+    assert_eq!(count_until(&mut wide, &health, &end).await, 40);
+    assert_eq!(count_until(&mut narrow, &health, &end).await, 0);
+    assert_eq!(count_until(&mut wide, &health, &end).await, 0);
+
+    // The wide subscriber goes away: the narrow filter is subscribed at the
+    // broker again, so its messages keep coming.
+    drop(wide);
+    let got = tokio::time::timeout(WAIT, async {
+        loop {
+            publisher.publish(&health, "after", false);
+            if let Ok(Some(p)) =
+                tokio::time::timeout(Duration::from_millis(200), narrow.recv()).await
+                && &p.payload[..] == b"after"
+            {
+                return p;
+            }
+        }
+    })
+    .await
+    .expect("narrow subscription still served after the wide one went");
+    assert_eq!(got.topic, health);
+    // That message pruned the wide filter at the broker; later ones come
+    // through the narrow filter alone.
+    for n in 0..5 {
+        publisher.publish(&health, format!("later-{n}"), false);
+    }
+    let mut later = Vec::new();
+    while later.len() < 5 {
+        let p = tokio::time::timeout(WAIT, narrow.recv())
+            .await
+            .expect("later in time")
+            .unwrap();
+        if &p.payload[..] != b"after" {
+            later.push(String::from_utf8_lossy(&p.payload).into_owned());
+        }
+    }
+    assert_eq!(
+        later,
+        (0..5).map(|n| format!("later-{n}")).collect::<Vec<_>>()
+    );
+    link.shutdown(WAIT).await;
+    publisher.shutdown(WAIT).await;
+}

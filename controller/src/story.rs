@@ -28,6 +28,8 @@ pub struct FaultStory {
     pub action: String,
     pub targets: Vec<String>,
     pub node: Option<String>,
+    /// Scale faults: the replica count before and after.
+    pub replicas: Option<(u32, u32)>,
     pub injected_ms: u64,
     pub predicted_ms: Option<u64>,
     /// Every milestone reached, in arrival order.
@@ -42,7 +44,7 @@ pub struct FaultStory {
     pub outcome: Option<&'static str>,
     /// Injection to the last kept milestone, as the report counts it.
     pub total_ms: Option<u64>,
-    /// Worst precision of the kept milestones.
+    /// Precision of the total (that of the milestone it ends at).
     pub precision_ms: Option<u64>,
     /// Over the plan's recovery SLO, or not recovered at all.
     pub slo_breached: bool,
@@ -226,6 +228,7 @@ impl Story {
             action: f.action.clone(),
             targets: f.targets.clone(),
             node: f.node.clone(),
+            replicas: f.replicas_from.zip(f.replicas_to),
             injected_ms: t,
             predicted_ms: f.predicted_ms,
             milestones: Vec::new(),

@@ -37,7 +37,7 @@ fn dry_run_prints_the_schedule_and_touches_nothing() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("stop-a-node #1: node-kill stop-k3s"),
+        stdout.contains("power-off-a-node #1: node-kill power-relay"),
         "{stdout}"
     );
     assert!(

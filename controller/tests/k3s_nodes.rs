@@ -316,18 +316,38 @@ async fn a_rejected_agent_command_is_a_refusal_and_no_commander_is_an_error() {
 }
 
 #[tokio::test]
-async fn a_partition_is_refused_after_the_node_check_and_changes_nothing() {
-    let (cluster, mut api) = cluster();
-    let op = tokio::spawn(async move {
-        cluster
-            .node_down("pi2", NodeFault::Partition, Duration::from_secs(10))
-            .await
+async fn power_relay_is_refused_on_k3s_before_any_request_or_command() {
+    let recorder = Arc::new(Recorder {
+        sent: Mutex::default(),
+        accept: true,
     });
-    api.serve(Method::GET, "/api/v1/nodes/pi2", "node-pi2.json")
-        .await;
-    let err = op.await.unwrap().unwrap_err();
+    let (cluster, mut api) = cluster();
+    let cluster = cluster.with_commander(recorder.clone());
+    let err = cluster
+        .node_down(
+            "pi2",
+            NodeFault::Agent(ChaosAction::PowerRelay),
+            Duration::from_secs(20),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClusterError::Refused { reason, .. } if reason.contains("relay")),
+        "{err}"
+    );
+    api.assert_no_request();
+    assert!(recorder.sent.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_partition_is_refused_on_k3s_before_any_request() {
+    let (cluster, mut api) = cluster();
+    let err = cluster
+        .node_down("pi2", NodeFault::Partition, Duration::from_secs(10))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ClusterError::Refused { .. }), "{err}");
     assert!(err.to_string().contains("--isolation netns"), "{err}");
-    // No cordon, no eviction, no Event: nothing was touched.
+    // No node read, no cordon, no eviction, no Event: nothing was touched.
     api.assert_no_request();
 }

@@ -7,13 +7,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, ConnectionError, Publish, QoS};
+use rumqttc::{ConnectionError, Publish, QoS};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::LinkConfig;
+use super::conn::Conn;
+use super::filters;
 use super::outbox::{Entry, Outbox};
 use crate::proto::health::BufferStats;
 use crate::proto::{STATUS_OFFLINE, STATUS_ONLINE};
@@ -62,52 +64,6 @@ pub(super) struct State {
     /// The current connection's request handle; `None` while disconnected.
     pub(super) client: Option<Conn>,
     offline_acked: bool,
-}
-
-/// The request handle of a connection: a TCP connection through rumqttc, or
-/// an in-process link into the embedded broker ([`super::local`]).
-#[derive(Clone)]
-pub(super) enum Conn {
-    Tcp(AsyncClient),
-    #[cfg(feature = "broker")]
-    Local(mpsc::UnboundedSender<super::local::Request>),
-}
-
-impl Conn {
-    /// Hands a message to the connection; `Err` when its queue is full or closed.
-    fn try_publish(&self, e: Entry) -> Result<(), ()> {
-        match self {
-            Conn::Tcp(c) => c
-                .try_publish(e.topic, QoS::AtLeastOnce, e.retain, e.payload)
-                .map_err(|_| ()),
-            #[cfg(feature = "broker")]
-            Conn::Local(tx) => tx.send(super::local::Request::Publish(e)).map_err(|_| ()),
-        }
-    }
-
-    fn try_subscribe(&self, filter: &str) -> Result<(), String> {
-        match self {
-            Conn::Tcp(c) => c
-                .try_subscribe(filter, QoS::AtLeastOnce)
-                .map_err(|e| e.to_string()),
-            #[cfg(feature = "broker")]
-            Conn::Local(tx) => tx
-                .send(super::local::Request::Subscribe(filter.to_string()))
-                .map_err(|_| "in-process link closed".to_string()),
-        }
-    }
-
-    fn try_disconnect(&self) {
-        match self {
-            Conn::Tcp(c) => {
-                let _ = c.try_disconnect();
-            }
-            #[cfg(feature = "broker")]
-            Conn::Local(tx) => {
-                let _ = tx.send(super::local::Request::Disconnect);
-            }
-        }
-    }
 }
 
 struct Subscription {
@@ -201,14 +157,14 @@ impl MqttLink {
         // Registered before the SUBSCRIBE goes out: the broker answers with the
         // retained messages at once, and the link task routes them only to
         // registered subscriptions (it does not take the state lock).
-        lock(&self.inner.subs).push(Subscription {
-            filter: filter.clone(),
-            tx,
-        });
-        if let Some(client) = &st.client
-            && let Err(e) = client.try_subscribe(&filter)
-        {
-            tracing::warn!(%filter, error = %e, "subscribe request not queued; retried on reconnect");
+        let (before, after) = {
+            let mut subs = lock(&self.inner.subs);
+            let before = at_broker(&subs);
+            subs.push(Subscription { filter, tx });
+            (before, at_broker(&subs))
+        };
+        if let Some(client) = &st.client {
+            client.resubscribe(&before, &after);
         }
         rx
     }
@@ -336,11 +292,8 @@ impl Inner {
 
     pub(super) fn on_connack(&self, client: &Conn) {
         let mut st = lock(&self.state);
-        for sub in lock(&self.subs).iter() {
-            if let Err(e) = client.try_subscribe(&sub.filter) {
-                tracing::warn!(filter = %sub.filter, error = %e, "re-subscribe not queued");
-            }
-        }
+        // A new session: nothing is subscribed yet.
+        client.resubscribe(&[], &at_broker(&lock(&self.subs)));
         st.outbox.push_next(self.status_entry(STATUS_ONLINE));
         st.client = Some(client.clone());
         fill(&mut st);
@@ -398,8 +351,8 @@ impl Inner {
     }
 
     pub(super) fn route(&self, publish: Publish) {
-        let mut subs = lock(&self.subs);
-        subs.retain(|s| !s.tx.is_closed());
+        self.prune();
+        let subs = lock(&self.subs);
         for sub in subs
             .iter()
             .filter(|s| rumqttc::matches(&publish.topic, &s.filter))
@@ -410,4 +363,26 @@ impl Inner {
             }
         }
     }
+
+    /// Forgets subscribers that went away; a filter they covered for
+    /// others is subscribed at the broker again.
+    fn prune(&self) {
+        let (before, after) = {
+            let mut subs = lock(&self.subs);
+            if !subs.iter().any(|s| s.tx.is_closed()) {
+                return;
+            }
+            let before = at_broker(&subs);
+            subs.retain(|s| !s.tx.is_closed());
+            (before, at_broker(&subs))
+        };
+        if let Some(client) = &lock(&self.state).client {
+            client.resubscribe(&before, &after);
+        }
+    }
+}
+
+/// The filters to hold at the broker for these subscriptions.
+fn at_broker(subs: &[Subscription]) -> Vec<String> {
+    filters::at_broker(subs.iter().map(|s| s.filter.as_str()))
 }

@@ -16,13 +16,15 @@ use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::protocol::{Packet, Publish};
 use tokio::sync::mpsc;
 
-use super::link::{Conn, Inner, lock};
+use super::conn::Conn;
+use super::link::{Inner, lock};
 use super::outbox::Entry;
 
 /// What the link asks of its in-process connection.
 pub(crate) enum Request {
     Publish(Entry),
     Subscribe(String),
+    Unsubscribe(String),
     Disconnect,
 }
 
@@ -45,6 +47,7 @@ pub(super) async fn run(inner: Arc<Inner>, mut tx: LinkTx, mut rx: LinkRx) {
                     inner.on_puback();
                 }
                 Some(Request::Subscribe(f)) => filters.subscribe(&mut tx, f),
+                Some(Request::Unsubscribe(f)) => filters.unsubscribe(&mut tx, &f),
                 Some(Request::Disconnect) | None => break,
             },
             n = rx.next() => match n {
@@ -98,6 +101,12 @@ impl Filters {
             request(tx.unsubscribe(t.as_str()), &t);
         }
         self.wanted.push(filter);
+    }
+
+    /// A filter another one now covers (see `mqtt::filters`).
+    fn unsubscribe(&mut self, tx: &mut LinkTx, filter: &str) {
+        self.wanted.retain(|f| f != filter);
+        request(tx.unsubscribe(filter), filter);
     }
 }
 

@@ -6,6 +6,8 @@
 
 mod args;
 mod backoff;
+mod conn;
+mod filters;
 mod link;
 #[cfg(feature = "broker")]
 mod local;

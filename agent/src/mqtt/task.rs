@@ -12,7 +12,8 @@ use rumqttc::{
     TlsConfiguration, Transport,
 };
 
-use super::link::{Conn, Inner, WINDOW, lock};
+use super::conn::Conn;
+use super::link::{Inner, WINDOW, lock};
 use super::{Backoff, LinkConfig, MqttError, tls};
 use crate::proto::STATUS_OFFLINE;
 

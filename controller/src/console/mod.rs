@@ -14,7 +14,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::journal::event::JournalLine;
 use crate::model::Progress;
-use crate::story::{Change, Story};
+use crate::story::{Change, FaultStory, Refused, Story};
 
 /// Shows the bar and the fault lines until both sources end.
 pub async fn follow(
@@ -80,69 +80,76 @@ async fn print_events(mut lines: broadcast::Receiver<JournalLine>) {
 
 /// The terminal line for what a journal line changed, if it is a fault event.
 pub fn event_line(story: &Story, change: &Change) -> Option<String> {
-    let stamp = |t: u64| format!("{:>7}", clock(t));
     match change {
-        Change::Injected(id) => {
-            let f = story.fault(id)?;
-            let mut s = format!(
-                "{} {id:<4} INJECTED   {} {} → {}",
-                stamp(f.injected_ms),
-                f.kind,
-                f.action,
-                f.targets.join(", ")
-            );
-            if let Some(n) = f.node.as_ref().filter(|n| !f.targets.contains(n)) {
-                s.push_str(&format!(" on {n}"));
-            }
-            if let Some(p) = f.predicted_ms {
-                s.push_str(&format!("  (predicted ≤ {})", secs(p)));
-            }
-            Some(s)
-        }
-        Change::Refused(i) => {
-            let r = story.refused.get(*i)?;
-            let target = r
-                .target
-                .as_deref()
-                .map(|t| format!(" {t}"))
-                .unwrap_or_default();
-            Some(format!(
-                "{} --   REFUSED    {} ({}{target}): {}",
-                stamp(r.t_ms),
-                r.fault,
-                r.kind,
-                r.reason
-            ))
-        }
-        Change::Ended(id) => {
-            let f = story.fault(id)?;
-            let t = stamp(f.ended_ms.unwrap_or(story.last_t_ms));
-            let slo = story.recovery_timeout_ms.map(secs).unwrap_or_default();
-            let text = match (f.outcome, f.total_ms) {
-                (Some("recovered"), Some(total)) => {
-                    let mut s = format!(
-                        "{t} {id:<4} RECOVERED  in {} ± {}",
-                        secs(total),
-                        secs(f.precision_ms.unwrap_or(0))
-                    );
-                    if f.slo_breached {
-                        s.push_str(&format!("  SLO BREACH (over {slo})"));
-                    }
-                    if f.over_prediction {
-                        let p = f.predicted_ms.map(secs).unwrap_or_default();
-                        s.push_str(&format!("  over prediction ({p})"));
-                    }
-                    s
-                }
-                (Some("timed-out"), _) => {
-                    format!("{t} {id:<4} NOT RECOVERED within {slo}  SLO BREACH")
-                }
-                (Some("aborted"), _) => format!("{t} {id:<4} ABORTED    before it recovered"),
-                _ => format!("{t} {id:<4} RECOVERED  (no milestone timed it)  SLO BREACH"),
-            };
-            Some(text)
-        }
+        Change::Injected(id) => story.fault(id).map(injected_line),
+        Change::Refused(i) => story.refused.get(*i).map(refused_line),
+        Change::Ended(id) => story.fault(id).map(|f| ended_line(story, f)),
         _ => None,
+    }
+}
+
+fn stamp(t: u64) -> String {
+    format!("{:>7}", clock(t))
+}
+
+fn injected_line(f: &FaultStory) -> String {
+    let id = &f.fault_id;
+    let what = match f.replicas {
+        Some((from, to)) => format!("{from} → {to} replicas"),
+        None => format!("{} → {}", f.action, f.targets.join(", ")),
+    };
+    let mut s = format!(
+        "{} {id:<4} INJECTED   {} {what}",
+        stamp(f.injected_ms),
+        f.kind
+    );
+    if let Some(n) = f.node.as_ref().filter(|n| !f.targets.contains(n)) {
+        s.push_str(&format!(" on {n}"));
+    }
+    if let Some(p) = f.predicted_ms {
+        s.push_str(&format!("  (predicted ≤ {})", secs(p)));
+    }
+    s
+}
+
+fn refused_line(r: &Refused) -> String {
+    let target = r
+        .target
+        .as_deref()
+        .map(|t| format!(" {t}"))
+        .unwrap_or_default();
+    format!(
+        "{} --   REFUSED    {} ({}{target}): {}",
+        stamp(r.t_ms),
+        r.fault,
+        r.kind,
+        r.reason
+    )
+}
+
+fn ended_line(story: &Story, f: &FaultStory) -> String {
+    let id = &f.fault_id;
+    let t = stamp(f.ended_ms.unwrap_or(story.last_t_ms));
+    let slo = story.recovery_timeout_ms.map(secs).unwrap_or_default();
+    match (f.outcome, f.total_ms) {
+        (Some("recovered"), Some(total)) => {
+            let mut s = format!(
+                "{t} {id:<4} RECOVERED  in {} ± {}",
+                secs(total),
+                secs(f.precision_ms.unwrap_or(0))
+            );
+            if f.slo_breached {
+                s.push_str(&format!("  SLO BREACH (over {slo})"));
+            }
+            if f.over_prediction {
+                let p = f.predicted_ms.map(secs).unwrap_or_default();
+                s.push_str(&format!("  over prediction ({p})"));
+            }
+            s
+        }
+        (Some("timed-out"), _) => format!("{t} {id:<4} NOT RECOVERED within {slo}  SLO BREACH"),
+        (Some("aborted"), _) => format!("{t} {id:<4} ABORTED    before it recovered"),
+        _ => format!("{t} {id:<4} RECOVERED  (no milestone timed it)  SLO BREACH"),
     }
 }
 

@@ -237,6 +237,7 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
             NodeAction::StopK3s => NodeFault::Agent(ChaosAction::StopK3s),
             NodeAction::Reboot => NodeFault::Agent(ChaosAction::Reboot),
             NodeAction::NetDrop => NodeFault::Agent(ChaosAction::NetDrop),
+            NodeAction::PowerRelay => NodeFault::Agent(ChaosAction::PowerRelay),
             NodeAction::CordonDrain => NodeFault::CordonDrain,
             NodeAction::Partition => NodeFault::Partition,
         };

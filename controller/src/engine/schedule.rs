@@ -187,7 +187,7 @@ mod tests {
             assert!(text.contains(&p.faults[s.fault].name));
         }
         assert!(
-            text.contains("node-kill stop-k3s on a random eligible node for 10s"),
+            text.contains("node-kill power-relay on a random eligible node for 10s"),
             "{text}"
         );
     }

@@ -148,7 +148,7 @@ impl RunSummary {
         if self.health_duplicates > 0 {
             let _ = writeln!(
                 s,
-                "health samples received twice (QoS 1 re-sends), counted once: {}",
+                "health samples received more than once (same node and seq: a QoS 1 re-send or a reconnect), counted once: {}",
                 self.health_duplicates
             );
         }

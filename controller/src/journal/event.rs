@@ -118,7 +118,7 @@ pub struct FaultInjected {
     /// The plan's name for this fault.
     pub fault: String,
     pub kind: FaultKind,
-    /// Pod-kill: `graceful`/`forced`; node-kill: `stop-k3s`/`reboot`/`net-drop`/`cordon-drain`;
+    /// Pod-kill: `graceful`/`forced`; node-kill: `stop-k3s`/`reboot`/`net-drop`/`power-relay`/`cordon-drain`;
     /// scale: `scale`.
     pub action: String,
     /// Workers or node affected.

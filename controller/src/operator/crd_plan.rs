@@ -212,8 +212,8 @@ pub struct CrdNodeKill {
     // `partition` is admitted as the plan parser admits it (the rules are
     // never stricter than the parser); the k3s backend refuses it when the
     // fault fires, journaled as a refused fault with its reason.
-    #[x_kube(validation = Rule::new("self in ['stop-k3s', 'reboot', 'net-drop', 'cordon-drain', 'partition']")
-        .message("action must be stop-k3s, reboot, net-drop, cordon-drain or partition"))]
+    #[x_kube(validation = Rule::new("self in ['stop-k3s', 'reboot', 'net-drop', 'power-relay', 'cordon-drain', 'partition']")
+        .message("action must be stop-k3s, reboot, net-drop, power-relay, cordon-drain or partition"))]
     #[schemars(length(max = 16))]
     pub action: String,
     #[schemars(schema_with = "down_for")]

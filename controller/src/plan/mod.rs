@@ -173,6 +173,9 @@ pub enum NodeAction {
     StopK3s,
     Reboot,
     NetDrop,
+    /// Power cut through a relay: no FIN, no clean `offline` (local rack;
+    /// a k3s rack refuses it unless a relay is wired).
+    PowerRelay,
     CordonDrain,
     /// The node loses the control side (broker, controller) but keeps its
     /// peers: the local rack with `--isolation netns` only.
@@ -185,6 +188,7 @@ impl NodeAction {
             NodeAction::StopK3s => "stop-k3s",
             NodeAction::Reboot => "reboot",
             NodeAction::NetDrop => "net-drop",
+            NodeAction::PowerRelay => "power-relay",
             NodeAction::CordonDrain => "cordon-drain",
             NodeAction::Partition => "partition",
         }

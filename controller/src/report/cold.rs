@@ -32,10 +32,8 @@ fn first_at(x: &FaultReport, m: Milestone) -> Option<(u64, u64)> {
 fn one(x: &FaultReport, service: &[ServicePoint]) -> ColdStart {
     let zero = first_at(x, Milestone::ZeroReached);
     let up = first_at(x, Milestone::ScaleUpIssued);
-    let mut precision = 0;
-    let mut after_up = |m: Milestone| {
-        let (t, p) = first_at(x, m)?;
-        precision = precision.max(p);
+    let after_up = |m: Milestone| {
+        let (t, _) = first_at(x, m)?;
         Some(t.saturating_sub(up?.0))
     };
     let created_ms = after_up(Milestone::ReplacementCreated);
@@ -44,9 +42,8 @@ fn one(x: &FaultReport, service: &[ServicePoint]) -> ColdStart {
     let ready_ms = after_up(Milestone::Ready);
     let serving_ms = after_up(Milestone::Serving);
     let service_restored_ms = after_up(Milestone::ServiceRestored);
-    for m in [zero, up].into_iter().flatten() {
-        precision = precision.max(m.1);
-    }
+    let restored = first_at(x, Milestone::ServiceRestored);
+    let precision = [up, restored].into_iter().flatten().map(|m| m.1).max();
     ColdStart {
         fault_id: x.fault_id.clone(),
         fault: x.fault.clone(),
@@ -61,7 +58,7 @@ fn one(x: &FaultReport, service: &[ServicePoint]) -> ColdStart {
         serving_ms,
         service_restored_ms,
         cold_start_ms: service_restored_ms,
-        precision_ms: precision,
+        precision_ms: precision.unwrap_or(0),
         balls_refused: refused_during(service, x.injected_ms, x.ended_ms),
         outcome: x.outcome.clone(),
     }

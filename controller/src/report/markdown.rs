@@ -334,7 +334,7 @@ fn method(out: &mut String) {
     out.push_str("## Method\n\n");
     out.push_str(
         "- Times are journal milliseconds on the controller's monotonic clock, taken when the watch event or MQTT message arrived; \
-         `± ms` is the worst precision of the milestones a total rests on.\n\
+         `± ms` of a total is the precision of the milestone it ends at (the injection is stamped exactly); each phase carries the worse precision of its two ends (`ready` has the readiness probe period).\n\
          - Phases run between consecutive observed milestones (injected, detected, replacement-created, scheduled, running, ready, serving, \
          service-restored); they never overlap and add up to the total. A milestone not observed (or observed out of order) is merged into \
          the next phase, which then spans more than one step.\n\

@@ -70,7 +70,8 @@ pub struct ColdStart {
     pub service_restored_ms: Option<u64>,
     /// The cold start: scale-up issued to service restored.
     pub cold_start_ms: Option<u64>,
-    /// Worst precision of the milestones used.
+    /// Precision of the cold start: the worse of the scale-up's and the
+    /// service-restored milestone's.
     pub precision_ms: u64,
     /// Balls thrown while no worker existed: refused by the rack, not lost
     /// (from the factory's running count in the samples around the fault).
@@ -224,7 +225,8 @@ pub struct FaultReport {
     pub ended_ms: Option<u64>,
     /// Injection to the last kept milestone, for recovered faults.
     pub total_ms: Option<u64>,
-    /// Worst precision (ms) of the milestones the total rests on.
+    /// Precision (ms) of the total: that of the milestone it ends at
+    /// (each phase carries its own).
     pub precision_ms: u64,
     pub predicted_ms: Option<u64>,
     pub predicted_basis: Option<String>,
@@ -262,6 +264,10 @@ pub struct Phase {
     pub start_ms: u64,
     pub end_ms: u64,
     pub duration_ms: u64,
+    /// The worse precision of its two ends (the readiness probe period
+    /// for a phase that ends or starts at `ready`).
+    #[serde(default)]
+    pub precision_ms: u64,
     /// Milestones between `from` and `to` that were not observed (or were
     /// dropped as out of order) and so are merged into this phase.
     pub merged: Vec<String>,

@@ -11,7 +11,9 @@ use crate::model::Milestone;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timeline {
     pub phases: Vec<Phase>,
-    /// Worst precision of the kept milestones.
+    /// Precision of the total: that of the milestone it ends at (the
+    /// injection is stamped when the cluster call returns, so it adds
+    /// nothing). Intermediate milestones shape the phases, not the total.
     pub precision_ms: u64,
     pub notes: Vec<String>,
 }
@@ -24,7 +26,7 @@ pub fn timeline(injected_ms: u64, observed: &[(Milestone, MilestoneAt)]) -> Time
         precision_ms: 0,
         notes: Vec::new(),
     };
-    let (mut prev_name, mut prev_t) = ("injected", injected_ms);
+    let (mut prev_name, mut prev_t, mut prev_p) = ("injected", injected_ms, 0);
     let mut pending: Vec<String> = Vec::new();
     let cold = observed.iter().any(|(m, _)| m.is_cold_start_only());
     for &m in Milestone::sequence(cold) {
@@ -68,10 +70,11 @@ pub fn timeline(injected_ms: u64, observed: &[(Milestone, MilestoneAt)]) -> Time
             start_ms: prev_t,
             end_ms: first.t_ms,
             duration_ms: first.t_ms - prev_t,
+            precision_ms: prev_p.max(first.precision_ms),
             merged: std::mem::take(&mut pending),
         });
-        out.precision_ms = out.precision_ms.max(first.precision_ms);
-        (prev_name, prev_t) = (m.as_str(), first.t_ms);
+        out.precision_ms = first.precision_ms;
+        (prev_name, prev_t, prev_p) = (m.as_str(), first.t_ms, first.precision_ms);
     }
     if !pending.is_empty() {
         out.notes.push(format!(

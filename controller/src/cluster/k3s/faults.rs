@@ -101,6 +101,23 @@ pub(crate) async fn scale(inner: &Inner, replicas: u32) -> Result<u32, ClusterEr
     Ok(previous)
 }
 
+/// Why this backend cannot inject `fault` at all, refused before any request.
+fn unsupported(fault: NodeFault) -> Option<String> {
+    let reason = match fault {
+        // The agent cannot cut its own power, and rackpong drives no relay board yet.
+        NodeFault::Agent(ChaosAction::PowerRelay) => {
+            "power-relay needs a relay wired to the controller; this k3s rack has none \
+             (use stop-k3s, reboot or net-drop)"
+        }
+        NodeFault::Partition => {
+            "a partition needs a network rackpong controls (the local rack with \
+             --isolation netns); on k3s, net-drop takes a Pi's uplink down"
+        }
+        _ => return None,
+    };
+    Some(reason.to_string())
+}
+
 /// Takes an opted-in, unprotected node down.
 pub(crate) async fn node_down(
     inner: &Arc<Inner>,
@@ -113,6 +130,9 @@ pub(crate) async fn node_down(
         NodeFault::CordonDrain => format!("cordon-drain node {node}"),
         NodeFault::Partition => format!("partition node {node}"),
     };
+    if let Some(reason) = unsupported(fault) {
+        return Err(ClusterError::Refused { action, reason });
+    }
     let obj = target_node(inner, node, &action).await?;
     let (verb, note) = match fault {
         NodeFault::Agent(a) => {
@@ -135,10 +155,9 @@ pub(crate) async fn node_down(
             );
             ("CordonDrain", note)
         }
+        // Refused above; kept here so that every fault kind is decided.
         NodeFault::Partition => {
-            let reason = "a partition needs a network rackpong controls (the local rack with \
-                          --isolation netns); on k3s, net-drop takes a Pi's uplink down"
-                .to_string();
+            let reason = unsupported(fault).unwrap_or_default();
             return Err(ClusterError::Refused { action, reason });
         }
     };

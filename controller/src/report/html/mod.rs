@@ -40,7 +40,7 @@ pub fn render(r: &Report) -> Result<String, ReportError> {
     super::cold::html(&mut out, r);
     findings(&mut out, r);
     lists(&mut out, r);
-    out.push_str("<h2>Method</h2>\n<p>Times are journal milliseconds on the controller's monotonic clock, taken when the watch event or MQTT message arrived; ± is the worst precision of the milestones a total rests on. Phases run between consecutive observed milestones and add up to the total; a milestone not observed (or out of order) is merged into the next phase. Phase rows count every fault where both ends were observed; totals count recovered faults. Percentiles are nearest-rank (the value at rank ⌈p/100 × n⌉). Health at injection is the node's latest sample at or before the injection.</p>\n</body>\n</html>\n");
+    out.push_str("<h2>Method</h2>\n<p>Times are journal milliseconds on the controller's monotonic clock, taken when the watch event or MQTT message arrived; ± of a total is the precision of the milestone it ends at (the injection is stamped exactly); each phase carries the worse precision of its two ends (<code>ready</code> has the readiness probe period). Phases run between consecutive observed milestones and add up to the total; a milestone not observed (or out of order) is merged into the next phase. Phase rows count every fault where both ends were observed; totals count recovered faults. Percentiles are nearest-rank (the value at rank ⌈p/100 × n⌉). Health at injection is the node's latest sample at or before the injection.</p>\n</body>\n</html>\n");
     Ok(out)
 }
 
