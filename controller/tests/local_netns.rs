@@ -5,7 +5,8 @@
 //! is back), `partition` a cut from the control side only (peers still
 //! reachable), `power-relay` a cut then a kill; nothing of a run left in
 //! `ip netns list` / `ip link` afterwards, and leftovers of a crashed run
-//! removed by the next start.
+//! removed by the next start; Ctrl-C of a demo with `--isolation netns`
+//! removes its network itself.
 //!
 //! Needs root and iproute2 (CI has both). Elsewhere each test prints
 //! `SKIP <test>: ...` and returns: the documented skip of docs/local-rack.md.
@@ -288,4 +289,92 @@ async fn partition_is_refused_on_the_loopback_rack() {
     assert!(matches!(err, ClusterError::Refused { .. }), "{err}");
     assert!(err.to_string().contains("--isolation netns"), "{err}");
     rack.shutdown(Duration::from_secs(5)).await;
+}
+
+/// The tag of the isolated rack the controller `pid` started (from its
+/// marker), once its network exists.
+async fn tag_of(pid: u32) -> String {
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            let markers = std::fs::read_dir(netns::MARKER_DIR).into_iter().flatten();
+            for m in markers.flatten() {
+                let text = std::fs::read_to_string(m.path()).unwrap_or_default();
+                let tag = m.file_name().to_string_lossy().into_owned();
+                let bridge_up = !leftovers(&format!("rp{tag}b")).is_empty();
+                if text.split_whitespace().next() == Some(&pid.to_string()) && bridge_up {
+                    return tag;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    found.expect("the demo created its network")
+}
+
+/// `rackpong demo --isolation netns` on a short plan, as a child process.
+fn demo_child(runs: &std::path::Path) -> std::process::Child {
+    let plan = concat!(env!("CARGO_MANIFEST_DIR"), "/../plans/netns.yaml");
+    std::process::Command::new(env!("CARGO_BIN_EXE_rackpong"))
+        .args([
+            "--log",
+            "warn",
+            "demo",
+            "--isolation",
+            "netns",
+            "--nodes",
+            "2",
+        ])
+        .args(["--workers", "2", "--plan", plan, "--runs-dir"])
+        .arg(runs)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_removes_the_demos_network_and_a_killed_demos_is_removed_by_the_next_start() {
+    if !netns_or_skip(
+        "ctrl_c_removes_the_demos_network_and_a_killed_demos_is_removed_by_the_next_start",
+    ) {
+        return;
+    }
+    let runs = tempfile::tempdir().unwrap();
+    // Ctrl-C: the run aborts, rolls back and removes its network itself.
+    let mut demo = demo_child(runs.path());
+    let tag = tag_of(demo.id()).await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(demo.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let exited = tokio::task::spawn_blocking(move || demo.wait().unwrap());
+    tokio::time::timeout(WAIT, exited)
+        .await
+        .expect("demo exits on Ctrl-C")
+        .unwrap();
+    assert_eq!(
+        leftovers(&format!("rp{tag}")),
+        Vec::<String>::new(),
+        "after Ctrl-C"
+    );
+    assert!(!std::path::Path::new(netns::MARKER_DIR).join(&tag).exists());
+
+    // SIGKILL: nothing can clean up, so the next start does.
+    let mut demo = demo_child(runs.path());
+    let tag = tag_of(demo.id()).await;
+    demo.kill().unwrap();
+    demo.wait().unwrap();
+    assert!(
+        !leftovers(&format!("rp{tag}")).is_empty(),
+        "a killed run leaves its network"
+    );
+    let next = RackNet::create(1, "after-a-kill").expect("rack network");
+    assert_eq!(
+        leftovers(&format!("rp{tag}")),
+        Vec::<String>::new(),
+        "after the next start"
+    );
+    drop(next);
 }

@@ -257,6 +257,22 @@ mod tests {
     }
 
     #[test]
+    fn auto_isolation_resolves_to_what_this_machine_allows_and_says_why_not() {
+        assert_eq!(Isolation::Loopback.resolve(), (Isolation::Loopback, None));
+        assert_eq!(Isolation::Netns.resolve(), (Isolation::Netns, None));
+        let (chosen, why) = Isolation::Auto.resolve();
+        match super::super::netns::available() {
+            Ok(()) => assert_eq!((chosen, why), (Isolation::Netns, None)),
+            Err(e) => assert_eq!((chosen, why), (Isolation::Loopback, Some(e.to_string()))),
+        }
+        assert_eq!(cfg().isolation(), Isolation::Loopback);
+        assert_eq!(
+            cfg().detection(Duration::ZERO).extra["isolation"],
+            "loopback"
+        );
+    }
+
+    #[test]
     fn nodes_get_consecutive_loopback_addresses() {
         let c = cfg();
         assert_eq!(c.node_ip(1), Ipv4Addr::new(127, 0, 1, 1));
