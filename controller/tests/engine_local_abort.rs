@@ -54,6 +54,7 @@ async fn cancelling_mid_run_rolls_back_and_stops_everything() {
         progress: false,
         exe: Some(env!("CARGO_BIN_EXE_rackpong").into()),
         observe: Some(tx),
+        isolation: rackpong_controller::cluster::local::Isolation::Loopback,
     };
     let cancel = CancellationToken::new();
     let run = tokio::spawn(run_local(setup, plan, cancel.clone()));
