@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use rackpong_controller::engine::Progress;
+use rackpong_controller::journal::ACTION_NODE_UP;
 use rackpong_controller::journal::event::{Event, RunOutcome};
-use rackpong_controller::journal::recover::ACTION_NODE_UP;
 use rackpong_controller::journal::{JOURNAL_FILE, read_journal};
 use rackpong_controller::model::FaultKind;
 use rackpong_controller::rig::{LocalSetup, run_local};

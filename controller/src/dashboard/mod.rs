@@ -8,14 +8,14 @@
 //! written (the recovery story, [`crate::story`]).
 //! `rackpong watch` runs it without any chaos.
 
-pub mod board;
+pub(crate) mod board;
 mod estop;
 mod feed;
 mod http;
 mod run;
 #[cfg(test)]
 mod tests;
-pub mod timeline;
+pub(crate) mod timeline;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
