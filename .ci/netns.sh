@@ -48,7 +48,7 @@ overlap=$(jq -c --arg id "$id" '[.overlaps[] | select(.fault_id == $id and .dura
 [ -n "$serving" ] || fail "net-drop $id: no replacement serving"
 [ "$(jq length <<<"$overlap")" -gt 0 ] || fail "net-drop $id: no overlap window"
 echo "netns: net-drop $id on $(jq -r .node <<<"$drop"): NotReady after ${not_ready:-?} ms, replacement serving after $(( ${serving:-0} - injected )) ms"
-jq -r '.[] | "netns: overlap \(.worker) -> \(.other): \(.duration_ms) ms"' <<<"$overlap"
+jq -r '.overlaps[] | "netns: overlap \(.worker) -> \(.other) (\(.fault_id)): \(.duration_ms) ms"' "$report"
 jq -r '.zombies[] | "netns: zombie \(.worker) on \(.other) (\(.fault_id)): \(.duration_ms) ms"' "$report"
 jq -r '.faults[] | "netns: \(.fault) (\(.action)): \(.outcome), total \(.total_ms) ms"' "$report"
 exit "$failed"
