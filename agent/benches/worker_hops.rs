@@ -8,7 +8,7 @@
 //! peer's `202`, or the outcome queued for MQTT) and the load average.
 //!
 //! `cargo bench -p rackpong-agent --bench worker_hops [-- RATES SECONDS WORKERS]`
-//! with RATES a comma list of balls/s (default `250,500,1000,1500,2000,3000,4000`).
+//! with RATES a comma list of balls/s (default `500,1000,1500,2000,2500,3000,4000,5000`).
 //!
 //! With `WORKER_BIN=/path/to/rackpong-agent` the workers are separate
 //! processes of that binary instead of tasks in this process. Under
@@ -25,9 +25,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rackpong_agent::proto::Ball;
+use rackpong_agent::worker::{Worker, WorkerError};
 use rand::Rng;
 use tokio::process::Child;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use worker_support::*;
+
+type RunningWorker = JoinHandle<Result<(), WorkerError>>;
 
 /// A worker to throw at: its name and base URL.
 struct Endpoint {
@@ -95,6 +100,35 @@ async fn spawn_procs(bin: &str, n: usize, broker: &str, dir: &Path) -> (Vec<Chil
         endpoints.push(Endpoint { name, url });
     }
     (children, endpoints)
+}
+
+/// How often the in-process workers re-probe their peers: slow, so that
+/// probes are not counted as hop cost (the peers file is complete before
+/// the first refresh, which runs at start).
+const BENCH_PEER_REFRESH: Duration = Duration::from_secs(30);
+
+/// `n` in-process workers: all bound first, then the peers file written,
+/// then started, so their first peer refresh already finds every peer.
+async fn in_process(
+    n: usize,
+    broker: &rackpong_agent::broker::EmbeddedBroker,
+    peers: &Path,
+) -> (Vec<RunningWorker>, Vec<Endpoint>) {
+    let mut bound = Vec::new();
+    let mut endpoints = Vec::new();
+    for i in 1..=n {
+        let name = format!("w{i}");
+        let mut a = args(&name, broker, "bench", peers);
+        a.peer_refresh = BENCH_PEER_REFRESH;
+        let w = Worker::bind(a, CancellationToken::new()).await.unwrap();
+        let url = format!("http://{}", w.local_addr().unwrap());
+        endpoints.push(Endpoint { name, url });
+        bound.push(w);
+    }
+    let urls: Vec<&str> = endpoints.iter().map(|e| e.url.as_str()).collect();
+    write_peers(peers, &urls);
+    let running = bound.into_iter().map(|w| tokio::spawn(w.run())).collect();
+    (running, endpoints)
 }
 
 /// CPU seconds (user, system) used so far by these processes.
@@ -251,7 +285,7 @@ fn rates() -> Vec<f64> {
     let list = std::env::args()
         .skip(1)
         .find(|a| !a.starts_with('-'))
-        .unwrap_or_else(|| "250,500,1000,1500,2000,3000,4000".into());
+        .unwrap_or_else(|| "500,1000,1500,2000,2500,3000,4000,5000".into());
     list.split(',')
         .filter_map(|r| r.trim().parse().ok())
         .collect()
@@ -281,24 +315,14 @@ fn main() {
                 (Vec::new(), children, eps)
             }
             Err(_) => {
-                let peers = dir.path().join("peers");
-                let mut rack = Vec::new();
-                for i in 1..=n {
-                    let a = args(&format!("w{i}"), &broker, "bench", &peers);
-                    rack.push(spawn_worker(a).await);
-                }
-                let eps = rack
-                    .iter()
-                    .map(|w| Endpoint {
-                        name: w.name.clone(),
-                        url: w.url.clone(),
-                    })
-                    .collect();
+                let (rack, eps) = in_process(n, &broker, &dir.path().join("peers")).await;
                 (rack, Vec::new(), eps)
             }
         };
         let urls: Vec<&str> = endpoints.iter().map(|e| e.url.as_str()).collect();
-        write_peers(&dir.path().join("peers"), &urls);
+        if !children.is_empty() {
+            write_peers(&dir.path().join("peers"), &urls);
+        }
         for u in &urls {
             wait_ready(u).await;
         }

@@ -5,25 +5,37 @@
 //!
 //! # Layout
 //!
-//! Layers run one way: each module imports only the ones listed below it.
+//! Layers run one way: each module imports only the ones listed below it
+//! (modules on one line import none of each other).
 //!
 //! - [`cmd`] — one file per subcommand: parse flags, pick a rig, print.
 //! - [`operator`] — the `ChaosExperiment` CRD, its reconciler, and the
 //!   runner that hands an experiment to the engine on the k3s rig.
 //! - [`rig`] — the one place that wires a run for either cluster: the
 //!   broker link, the MQTT feed, the ball factory and its targets, the
-//!   engine with its progress, the dashboard.
+//!   engine with its progress, the dashboard, the terminal.
 //! - [`engine`], [`factory`], [`dashboard`] — the run loop, the ball
-//!   factory, the live dashboard; none imports another.
+//!   factory, the live dashboard.
+//! - [`console`] — the terminal during a run: the progress bar and one line
+//!   per fault event; the log file.
+//! - [`story`] — the journal told as faults and their recoveries, for the
+//!   dashboard and the terminal.
 //! - [`estop`] — publishing the rack's signed emergency stop (a short-lived
 //!   MQTT client of its own, used by `rackpong estop` and the dashboard).
-//! - [`cluster`] — the rack behind one trait: the local stand-in and k3s
-//!   (with the signed node commander in `cluster::k3s::nodecmd`).
-//! - [`timing`], [`safety`], [`plan`], [`journal`], [`report`] — recovery
-//!   milestones, the safety rules, plan files, the run journal, and the
-//!   reports rendered from it (whose verdict is the run's verdict).
+//! - [`report`] — the reports rendered from a journal (whose verdict is the
+//!   run's verdict, also for the exit code and the operator's status).
+//! - [`timing`], [`safety`] — recovery milestones and predictions, the
+//!   safety rules.
+//! - [`cluster`] — the rack behind one trait: the local stand-in (loopback
+//!   or one network namespace per node) and k3s (with the signed node
+//!   commander in `cluster::k3s::nodecmd`).
+//! - [`plan`], [`journal`] — plan files; the run journal (its line format,
+//!   `journal::event`, is public: other tools read it).
 //! - [`model`] — the core vocabulary: fault kinds, milestones, detection
-//!   settings, service level.
+//!   settings, service level, cluster kind.
+//!
+//! Inside these, modules other crates have no use for are `pub(crate)`
+//! behind deliberate `pub use` re-exports.
 //!
 //! MQTT messages are decoded once, by `rackpong_agent::proto::RackMessage`.
 

@@ -50,6 +50,24 @@ pub struct FaultStory {
     pub slo_breached: bool,
     /// Recovered later than its predicted bound.
     pub over_prediction: bool,
+    /// Its zombie windows and overlaps, as measured (real cuts of an
+    /// isolated local rack, or k3s).
+    pub windows: Vec<WindowMark>,
+}
+
+/// A zombie window (a worker still passing balls after its node went
+/// NotReady) or an overlap (an old worker alive while its replacement serves).
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowMark {
+    /// `zombie` or `overlap`.
+    pub kind: &'static str,
+    /// Zombie: the worker; overlap: the old worker.
+    pub worker: String,
+    /// Zombie: its node; overlap: the new worker.
+    pub other: String,
+    /// Start, from the fault's injection.
+    pub after_ms: u64,
+    pub duration_ms: u64,
 }
 
 /// One milestone of a fault, with its time from injection.
@@ -145,6 +163,26 @@ impl Story {
                 Change::Refused(self.refused.len() - 1)
             }
             Event::Milestone(m) => self.milestone(t, m),
+            Event::Zombie {
+                fault_id,
+                worker,
+                node,
+                from_ms,
+                to_ms,
+            } => self.window(fault_id, "zombie", worker, node, (*from_ms, *to_ms)),
+            Event::Overlap {
+                fault_id,
+                old_worker,
+                new_worker,
+                from_ms,
+                to_ms,
+            } => self.window(
+                fault_id,
+                "overlap",
+                old_worker,
+                new_worker,
+                (*from_ms, *to_ms),
+            ),
             Event::Cluster { what, name, node } => {
                 self.node_signal(t, what, node.as_deref().unwrap_or(name));
                 Change::Other
@@ -202,6 +240,7 @@ impl Story {
             precision_ms: None,
             slo_breached: false,
             over_prediction: false,
+            windows: Vec::new(),
         });
         self.observed.push(Vec::new());
         Change::Injected(f.fault_id.clone())
@@ -232,6 +271,27 @@ impl Story {
                 subject: m.subject.clone(),
             },
         ));
+        Change::Other
+    }
+
+    fn window(
+        &mut self,
+        id: &str,
+        kind: &'static str,
+        worker: &str,
+        other: &str,
+        (from_ms, to_ms): (u64, u64),
+    ) -> Change {
+        if let Some(i) = self.index(id) {
+            let f = &mut self.faults[i];
+            f.windows.push(WindowMark {
+                kind,
+                worker: worker.to_owned(),
+                other: other.to_owned(),
+                after_ms: from_ms.saturating_sub(f.injected_ms),
+                duration_ms: to_ms.saturating_sub(from_ms),
+            });
+        }
         Change::Other
     }
 

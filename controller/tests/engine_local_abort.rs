@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use rackpong_controller::engine::Progress;
+use rackpong_controller::journal::ACTION_NODE_UP;
 use rackpong_controller::journal::event::{Event, RunOutcome};
-use rackpong_controller::journal::recover::ACTION_NODE_UP;
 use rackpong_controller::journal::{JOURNAL_FILE, read_journal};
 use rackpong_controller::model::FaultKind;
 use rackpong_controller::rig::{LocalSetup, run_local};
@@ -54,6 +54,7 @@ async fn cancelling_mid_run_rolls_back_and_stops_everything() {
         progress: false,
         exe: Some(env!("CARGO_BIN_EXE_rackpong").into()),
         observe: Some(tx),
+        isolation: rackpong_controller::cluster::local::Isolation::Loopback,
     };
     let cancel = CancellationToken::new();
     let run = tokio::spawn(run_local(setup, plan, cancel.clone()));

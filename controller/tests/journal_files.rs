@@ -6,7 +6,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use rackpong_controller::journal::event::{Event, FaultInjected, RunOutcome, RunStarted};
-use rackpong_controller::journal::recover::{ACTION_NODE_UP, ACTION_RESTORE_REPLICAS};
+use rackpong_controller::journal::{ACTION_NODE_UP, ACTION_RESTORE_REPLICAS};
 use rackpong_controller::journal::{
     JOURNAL_FILE, Journal, JournalError, RollbackPlan, UNFINISHED_MARKER, find_unfinished,
     read_journal, rollback_plan,

@@ -338,3 +338,16 @@ async fn power_relay_is_refused_on_k3s_before_any_request_or_command() {
     api.assert_no_request();
     assert!(recorder.sent.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_partition_is_refused_on_k3s_before_any_request() {
+    let (cluster, mut api) = cluster();
+    let err = cluster
+        .node_down("pi2", NodeFault::Partition, Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClusterError::Refused { .. }), "{err}");
+    assert!(err.to_string().contains("--isolation netns"), "{err}");
+    // No node read, no cordon, no eviction, no Event: nothing was touched.
+    api.assert_no_request();
+}

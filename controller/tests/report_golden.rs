@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rackpong_controller::report::{self, ReportError, compare};
+use rackpong_controller::report::{self, ReportError};
 
 const FIXTURES: [&str; 9] = [
     "clean",
@@ -86,10 +86,10 @@ fn rendering_is_deterministic() {
 fn compare_renders_exactly_to_the_golden() {
     let a = report::load(&journal("slow")).unwrap();
     let b = report::load(&journal("clean")).unwrap();
-    let c = compare::compare(&a, &b);
+    let c = report::compare(&a, &b);
     check_golden(
         &root().join("tests/golden/compare/compare.md"),
-        &compare::markdown(&c),
+        &report::compare_markdown(&c),
     );
 }
 
@@ -139,6 +139,6 @@ fn report_json_reads_back_into_the_same_report() {
         let json = report::render(&r).unwrap().json;
         let back: report::Report = serde_json::from_str(&json).unwrap();
         assert_eq!(back, r, "{name}");
-        assert_eq!(back.schema_version, report::model::SCHEMA_VERSION);
+        assert_eq!(back.schema_version, report::SCHEMA_VERSION);
     }
 }

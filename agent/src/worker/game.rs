@@ -19,16 +19,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::StatusCode;
+use axum::http::StatusCode;
+use bytes::Bytes;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::ball::Limits;
+use super::client::ForwardClient;
 use super::metrics::Metrics;
 use super::peers::PeerSet;
 use crate::mqtt::MqttLink;
-use crate::proto::ball::{DEADLINE_HEADER, Deadline};
+use crate::proto::ball::Deadline;
 use crate::proto::{Ball, BallCaught, BallDropped, DropReason, Hop, PROTO_VERSION};
 
 /// How long an answer is still awaited once the forward timeout has fired.
@@ -48,7 +50,7 @@ pub struct Game {
     pub id: Identity,
     pub limits: Limits,
     pub peers: PeerSet,
-    pub client: reqwest::Client,
+    pub client: ForwardClient,
     pub link: MqttLink,
     pub metrics: Metrics,
     pub caught_topic: String,
@@ -172,8 +174,9 @@ impl Game {
     /// not take the ball (refused connection, error status) move on to
     /// another peer.
     async fn forward(&self, ball: &Ball) -> Result<(), (DropReason, Option<String>)> {
-        let body = serde_json::to_vec(ball)
-            .map_err(|e| (DropReason::ForwardFailed, Some(e.to_string())))?;
+        let body: Bytes = serde_json::to_vec(ball)
+            .map_err(|e| (DropReason::ForwardFailed, Some(e.to_string())))?
+            .into();
         let mut tried: Vec<Arc<str>> = Vec::new();
         let mut last_error = None;
         for _ in 0..self.forward_attempts.max(1) {
@@ -189,11 +192,7 @@ impl Game {
             let deadline = Deadline::for_give_up(self.forward_timeout);
             let request = self
                 .client
-                .post(&*peer.balls_url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header(DEADLINE_HEADER, deadline.header_value())
-                .body(body.clone())
-                .send();
+                .post_ball(&peer.balls_uri, body.clone(), deadline);
             let (error, retry) = match answer_within(request, self.forward_timeout).await {
                 None => {
                     self.peers.mark_dead(&peer.base);
@@ -205,13 +204,13 @@ impl Game {
                         false,
                     )
                 }
-                Some(Ok(resp)) if resp.status() == StatusCode::ACCEPTED => return Ok(()),
-                Some(Ok(resp)) => {
+                Some(Ok(StatusCode::ACCEPTED)) => return Ok(()),
+                Some(Ok(status)) => {
                     // A 4xx is about the ball, not the peer: keep the peer.
-                    if !resp.status().is_client_error() {
+                    if !status.is_client_error() {
                         self.peers.mark_dead(&peer.base);
                     }
-                    (format!("{} answered {}", peer.base, resp.status()), true)
+                    (format!("{} answered {status}", peer.base), true)
                 }
                 Some(Err(e)) => {
                     self.peers.mark_dead(&peer.base);

@@ -59,58 +59,69 @@ impl Metrics {
     /// Registers every metric (the registry holds clones sharing the values),
     /// and creates each drop reason so it is exported as 0 before it happens.
     fn register(mut self) -> Self {
-        let r = &mut self.registry;
-        r.register(
-            "balls_received",
-            "Balls accepted with 202",
-            self.received.clone(),
-        );
-        r.register(
-            "balls_forwarded",
-            "Balls handed to a peer (peer answered 202)",
-            self.forwarded.clone(),
-        );
-        r.register(
-            "balls_caught",
-            "Balls addressed to this worker",
-            self.caught.clone(),
-        );
-        r.register(
-            "balls_dropped",
-            "Balls given up, by reason",
-            self.dropped.clone(),
-        );
-        r.register(
-            "balls_refused",
-            "Requests refused with 4xx/5xx, by error",
-            self.refused.clone(),
-        );
-        r.register(
-            "forward_failures",
-            "Forward attempts that failed (peer then avoided)",
-            self.forward_failures.clone(),
-        );
-        r.register(
-            "balls_in_flight",
-            "Accepted balls not yet handed off",
-            self.in_flight.clone(),
-        );
-        r.register(
-            "live_peers",
-            "Peers that answered the last probe and no forward since failed",
-            self.live_peers.clone(),
-        );
-        r.register(
-            "hop_latency_seconds",
-            "Per-hop handling latency: receipt to hand-off",
-            self.hop_latency.clone(),
-        );
+        let counters = [
+            ("balls_received", "Balls accepted with 202", &self.received),
+            (
+                "balls_forwarded",
+                "Balls handed to a peer (peer answered 202)",
+                &self.forwarded,
+            ),
+            (
+                "balls_caught",
+                "Balls addressed to this worker",
+                &self.caught,
+            ),
+            (
+                "forward_failures",
+                "Forward attempts that failed (peer then avoided)",
+                &self.forward_failures,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            self.registry.register(name, help, counter.clone());
+        }
+        self.register_families_and_gauges();
         for reason in DropReason::ALL {
             let _ = self.dropped.get_or_create(&ReasonLabel {
                 reason: reason.as_str().into(),
             });
         }
         self
+    }
+
+    fn register_families_and_gauges(&mut self) {
+        let r = &mut self.registry;
+        let families = [
+            ("balls_dropped", "Balls given up, by reason", &self.dropped),
+            (
+                "balls_refused",
+                "Requests refused with 4xx/5xx, by error",
+                &self.refused,
+            ),
+        ];
+        for (name, help, family) in families {
+            r.register(name, help, family.clone());
+        }
+        let gauges = [
+            (
+                "balls_in_flight",
+                "Accepted balls not yet handed off",
+                &self.in_flight,
+            ),
+            (
+                "live_peers",
+                "Peers that answered the last probe and no forward since failed",
+                &self.live_peers,
+            ),
+        ];
+        for (name, help, gauge) in gauges {
+            r.register(name, help, gauge.clone());
+        }
+        r.register(
+            "hop_latency_seconds",
+            "Per-hop handling latency: receipt to hand-off",
+            self.hop_latency.clone(),
+        );
     }
 
     pub fn dropped(&self, reason: DropReason) {

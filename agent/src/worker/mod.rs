@@ -2,9 +2,10 @@
 //! (identity, MQTT link, HTTP listener, announce file, peer refresh) and its
 //! graceful shutdown (stop accepting, finish or drop in-flight balls, flush
 //! MQTT, publish `offline`). The game itself is in [`game`], the HTTP surface
-//! in [`http`], peer discovery in [`peers`].
+//! in [`http`], the forward client in [`client`], peer discovery in [`peers`].
 
 pub mod ball;
+pub mod client;
 pub mod game;
 pub mod http;
 pub mod metrics;
@@ -155,9 +156,9 @@ impl Worker {
     pub async fn bind(args: WorkerArgs, cancel: CancellationToken) -> Result<Worker, WorkerError> {
         let id = identity(&args)?;
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // reqwest for the peer probes (rare); the forwards have their own client.
         let client = reqwest::Client::builder()
             .tcp_nodelay(true)
-            .pool_max_idle_per_host(256)
             .connect_timeout(args.forward_timeout)
             .build()?;
         let topics = args.mqtt.topics();
@@ -171,7 +172,7 @@ impl Worker {
             announce(path, local).await?;
         }
         tracing::info!(worker = %id.name, node = %id.node, addr = %local, "worker listening");
-        let refresher = refresher(&args, &id.name, client.clone());
+        let refresher = refresher(&args, &id.name, client);
         let game = Arc::new(Game {
             id,
             limits: ball::Limits {
@@ -180,7 +181,7 @@ impl Worker {
                 ..ball::Limits::default()
             },
             peers: PeerSet::default(),
-            client,
+            client: client::ForwardClient::new(args.forward_timeout, args.max_forwards.max(1)),
             link,
             metrics: metrics::Metrics::new(),
             caught_topic: topics.balls_caught(),

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use axum::http::Uri;
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
@@ -26,20 +27,23 @@ pub struct PeerSources {
     pub dns: Option<String>,
 }
 
-/// A live peer: its base URL and the ball endpoint, shared cheaply.
+/// A live peer: its base URL and the ball endpoint (parsed once, shared
+/// cheaply: a `Uri` clone is a reference count).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
     pub base: Arc<str>,
-    pub balls_url: Arc<str>,
+    pub balls_uri: Uri,
 }
 
 impl Peer {
-    fn new(base: &str) -> Self {
+    /// `None` when `base` does not make a valid `http://` ball URI.
+    fn new(base: &str) -> Option<Self> {
         let base = base.trim_end_matches('/');
-        Peer {
+        let balls_uri: Uri = format!("{base}/v1/balls").parse().ok()?;
+        (balls_uri.scheme_str() == Some("http")).then(|| Peer {
             base: base.into(),
-            balls_url: format!("{base}/v1/balls").into(),
-        }
+            balls_uri,
+        })
     }
 }
 
@@ -205,11 +209,16 @@ impl Refresher {
         let mut known = Vec::new();
         let mut live = Vec::new();
         for (base, probe) in results {
-            match probe {
+            let alive = match probe {
                 Probe::Alive(n) if n == self.self_name => continue,
-                Probe::Alive(_) => live.push(Peer::new(&base)),
-                Probe::Slow if was_live.contains(&base) => live.push(Peer::new(&base)),
-                Probe::Slow | Probe::Down => {}
+                Probe::Alive(_) => true,
+                Probe::Slow => was_live.contains(&base),
+                Probe::Down => false,
+            };
+            match Peer::new(&base) {
+                Some(peer) if alive => live.push(peer),
+                Some(_) => {}
+                None => tracing::warn!(peer = %base, "not an http:// peer URL, never forwarded to"),
             }
             known.push(base);
         }
@@ -254,7 +263,10 @@ mod tests {
         let set = PeerSet::default();
         set.set(
             vec!["http://a".into(), "http://b".into()],
-            vec![Peer::new("http://a"), Peer::new("http://b/")],
+            vec![
+                Peer::new("http://a").unwrap(),
+                Peer::new("http://b/").unwrap(),
+            ],
         );
         let a: Arc<str> = "http://a".into();
         for _ in 0..20 {
@@ -267,5 +279,11 @@ mod tests {
         assert!(set.pick(&[a]).is_none());
         assert_eq!(set.live_count(), 1);
         assert_eq!(set.view().known.len(), 2);
+        assert_eq!(
+            Peer::new("http://b/").unwrap().balls_uri,
+            "http://b/v1/balls"
+        );
+        assert!(Peer::new("https://c").is_none());
+        assert!(Peer::new("not a url").is_none());
     }
 }

@@ -55,6 +55,10 @@ pub enum NodeFault {
     Agent(ChaosAction),
     /// Cordon and drain through the API.
     CordonDrain,
+    /// Cut the node from the control side (broker, controller) while it
+    /// still reaches its peers: the isolated local rack only
+    /// (`--isolation netns`); other backends refuse it.
+    Partition,
 }
 
 /// Something the backend observed, stamped when it was observed.

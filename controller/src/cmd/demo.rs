@@ -4,13 +4,15 @@
 //! with the progress bar and one line per fault event in the terminal; prints
 //! the summary, renders the report and prints the run directory at the end.
 //! With `--dashboard` the page can stay up after the run showing the verdict
-//! (`--dashboard-linger`).
+//! (`--dashboard-linger`). With `--isolation netns` every node is a network
+//! namespace and the built-in plan also cuts one node's network (net-drop).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::local::Isolation;
 use crate::dashboard::DashboardArgs;
 use crate::engine::RunSummary;
 use crate::plan::{self, FaultAction, Plan, PlanError};
@@ -22,7 +24,8 @@ pub struct DemoArgs {
     /// Length of the fault window (humantime, e.g. `90s`), overriding the plan's `duration`.
     #[arg(long, env = "RACKPONG_DEMO_DURATION", value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
-    /// Nodes of the local rack (each a process group on its own 127.0.1.x address).
+    /// Nodes of the local rack (each a process group on its own 127.0.1.x
+    /// address, or in its own network namespace with `--isolation netns`).
     #[arg(long, env = "RACKPONG_DEMO_NODES", default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=254))]
     pub nodes: u8,
     /// Worker replicas at start.
@@ -34,16 +37,31 @@ pub struct DemoArgs {
     /// Directory the run directory is written under.
     #[arg(long, env = "RACKPONG_RUNS_DIR", default_value = "runs")]
     pub runs_dir: PathBuf,
+    /// How the nodes are separated: `loopback` (127.0.1.x, no root needed;
+    /// net-drop freezes a node), `netns` (root: one network namespace per
+    /// node on a rack bridge; net-drop and partition are real cuts) or
+    /// `auto` (netns where it can be used, and says which it chose).
+    #[arg(
+        long,
+        env = "RACKPONG_ISOLATION",
+        value_enum,
+        default_value = "loopback"
+    )]
+    pub isolation: Isolation,
     #[command(flatten)]
     pub dashboard: DashboardArgs,
 }
 
 /// The plan the demo runs: `--plan` or the built-in one sized to
-/// `--workers`, with `--duration` applied.
-pub fn demo_plan(args: &DemoArgs) -> Result<Plan, PlanError> {
+/// `--workers` (with a net-drop when the rack is `isolated`), with
+/// `--duration` applied.
+pub fn demo_plan(args: &DemoArgs, isolated: bool) -> Result<Plan, PlanError> {
     let mut p = match &args.plan {
         Some(path) => plan::load(path)?,
-        None => fit_to_workers(plan::default_demo(), args.workers),
+        None => {
+            let p = fit_to_workers(plan::default_demo(), args.workers);
+            if isolated { with_net_drop(p) } else { p }
+        }
     };
     if let Some(d) = args.duration {
         p.duration = d;
@@ -65,9 +83,47 @@ fn fit_to_workers(mut p: Plan, workers: u32) -> Plan {
     p
 }
 
+/// On an isolated rack the demo also cuts a node's network near the end:
+/// its workers keep running unseen while they are replaced, so the report
+/// shows the overlap of old and new workers a real cut produces. The
+/// link comes back after 8 s, before the run's closing check ends.
+fn with_net_drop(mut p: Plan) -> Plan {
+    p.faults.push(plan::FaultSpec {
+        name: "cut-a-node".into(),
+        schedule: plan::Schedule {
+            at: Duration::from_secs(50),
+            every: None,
+            times: 1,
+            jitter: Duration::ZERO,
+        },
+        action: FaultAction::NodeKill {
+            action: plan::NodeAction::NetDrop,
+            down_for: Duration::from_secs(8),
+            node: None,
+        },
+    });
+    p
+}
+
+/// The isolation `requested` resolves to; `auto` says on stderr which it chose and why.
+pub fn chosen_isolation(requested: Isolation) -> Isolation {
+    let (chosen, why) = requested.resolve();
+    if requested == Isolation::Auto {
+        match why {
+            Some(why) => eprintln!("isolation: {} (auto: {why})", chosen.as_str()),
+            None => eprintln!(
+                "isolation: {} (auto: network namespaces available)",
+                chosen.as_str()
+            ),
+        }
+    }
+    chosen
+}
+
 /// `rackpong demo`: the run, its report, and the dashboard's verdict.
 pub async fn run(args: DemoArgs, cancel: CancellationToken) -> Result<(), super::CliError> {
-    let plan = demo_plan(&args).map_err(RigError::from)?;
+    let isolation = chosen_isolation(args.isolation);
+    let plan = demo_plan(&args, isolation == Isolation::Netns).map_err(RigError::from)?;
     let setup = LocalSetup {
         nodes: args.nodes,
         workers: args.workers,
@@ -75,6 +131,7 @@ pub async fn run(args: DemoArgs, cancel: CancellationToken) -> Result<(), super:
         progress: true,
         exe: None,
         observe: None,
+        isolation,
     };
     // The dashboard's stop ends the run; only Ctrl-C ends the lingering page.
     let run = cancel.child_token();
@@ -109,22 +166,51 @@ mod tests {
             workers,
             plan: None,
             runs_dir: "runs".into(),
+            isolation: Isolation::Loopback,
             dashboard: DashboardArgs::default(),
         }
     }
 
     #[test]
     fn the_default_plan_is_sized_to_the_worker_count() {
-        let p = demo_plan(&args(8)).unwrap();
+        let p = demo_plan(&args(8), false).unwrap();
         assert_eq!(p.duration, Duration::from_secs(20));
         assert_eq!(p.steady_state.min_ready_workers, 6);
-        let p = demo_plan(&args(2)).unwrap();
+        let p = demo_plan(&args(2), false).unwrap();
         assert_eq!(p.steady_state.min_ready_workers, 1);
         let scale = p.faults.iter().find_map(|f| match f.action {
             FaultAction::Scale { min, max } => Some((min, max)),
             _ => None,
         });
         assert_eq!(scale, Some((1, 2)));
+    }
+
+    #[test]
+    fn an_isolated_rack_adds_a_net_drop_and_the_loopback_rack_does_not() {
+        let net_drops = |p: &Plan| {
+            p.faults
+                .iter()
+                .filter(|f| {
+                    matches!(
+                        f.action,
+                        FaultAction::NodeKill {
+                            action: plan::NodeAction::NetDrop,
+                            ..
+                        }
+                    )
+                })
+                .count()
+        };
+        let mut a = args(8);
+        a.duration = None;
+        let isolated = demo_plan(&a, true).unwrap();
+        assert_eq!(net_drops(&isolated), 1);
+        let cut = isolated.faults.last().unwrap();
+        assert!(
+            cut.schedule.at < isolated.duration,
+            "fires inside the window"
+        );
+        assert_eq!(net_drops(&demo_plan(&a, false).unwrap()), 0);
     }
 
     #[test]
@@ -136,7 +222,7 @@ mod tests {
             plan: Some(path.clone()),
             ..args(8)
         };
-        let e = demo_plan(&a).unwrap_err().to_string();
+        let e = demo_plan(&a, false).unwrap_err().to_string();
         assert!(e.starts_with(&path.display().to_string()), "{e}");
     }
 }

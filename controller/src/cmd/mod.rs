@@ -2,15 +2,15 @@
 //! flags, choosing a rig (or a report) and printing the result; [`run`]
 //! dispatches.
 
-pub mod compare;
-pub mod crd;
-pub mod demo;
-pub mod estop;
-pub mod operator;
-pub mod replay;
-pub mod report;
+pub(crate) mod compare;
+pub(crate) mod crd;
+pub(crate) mod demo;
+pub(crate) mod estop;
+pub(crate) mod operator;
+pub(crate) mod replay;
+pub(crate) mod report;
 pub mod run;
-pub mod watch;
+pub(crate) mod watch;
 
 use clap::{Parser, Subcommand};
 

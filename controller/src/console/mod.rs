@@ -4,7 +4,7 @@
 //! ([`crate::story`]). Nothing else is printed while the run lasts: the logs
 //! go to `runs/<id>/controller.log` ([`logs`]).
 
-pub mod logs;
+pub(crate) mod logs;
 
 use std::io::Write;
 use std::time::Duration;

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::timeline::RunStory;
 pub use super::view::{
-    Badge, BallView, LedView, NodeView, ProgressView, ReplayView, Snapshot, WorkerView, badges,
+    BallView, LedView, NodeView, ProgressView, ReplayView, Snapshot, WorkerView, badges,
 };
 use super::view::{ms, online_word};
 use crate::journal::event::JournalLine;

@@ -9,7 +9,7 @@
 //! `rackpong watch` runs it without any chaos, `rackpong replay` on a
 //! recorded run ([`replay`]).
 
-pub mod board;
+pub(crate) mod board;
 mod estop;
 mod feed;
 mod http;
@@ -17,7 +17,7 @@ pub mod replay;
 mod run;
 #[cfg(test)]
 mod tests;
-pub mod timeline;
+pub(crate) mod timeline;
 mod view;
 
 use std::net::SocketAddr;

@@ -3,7 +3,8 @@ use std::time::Duration;
 use rackpong_agent::proto::{Throttle, Topics};
 use tokio::time::Instant;
 
-use super::board::{Badge, Board, badges};
+use super::board::{Board, badges};
+use super::view::Badge;
 use crate::model::Progress;
 
 fn progress(open: usize) -> Progress {

@@ -239,6 +239,7 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
             NodeAction::NetDrop => NodeFault::Agent(ChaosAction::NetDrop),
             NodeAction::PowerRelay => NodeFault::Agent(ChaosAction::PowerRelay),
             NodeAction::CordonDrain => NodeFault::CordonDrain,
+            NodeAction::Partition => NodeFault::Partition,
         };
         if !self.faulted_nodes.contains(&choice.node) {
             self.faulted_nodes.push(choice.node.clone());

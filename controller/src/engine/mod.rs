@@ -13,7 +13,7 @@ mod inject;
 pub mod mqtt;
 mod rollback;
 mod run;
-pub mod schedule;
+pub(crate) mod schedule;
 mod summary;
 
 use std::path::PathBuf;

@@ -8,7 +8,7 @@
 
 mod listen;
 mod send;
-pub mod window;
+pub(crate) mod window;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

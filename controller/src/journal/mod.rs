@@ -1,18 +1,21 @@
 //! The run journal: `runs/<run-id>/journal.jsonl`, append-only, one flushed
 //! line per event, so a crash loses nothing already observed. [`event`] fixes
-//! the line format; [`writer`] appends (with seq numbering and the
-//! `unfinished` marker); [`recover`] finds runs left unfinished by a crashed
+//! the line format (public: it is the contract other tools read); `writer` appends (with seq numbering and the
+//! `unfinished` marker); `recover` finds runs left unfinished by a crashed
 //! controller and tells what they changed, so the next start can roll back.
 //! [`rack`] keeps, beside it, the sampled MQTT traffic `rackpong replay` shows.
 
 pub mod event;
 pub mod rack;
-pub mod recover;
-pub mod writer;
+pub(crate) mod recover;
+pub(crate) mod writer;
 
 use std::path::PathBuf;
 
-pub use recover::{RollbackPlan, Unfinished, find_unfinished, read_journal, rollback_plan};
+pub use recover::{
+    ACTION_NODE_UP, ACTION_RESTORE_REPLICAS, RollbackPlan, Unfinished, find_unfinished,
+    read_journal, rollback_plan,
+};
 pub use writer::{Journal, new_run_id, reserve_run_dir};
 
 /// File name of the journal in a run directory.

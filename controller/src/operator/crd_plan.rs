@@ -209,8 +209,11 @@ pub struct CrdPodKill {
 #[serde(rename_all = "kebab-case")]
 #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
 pub struct CrdNodeKill {
-    #[x_kube(validation = Rule::new("self in ['stop-k3s', 'reboot', 'net-drop', 'power-relay', 'cordon-drain']")
-        .message("action must be stop-k3s, reboot, net-drop, power-relay or cordon-drain"))]
+    // `partition` is admitted as the plan parser admits it (the rules are
+    // never stricter than the parser); the k3s backend refuses it when the
+    // fault fires, journaled as a refused fault with its reason.
+    #[x_kube(validation = Rule::new("self in ['stop-k3s', 'reboot', 'net-drop', 'power-relay', 'cordon-drain', 'partition']")
+        .message("action must be stop-k3s, reboot, net-drop, power-relay, cordon-drain or partition"))]
     #[schemars(length(max = 16))]
     pub action: String,
     #[schemars(schema_with = "down_for")]

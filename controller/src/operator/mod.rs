@@ -4,10 +4,10 @@
 //! on the shared k3s rig ([`runner`]), kubelet's probes ([`health`]) and
 //! the operator's counters ([`metrics`]).
 
-pub mod crd;
+pub(crate) mod crd;
 pub mod crd_plan;
-pub mod health;
-pub mod metrics;
+pub(crate) mod health;
+pub(crate) mod metrics;
 pub mod reconcile;
 pub mod runner;
 

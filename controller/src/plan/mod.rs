@@ -177,6 +177,9 @@ pub enum NodeAction {
     /// a k3s rack refuses it unless a relay is wired).
     PowerRelay,
     CordonDrain,
+    /// The node loses the control side (broker, controller) but keeps its
+    /// peers: the local rack with `--isolation netns` only.
+    Partition,
 }
 
 impl NodeAction {
@@ -187,6 +190,7 @@ impl NodeAction {
             NodeAction::NetDrop => "net-drop",
             NodeAction::PowerRelay => "power-relay",
             NodeAction::CordonDrain => "cordon-drain",
+            NodeAction::Partition => "partition",
         }
     }
 }

@@ -7,21 +7,22 @@
 mod build;
 mod charts;
 mod cold;
-pub mod compare;
+pub(crate) mod compare;
 mod findings;
 mod fmt;
 mod html;
 mod junit;
 mod markdown;
-pub mod model;
+pub(crate) mod model;
 pub mod parse;
-pub mod phases;
-pub mod stats;
+pub(crate) mod phases;
+pub(crate) mod stats;
 mod verdict;
 
 use std::path::{Path, PathBuf};
 
-pub use model::{Report, Verdict, VerdictFailure};
+pub use compare::{Comparison, compare, markdown as compare_markdown};
+pub use model::{Report, SCHEMA_VERSION, Verdict, VerdictFailure};
 
 /// The journal's file name inside a run directory.
 pub const JOURNAL_FILE: &str = "journal.jsonl";

@@ -30,24 +30,10 @@ pub fn timeline(injected_ms: u64, observed: &[(Milestone, MilestoneAt)]) -> Time
     let mut pending: Vec<String> = Vec::new();
     let cold = observed.iter().any(|(m, _)| m.is_cold_start_only());
     for &m in Milestone::sequence(cold) {
-        let seen: Vec<&MilestoneAt> = observed
-            .iter()
-            .filter(|(k, _)| *k == m)
-            .map(|(_, at)| at)
-            .collect();
-        // The earliest observation counts (lines are not strictly in time order).
-        let Some(first) = seen.iter().min_by_key(|at| at.t_ms) else {
+        let Some(first) = earliest(m, observed, &mut out.notes) else {
             pending.push(m.as_str().to_owned());
             continue;
         };
-        if seen.len() > 1 {
-            out.notes.push(format!(
-                "{} observed {} times; the first (at {} ms) is used",
-                m.as_str(),
-                seen.len(),
-                first.t_ms
-            ));
-        }
         if first.t_ms < prev_t {
             out.notes.push(format!(
                 "{} at {} ms is earlier than {prev_name} at {prev_t} ms; merged into the next phase",
@@ -83,6 +69,30 @@ pub fn timeline(injected_ms: u64, observed: &[(Milestone, MilestoneAt)]) -> Time
         ));
     }
     out
+}
+
+/// The earliest observation of `m` (journal lines are not strictly in time
+/// order), noting when there was more than one.
+fn earliest<'a>(
+    m: Milestone,
+    observed: &'a [(Milestone, MilestoneAt)],
+    notes: &mut Vec<String>,
+) -> Option<&'a MilestoneAt> {
+    let seen: Vec<&MilestoneAt> = observed
+        .iter()
+        .filter(|(k, _)| *k == m)
+        .map(|(_, at)| at)
+        .collect();
+    let first = seen.iter().min_by_key(|at| at.t_ms)?;
+    if seen.len() > 1 {
+        notes.push(format!(
+            "{} observed {} times; the first (at {} ms) is used",
+            m.as_str(),
+            seen.len(),
+            first.t_ms
+        ));
+    }
+    Some(first)
 }
 
 #[cfg(test)]

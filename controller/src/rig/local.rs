@@ -6,6 +6,10 @@
 //! rack started before returning, so nothing is left running and the journal
 //! ends with `run-ended`. The controller's own MQTT link (engine feed, ball
 //! factory, node monitor) is in-process: its clock has no socket delay.
+//! With `Isolation::Netns` the rack's network (a bridge and one namespace
+//! per node) is created first, named after the run, the broker listens on
+//! its control address, and the network is removed after the rack stops
+//! (also on Ctrl-C, an error or a panic: it is removed when dropped).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -20,7 +24,9 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::{RigError, drive, factory_config, follow};
-use crate::cluster::local::{LocalRack, LocalRackConfig, WorkerAddr};
+use crate::cluster::local::{
+    Isolation, LocalRack, LocalRackConfig, LocalRackError, RackNet, WorkerAddr,
+};
 use crate::dashboard::{DashboardArgs, RunDashboard, RunSources};
 use crate::engine::{EngineConfig, EngineError, Progress, RunSummary, Timed, mqtt};
 use crate::factory::{BallFactory, Entry, FactoryHandle, WorkerEndpoint};
@@ -40,6 +46,9 @@ pub struct LocalSetup {
     pub exe: Option<PathBuf>,
     /// Also receives the run's progress (a dashboard, a test), if set.
     pub observe: Option<watch::Sender<Progress>>,
+    /// How the nodes are separated: `Loopback`, or `Netns` (root); `Auto`
+    /// is resolved by the caller ([`Isolation::resolve`]) and runs as loopback here.
+    pub isolation: Isolation,
 }
 
 /// Runs `plan` on a fresh local rack with an embedded broker and the ball
@@ -96,14 +105,26 @@ async fn start_and_run(
     let run_dir =
         reserve_run_dir(&setup.runs_dir, &new_run_id(&plan.name)).map_err(EngineError::from)?;
     super::attach_log(&run_dir);
-    let broker = EmbeddedBroker::start(IpAddr::V4(Ipv4Addr::LOCALHOST))?;
-    tracing::info!(broker = %broker.url(), nodes = setup.nodes, workers = setup.workers, "starting the local rack");
+    let net = match setup.isolation {
+        Isolation::Netns => {
+            let label = run_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned());
+            let created = RackNet::create(setup.nodes, label.as_deref().unwrap_or("run"));
+            Some(Arc::new(created.map_err(LocalRackError::from)?))
+        }
+        Isolation::Loopback | Isolation::Auto => None,
+    };
+    let broker_ip = net.as_ref().map_or(Ipv4Addr::LOCALHOST, |n| n.control_ip());
+    let broker = EmbeddedBroker::start(IpAddr::V4(broker_ip))?;
+    tracing::info!(broker = %broker.url(), nodes = setup.nodes, workers = setup.workers, isolation = setup.isolation.as_str(), "starting the local rack");
     let exe = match setup.exe.take() {
         Some(exe) => exe,
         None => std::env::current_exe().map_err(RigError::OwnExe)?,
     };
     let mut rack_cfg = LocalRackConfig::new(exe, broker.addr(), setup.nodes, setup.workers);
     rack_cfg.log_dir = rack_log_dir(&run_dir);
+    rack_cfg.net = net.clone();
     let health_interval = rack_cfg.node_interval;
     let topics = Topics::new(&rack_cfg.rack);
     // The controller's own link is in-process: no socket delay in its clock.
@@ -136,6 +157,10 @@ async fn start_and_run(
     };
     let result = run_on(&rack, &link, run, plan, setup, cancel).await;
     rack.shutdown(Duration::from_secs(5)).await;
+    drop(rack);
+    if let Some(net) = net {
+        net.teardown();
+    }
     result
 }
 

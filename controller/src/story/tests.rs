@@ -118,3 +118,41 @@ fn the_service_series_stays_bounded() {
     let t: Vec<u64> = s.service.iter().map(|p| p.t_ms).collect();
     assert!(t.windows(2).all(|w| w[0] < w[1]));
 }
+
+#[test]
+fn zombie_windows_and_overlaps_land_on_their_fault() {
+    let mut s = Story::default();
+    s.apply(&line(0, 1000, injected("f1", FaultKind::NodeKill, "node2")));
+    let zombie = Event::Zombie {
+        fault_id: "f1".into(),
+        worker: "worker-2".into(),
+        node: "node2".into(),
+        from_ms: 5000,
+        to_ms: 5013,
+    };
+    let overlap = Event::Overlap {
+        fault_id: "f1".into(),
+        old_worker: "worker-2".into(),
+        new_worker: "worker-5".into(),
+        from_ms: 6000,
+        to_ms: 14097,
+    };
+    let stray = Event::Overlap {
+        fault_id: "f9".into(),
+        old_worker: "a".into(),
+        new_worker: "b".into(),
+        from_ms: 1,
+        to_ms: 2,
+    };
+    assert_eq!(s.apply(&line(1, 5100, zombie)), Change::Other);
+    s.apply(&line(2, 14100, overlap));
+    s.apply(&line(3, 14200, stray));
+    let w = &s.fault("f1").unwrap().windows;
+    assert_eq!(w.len(), 2);
+    assert_eq!(
+        (w[0].kind, w[0].after_ms, w[0].duration_ms),
+        ("zombie", 4000, 13)
+    );
+    assert_eq!((w[1].kind, w[1].other.as_str()), ("overlap", "worker-5"));
+    assert_eq!((w[1].after_ms, w[1].duration_ms), (5000, 8097));
+}

@@ -14,8 +14,8 @@
 //! milestone when the last of them does.
 
 mod fault;
-pub mod predict;
-pub mod stale;
+pub(crate) mod predict;
+pub(crate) mod stale;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -71,19 +71,6 @@ impl Staleness {
         );
     }
 
-    fn interval(&self, h: &NodeHealth) -> Duration {
-        h.interval.unwrap_or(self.fallback)
-    }
-
-    /// When the next node goes stale if nothing arrives (for a timer).
-    pub fn next_due(&self) -> Option<Instant> {
-        self.nodes
-            .values()
-            .filter(|h| !h.flagged)
-            .map(|h| h.last_at + self.interval(h) * STALE_AFTER_INTERVALS)
-            .min()
-    }
-
     /// Nodes that went stale by `now`, each reported once until seen again.
     pub fn stale(&mut self, now: Instant) -> Vec<Stale> {
         let fallback = self.fallback;
@@ -120,7 +107,6 @@ mod tests {
         // 500 ms apart on the agent's clock, delivered with jitter.
         s.seen("n1", ms(0), 7, 10_000);
         s.seen("n1", ms(530), 8, 10_500);
-        assert_eq!(s.next_due(), Some(ms(530 + 1500)));
         assert!(s.stale(ms(2029)).is_empty());
         let got = s.stale(ms(2030));
         assert_eq!(
@@ -132,7 +118,6 @@ mod tests {
             }]
         );
         assert!(s.stale(ms(9000)).is_empty(), "reported once");
-        assert_eq!(s.next_due(), None);
         // Back: a new silence is reported again; a restarted agent (seq
         // reset) keeps the interval it had.
         s.seen("n1", ms(9000), 0, 20_000);

@@ -101,6 +101,23 @@ pub(crate) async fn scale(inner: &Inner, replicas: u32) -> Result<u32, ClusterEr
     Ok(previous)
 }
 
+/// Why this backend cannot inject `fault` at all, refused before any request.
+fn unsupported(fault: NodeFault) -> Option<String> {
+    let reason = match fault {
+        // The agent cannot cut its own power, and rackpong drives no relay board yet.
+        NodeFault::Agent(ChaosAction::PowerRelay) => {
+            "power-relay needs a relay wired to the controller; this k3s rack has none \
+             (use stop-k3s, reboot or net-drop)"
+        }
+        NodeFault::Partition => {
+            "a partition needs a network rackpong controls (the local rack with \
+             --isolation netns); on k3s, net-drop takes a Pi's uplink down"
+        }
+        _ => return None,
+    };
+    Some(reason.to_string())
+}
+
 /// Takes an opted-in, unprotected node down.
 pub(crate) async fn node_down(
     inner: &Arc<Inner>,
@@ -111,13 +128,9 @@ pub(crate) async fn node_down(
     let action = match fault {
         NodeFault::Agent(a) => format!("{} node {node}", a.as_str()),
         NodeFault::CordonDrain => format!("cordon-drain node {node}"),
+        NodeFault::Partition => format!("partition node {node}"),
     };
-    if fault == NodeFault::Agent(ChaosAction::PowerRelay) {
-        // The agent cannot cut its own power, and rackpong drives no relay
-        // board yet: refuse before touching the node.
-        let reason = "power-relay needs a relay wired to the controller; this k3s rack has none \
-                      (use stop-k3s, reboot or net-drop)"
-            .to_string();
+    if let Some(reason) = unsupported(fault) {
         return Err(ClusterError::Refused { action, reason });
     }
     let obj = target_node(inner, node, &action).await?;
@@ -141,6 +154,11 @@ pub(crate) async fn node_down(
                 "rackpong cordoned the node and evicted {evicted} worker(s) for {down_for:?}"
             );
             ("CordonDrain", note)
+        }
+        // Refused above; kept here so that every fault kind is decided.
+        NodeFault::Partition => {
+            let reason = unsupported(fault).unwrap_or_default();
+            return Err(ClusterError::Refused { action, reason });
         }
     };
     lock(inner).insert(node.to_string(), fault);

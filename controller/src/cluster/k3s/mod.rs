@@ -11,7 +11,7 @@ mod commander;
 mod detection;
 mod faults;
 pub mod nodecmd;
-pub mod track;
+pub(crate) mod track;
 mod watch;
 
 use std::collections::HashMap;

@@ -2,8 +2,10 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::netns::{NetError, RackNet};
 use crate::model::Detection;
 
 /// Settings of a [`super::LocalRack`]. Start from [`LocalRackConfig::new`] and
@@ -55,6 +57,44 @@ pub struct LocalRackConfig {
     /// in-process link into the embedded broker, so life signs are stamped
     /// without socket delay); `None`: its own TCP client to `broker`.
     pub link: Option<rackpong_agent::mqtt::MqttLink>,
+    /// The isolated rack's network (`--isolation netns`): each node in its
+    /// own namespace on `net`'s subnet, `broker` on its control address.
+    /// `None`: the loopback rack (`base_ip`).
+    pub net: Option<Arc<RackNet>>,
+}
+
+/// How the local rack's nodes are separated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Isolation {
+    /// Every node on its own 127.0.1.x address of the shared loopback (no root
+    /// needed); `net-drop` freezes the node.
+    Loopback,
+    /// Every node a network namespace with one veth into a rack bridge
+    /// (root); `net-drop` and `partition` are real cuts.
+    Netns,
+    /// `netns` where it can be used (root, iproute2), else `loopback`.
+    Auto,
+}
+
+impl Isolation {
+    /// The isolation in effect: `auto` resolved, and why when it fell back.
+    pub fn resolve(self) -> (Isolation, Option<String>) {
+        match self {
+            Isolation::Auto => match super::netns::available() {
+                Ok(()) => (Isolation::Netns, None),
+                Err(e) => (Isolation::Loopback, Some(e.to_string())),
+            },
+            other => (other, None),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::Loopback => "loopback",
+            Isolation::Netns => "netns",
+            Isolation::Auto => "auto",
+        }
+    }
 }
 
 impl LocalRackConfig {
@@ -79,7 +119,21 @@ impl LocalRackConfig {
             log_dir: None,
             child_log: "info".into(),
             link: None,
+            net: None,
         }
+    }
+
+    /// The isolation of a rack with these settings.
+    pub fn isolation(&self) -> Isolation {
+        match self.net {
+            Some(_) => Isolation::Netns,
+            None => Isolation::Loopback,
+        }
+    }
+
+    /// Node `index`'s namespace when isolated.
+    pub fn namespace(&self, index: u8) -> Option<String> {
+        self.net.as_ref().map(|n| n.namespace(index))
     }
 
     /// Checks the settings that would make the rack misbehave.
@@ -96,6 +150,9 @@ impl LocalRackConfig {
         }
         if self.probe_period.is_zero() {
             return bad("probe_period must be positive");
+        }
+        if self.net.is_some() && self.nodes > 253 {
+            return bad("an isolated rack holds at most 253 nodes");
         }
         Ok(())
     }
@@ -114,6 +171,7 @@ impl LocalRackConfig {
             ("termination_grace_ms", ms(self.termination_grace)),
             ("replacement_start_delay_ms", ms(replacement_delay)),
             ("nodes", self.nodes.to_string()),
+            ("isolation", self.isolation().as_str().to_string()),
         ];
         Detection {
             profile: "local".into(),
@@ -127,8 +185,12 @@ impl LocalRackConfig {
         }
     }
 
-    /// Loopback address of node `index` (1-based).
+    /// Address of node `index` (1-based): in its namespace when isolated,
+    /// else on the loopback.
     pub fn node_ip(&self, index: u8) -> Ipv4Addr {
+        if let Some(net) = &self.net {
+            return net.node_ip(index);
+        }
         let [a, b, c, _] = self.base_ip.octets();
         Ipv4Addr::new(a, b, c, index)
     }
@@ -158,6 +220,8 @@ pub enum LocalRackError {
     Boot(String),
     #[error("http client: {0}")]
     Http(String),
+    #[error("the isolated rack's network: {0}")]
+    Net(#[from] NetError),
 }
 
 #[cfg(test)]
@@ -189,6 +253,22 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("probe_period")
+        );
+    }
+
+    #[test]
+    fn auto_isolation_resolves_to_what_this_machine_allows_and_says_why_not() {
+        assert_eq!(Isolation::Loopback.resolve(), (Isolation::Loopback, None));
+        assert_eq!(Isolation::Netns.resolve(), (Isolation::Netns, None));
+        let (chosen, why) = Isolation::Auto.resolve();
+        match super::super::netns::available() {
+            Ok(()) => assert_eq!((chosen, why), (Isolation::Netns, None)),
+            Err(e) => assert_eq!((chosen, why), (Isolation::Loopback, Some(e.to_string()))),
+        }
+        assert_eq!(cfg().isolation(), Isolation::Loopback);
+        assert_eq!(
+            cfg().detection(Duration::ZERO).extra["isolation"],
+            "loopback"
         );
     }
 

@@ -5,7 +5,9 @@
 //! boots it after `down_for`, `power-relay` freezes the node (no FIN, no
 //! `offline`) and kills the frozen processes only when power comes back,
 //! `net-drop` freezes it and thaws it; cordon and drain — and bringing it
-//! back, by itself after `down_for` or now on rollback.
+//! back, by itself after `down_for` or now on rollback. On an isolated rack
+//! (`--isolation netns`) `net-drop`, `power-relay` and `partition` are
+//! network events instead (`netfaults.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +16,7 @@ use nix::sys::signal::Signal;
 use tokio::time::Instant;
 
 use super::inner::Inner;
+use super::netfaults;
 use super::process::{signal_group, signal_pid};
 use super::state::{Phase, RackState};
 use crate::cluster::{ClusterError, ClusterEventKind, KillMode, NodeFault};
@@ -38,16 +41,18 @@ pub fn terminate(inner: &Arc<Inner>, st: &mut RackState, name: &str, mode: KillM
             },
         );
     }
-    let powered_off = node
+    let unreachable = node
         .as_deref()
         .and_then(|n| st.node(n))
-        .is_some_and(|n| n.powered_off);
+        .is_some_and(|n| n.unreachable());
     let Some(w) = st.workers.get(name) else {
         return;
     };
     match (w.phase, w.proc) {
-        // A pod on a node without power stays Terminating until it is back.
-        (Phase::Running, Some(_)) if powered_off => {}
+        // A pod on a node without power or network stays Terminating
+        // until the node is back: nobody can tell its kubelet.
+        (Phase::Running, Some(_)) if unreachable => {}
+        (Phase::Lost, _) if unreachable && netfaults::isolated(inner) => {}
         (Phase::Running, Some(proc)) => {
             let forced = mode == KillMode::Forced;
             signal_pid(
@@ -71,7 +76,7 @@ pub fn terminate(inner: &Arc<Inner>, st: &mut RackState, name: &str, mode: KillM
     inner.sync_peers(st);
 }
 
-fn escalate(inner: &Arc<Inner>, name: String, pid: nix::unistd::Pid) {
+pub fn escalate(inner: &Arc<Inner>, name: String, pid: nix::unistd::Pid) {
     let inner = Arc::clone(inner);
     tokio::spawn(async move {
         tokio::time::sleep(inner.cfg.termination_grace).await;
@@ -138,10 +143,24 @@ pub fn node_down(
     if fault == NodeFault::Agent(ChaosAction::Restore) {
         return Err(refused("restore is not a fault; use node_up"));
     }
+    let index = n.index;
+    let on_net = netfaults::handles(inner, fault);
+    if fault == NodeFault::Partition && !on_net {
+        return Err(refused(
+            "partition needs an isolated rack (--isolation netns): loopback nodes share one network",
+        ));
+    }
+    if on_net {
+        netfaults::cut(inner, &mut st, node, index, fault, &groups)?;
+    }
+    let Some(n) = st.node_mut(node) else {
+        return Err(ClusterError::NoSuchNode(node.to_string()));
+    };
     n.fault = Some(fault);
     n.generation += 1;
     let generation = n.generation;
     match fault {
+        _ if on_net => {}
         NodeFault::Agent(ChaosAction::NetDrop) => {
             n.frozen = true;
             signal_all(&groups, Signal::SIGSTOP);
@@ -164,6 +183,7 @@ pub fn node_down(
             n.cordoned = true;
             evict(inner, &mut st, node, Instant::now());
         }
+        NodeFault::Partition => {}
     }
     tracing::info!(%node, ?fault, ?down_for, "node fault injected");
     drop(st);
@@ -236,6 +256,11 @@ fn restore(inner: &Arc<Inner>, node: &str, generation: Option<u64>) {
     n.generation += 1;
     let fault = n.fault.take();
     n.cordoned = false;
+    let index = n.index;
+    let was_cut = std::mem::take(&mut n.cut);
+    if was_cut {
+        netfaults::reconnect(inner, index, fault);
+    }
     if std::mem::take(&mut n.powered_off) {
         // Power back: what was frozen dies now (its sockets long timed
         // out at the broker), then the node boots.
@@ -255,6 +280,9 @@ fn restore(inner: &Arc<Inner>, node: &str, generation: Option<u64>) {
         // A restarted k3s deletes the pods that died while it was down.
         inner.delete_lost(&mut st, node, Instant::now());
         inner.sync_peers(&mut st);
+    }
+    if was_cut {
+        netfaults::reached_again(inner, &mut st, node);
     }
     drop(st);
     if let Some(generation) = restart {

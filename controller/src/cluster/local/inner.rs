@@ -108,12 +108,14 @@ impl Inner {
         let announce = self.announce_path(&name);
         let _ = std::fs::remove_file(&announce);
         let args = process::node_args(&self.cfg, index, &announce);
+        let netns = self.cfg.namespace(index);
         let (child, proc) = process::spawn(
             &self.cfg.exe,
             &args,
             Group::New,
             &name,
             self.cfg.log_dir.as_ref(),
+            netns.as_deref(),
         )?;
         tracing::info!(node = %name, pid = %proc.pid, "node agent started");
         if let Some(n) = st.node_mut(&name) {

@@ -32,6 +32,8 @@ mod config;
 mod faults;
 mod inner;
 mod monitor;
+mod netfaults;
+pub mod netns;
 mod peers;
 mod probe;
 mod process;
@@ -48,7 +50,8 @@ use nix::unistd::Pid;
 use tokio::sync::{Notify, broadcast, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-pub use config::{LocalRackConfig, LocalRackError};
+pub use config::{Isolation, LocalRackConfig, LocalRackError};
+pub use netns::RackNet;
 pub use state::WorkerAddr;
 
 use super::{

@@ -217,7 +217,10 @@ fn expire(inner: &Arc<Inner>, now: Instant) {
         tracing::info!(%node, "node NotReady: no life sign within the grace period");
         inner.emit(now, ClusterEventKind::NodeNotReady { node: node.clone() });
         faults::evict(inner, &mut st, &node, now);
-        inner.delete_lost(&mut st, &node, now);
+        // A node nobody can reach keeps its dead pods until it is back.
+        if !st.node(&node).is_some_and(|n| n.unreachable()) {
+            inner.delete_lost(&mut st, &node, now);
+        }
     }
     drop(st);
     inner.wake.notify_one();

@@ -96,21 +96,34 @@ pub fn node_name(index: u8) -> String {
     format!("node{index}")
 }
 
-/// Spawns `exe args` into `group`. The child gets SIGKILL when the spawning
-/// thread's process dies (PR_SET_PDEATHSIG) and when its `Child` is dropped.
+/// Spawns `exe args` into `group`, inside network namespace `netns` when
+/// given. The child gets SIGKILL when the spawning thread's process dies
+/// (PR_SET_PDEATHSIG) and when its `Child` is dropped.
+///
+/// In a namespace the child is `ip netns exec <ns> exe args`: `ip` enters
+/// the namespace and *execs* `exe`, so the pid, the process group and the
+/// death signal set here are `exe`'s own, and signals reach it directly.
 pub fn spawn(
     exe: &Path,
     args: &[String],
     group: Group,
     name: &str,
     log_dir: Option<&PathBuf>,
+    netns: Option<&str>,
 ) -> Result<(Child, Proc), LocalRackError> {
     let err = |source| LocalRackError::Spawn {
         name: name.to_string(),
         exe: exe.display().to_string(),
         source,
     };
-    let mut cmd = Command::new(exe);
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
     cmd.args(args).stdin(Stdio::null()).kill_on_drop(true);
     // The flags say everything: the controller's own RACKPONG_* settings
     // (static peers, chaos, log format...) must not leak into the rack.

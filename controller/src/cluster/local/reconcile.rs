@@ -210,12 +210,14 @@ fn spawn_worker(
     };
     let args = process::worker_args(&inner.cfg, &line);
     let group = Group::Join(agent.pgid);
+    let netns = inner.cfg.namespace(node.index);
     let spawned = process::spawn(
         &inner.cfg.exe,
         &args,
         group,
         name,
         inner.cfg.log_dir.as_ref(),
+        netns.as_deref(),
     );
     Some(spawned.map(|(child, proc)| (child, proc, node.name.clone())))
 }

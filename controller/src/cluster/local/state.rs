@@ -35,6 +35,11 @@ pub struct NodeState {
     /// "k3s" is stopped (stop-k3s): the agent runs on but its life signs
     /// are not kubelet heartbeats, so the node goes NotReady after the grace.
     pub kubelet_down: bool,
+    /// Its network is cut from the control side (isolated rack: link down
+    /// or partitioned): like a node without power, it cannot be told
+    /// anything, so its evicted workers stay Terminating, alive and
+    /// unsignalled, until it is reachable again.
+    pub cut: bool,
     /// The node was restored while its agent was still going down: start
     /// the agent as soon as the old one has exited.
     pub boot_pending: bool,
@@ -46,6 +51,11 @@ impl NodeState {
     /// Whether new workers may be placed here.
     pub fn schedulable(&self) -> bool {
         self.ready && self.agent.is_some() && !self.cordoned && self.fault.is_none()
+    }
+
+    /// Nothing the control side sends reaches it (no power or no network).
+    pub fn unreachable(&self) -> bool {
+        self.powered_off || self.cut
     }
 
     /// The node as the `Cluster` trait shows it.
@@ -175,6 +185,7 @@ impl RackState {
                 frozen: false,
                 powered_off: false,
                 kubelet_down: false,
+                cut: false,
                 boot_pending: false,
                 generation: 0,
             })

@@ -122,6 +122,15 @@ function signals(f) {
     + `<span class="sig k8s">▲ Kubernetes NotReady <b>${k8s}</b></span></div>`;
 }
 
+// Zombie windows and overlaps (real cuts of an isolated rack, or k3s).
+function windows(f) {
+  if (!f.windows || !f.windows.length) return "";
+  const one = (w) => w.kind === "overlap"
+    ? `<span class="sig overlap">⧉ overlap ${esc(w.worker)} → ${esc(w.other)} <b>${exact(w.duration_ms)}</b></span>`
+    : `<span class="sig zombie">☠ zombie ${esc(w.worker)} on ${esc(w.other)} <b>${exact(w.duration_ms)}</b></span>`;
+  return `<div class="signals windows">${f.windows.map(one).join("")}</div>`;
+}
+
 function result(f, slo) {
   if (!f.outcome) return "↻ RECOVERING";
   if (f.outcome === "recovered") {
@@ -150,7 +159,7 @@ function cardHtml(f, st, big) {
   }
   return head + `<div class="body"><span class="timer" data-injected="${f.injected_ms}">${timer}</span>`
     + `<span class="meta">${f.outcome ? "total " + prec : "phase: " + esc(s.current)}<br>${pred}</span></div>`
-    + `<div class="steps">${s.html}</div>` + signals(f);
+    + `<div class="steps">${s.html}</div>` + signals(f) + windows(f);
 }
 
 function renderCards(st) {

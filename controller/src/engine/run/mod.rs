@@ -83,28 +83,10 @@ impl<C: Cluster, S: ServiceProbe> Run<C, S> {
         let detection = cluster.detection().await?;
         let nodes = cluster.nodes().await?;
         let workers = cluster.workers().await?;
-        let precision = Precision::from_detection(
-            &detection,
-            cfg.service_period.as_millis() as u64,
-            cfg.stale_after.as_millis() as u64,
-        );
-        let precision = precision.with_ball_rate(plan.balls.rate_per_s);
-        let budget = Budget {
-            ball_ms: precision.ball_ms,
-            workers: workers.len() as u32,
-        };
-        let tracker = Tracker::new(precision, plan.steady_state.min_delivery_rate, &workers)
-            .for_cluster(cluster.kind());
+        let (tracker, budget) = tracker_for(cluster.kind(), &cfg, &plan, &detection, &workers);
         let start = Instant::now();
-        let dir = match &cfg.run_id {
-            Some(id) => cfg.runs_dir.join(id),
-            None => reserve_run_dir(&cfg.runs_dir, &new_run_id(&plan.name))?,
-        };
-        let journal = Journal::create_in(dir, start)?.with_tap(cfg.journal_tap.clone());
         let nodes: Vec<String> = nodes.into_iter().map(|n| n.name).collect();
-        let first = run_started(&journal, cluster.kind(), nodes, &plan, &detection);
-        journal.append_at(start, first)?;
-        tracing::info!(run_dir = %journal.dir().display(), "run started");
+        let journal = open_journal(&cfg, &plan, cluster.kind(), nodes, &detection, start)?;
         let progress = Progress {
             phase: "settling",
             duration: plan.duration,
@@ -306,6 +288,50 @@ async fn sleep_until_some(at: Option<Instant>) {
         Some(at) => sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+/// The tracker and the prediction budget of a run on this cluster.
+fn tracker_for(
+    kind: ClusterKind,
+    cfg: &EngineConfig,
+    plan: &Plan,
+    detection: &crate::model::Detection,
+    workers: &[crate::cluster::WorkerInfo],
+) -> (Tracker, Budget) {
+    let precision = Precision::from_detection(
+        detection,
+        cfg.service_period.as_millis() as u64,
+        cfg.stale_after.as_millis() as u64,
+    )
+    .with_ball_rate(plan.balls.rate_per_s);
+    let budget = Budget {
+        ball_ms: precision.ball_ms,
+        workers: workers.len() as u32,
+    };
+    let tracker =
+        Tracker::new(precision, plan.steady_state.min_delivery_rate, workers).for_cluster(kind);
+    (tracker, budget)
+}
+
+/// Opens the run's journal (the run id chosen by the caller, or a new one)
+/// and writes `run-started`.
+fn open_journal(
+    cfg: &EngineConfig,
+    plan: &Plan,
+    kind: ClusterKind,
+    nodes: Vec<String>,
+    detection: &crate::model::Detection,
+    start: Instant,
+) -> Result<Journal, EngineError> {
+    let dir = match &cfg.run_id {
+        Some(id) => cfg.runs_dir.join(id),
+        None => reserve_run_dir(&cfg.runs_dir, &new_run_id(&plan.name))?,
+    };
+    let journal = Journal::create_in(dir, start)?.with_tap(cfg.journal_tap.clone());
+    let first = run_started(&journal, kind, nodes, plan, detection);
+    journal.append_at(start, first)?;
+    tracing::info!(run_dir = %journal.dir().display(), "run started");
+    Ok(journal)
 }
 
 /// The first line of the journal.

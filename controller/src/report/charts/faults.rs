@@ -152,31 +152,36 @@ pub fn recovery(r: &Report) -> Result<String, ReportError> {
         for (i, f) in r.faults.iter().enumerate() {
             stacked_bar(&mut chart, i as f64, half, f, slo)?;
         }
-        chart
-            .draw_series(r.faults.iter().enumerate().filter_map(|(i, f)| {
-                Some(Cross::new(
-                    (i as f64, s(f.predicted_ms?)),
-                    if n > 60 { 3 } else { 8 },
-                    BLACK.stroke_width(if n > 60 { 1 } else { 3 }),
-                ))
-            }))?
-            .label("predicted bound")
-            .legend(|(x, y)| Cross::new((x + 10, y), 8, BLACK.stroke_width(3)));
-        chart
-            .draw_series(LineSeries::new(
-                [(-0.5, slo), (f64::from(n.max(8)) - 0.5, slo)],
-                RED.stroke_width(3),
-            ))?
-            .label(format!("SLO {slo:.1} s"))
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED.stroke_width(3)));
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 20))
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.85))
-            .draw()?;
-        Ok(())
+        bounds_and_legend(&mut chart, r, n, slo)
     })
+}
+
+/// Each fault's predicted bound as a cross, the SLO as a line, the legend.
+fn bounds_and_legend<'a, 'b: 'a>(chart: &mut Cart<'a, 'b>, r: &Report, n: u32, slo: f64) -> Draw {
+    chart
+        .draw_series(r.faults.iter().enumerate().filter_map(|(i, f)| {
+            Some(Cross::new(
+                (i as f64, s(f.predicted_ms?)),
+                if n > 60 { 3 } else { 8 },
+                BLACK.stroke_width(if n > 60 { 1 } else { 3 }),
+            ))
+        }))?
+        .label("predicted bound")
+        .legend(|(x, y)| Cross::new((x + 10, y), 8, BLACK.stroke_width(3)));
+    chart
+        .draw_series(LineSeries::new(
+            [(-0.5, slo), (f64::from(n.max(8)) - 0.5, slo)],
+            RED.stroke_width(3),
+        ))?
+        .label(format!("SLO {slo:.1} s"))
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED.stroke_width(3)));
+    chart
+        .configure_series_labels()
+        .label_font((FONT, 20))
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.85))
+        .draw()?;
+    Ok(())
 }
 
 /// One fault's recovery as a vertical bar stacked by phase; outlined red
