@@ -2,7 +2,7 @@
 # The live dashboard in headless Chromium, driven over the DevTools protocol
 # (.ci/dashboard_cdp.py, websocket-client from PyPI in target/ci-venv-dash):
 # first during a demo with eleven pod kills and a node kill (4 nodes, 8
-# workers), then during a short demo on a projector-sized rack (8 nodes, 24
+# workers), then that run replayed (`rackpong replay`), then during a short demo on a projector-sized rack (8 nodes, 24
 # workers) for the fit. Fails when:
 #   - a fault of the journal does not reach the page, or the event-to-screen
 #     latency (journal injection -> fault card in the DOM) has p95 >= 250 ms;
@@ -12,6 +12,10 @@
 #     STALE, or the page does not come back LIVE by itself;
 #   - at 1280x720 or 1920x1080 the page scrolls, a tile is cut off or a
 #     figure overflows; ?kiosk does not hide the controls;
+#   - the first demo's run, replayed with `rackpong replay --speed 4`, does
+#     not reach its end on the page with every fault card at report.json's
+#     total, REPLAY in the header, LEDs on the node tiles and the ball
+#     counter at rack.jsonl's last totals;
 #   - JavaScript logs an error, or the first demo fails.
 # Screenshots (both sizes, kiosk, an open fault, the big rack) and the
 # measured figures (summary*.json) go to OUT_DIR.
@@ -124,9 +128,40 @@ check() {
   cat "$out/demo$5.out"
 }
 
+# replay_check: the first demo's recorded run on `rackpong replay` at 4x.
+replay_check() {
+  local run url=""
+  run=$(ls -td "$out/runs"/*/ 2>/dev/null | head -1)
+  run=${run%/}
+  if [ -z "$run" ]; then
+    echo "no recorded run to replay" >&2
+    fail=1
+    return
+  fi
+  "$exe" replay "$run" --speed 4 --listen 127.0.0.1:0 >"$out/replay.out" 2>"$out/replay.err" &
+  pid=$!
+  for _ in $(seq 1 60); do
+    url=$(grep -o 'http://127.0.0.1:[0-9]*/' "$out/replay.out" 2>/dev/null | head -1 || true)
+    [ -n "$url" ] && break
+    sleep 0.5
+  done
+  if [ -z "$url" ]; then
+    echo "rackpong replay never printed its URL" >&2
+    cat "$out/replay.err" >&2
+    fail=1
+    return
+  fi
+  CHECKS=replay "$venv/bin/python" .ci/dashboard_cdp.py "$url" "$run" "$out" >"$out/summary-replay.json" || fail=1
+  cat "$out/summary-replay.json"
+  kill -INT "$pid" 2>/dev/null || true
+  wait "$pid" || { echo "rackpong replay did not end cleanly on Ctrl-C" >&2; fail=1; }
+  pid=""
+}
+
 check "$out/plan.yaml" "${NODES:-4}" "${WORKERS:-8}" story ""
+replay_check
 check "$out/plan-fit.yaml" 8 24 fit -8x24
-for shot in 1280x720 1920x1080 1280x720-kiosk 1280x720-open-fault 1280x720-8x24 1920x1080-8x24; do
+for shot in 1280x720 1920x1080 1280x720-kiosk 1280x720-open-fault 1280x720-replay 1280x720-8x24 1920x1080-8x24; do
   [ -s "$out/dashboard-$shot.png" ] || { echo "no screenshot $shot" >&2; fail=1; }
 done
 echo "screenshots: $out/dashboard-*.png"

@@ -13,6 +13,11 @@
 - at 1280x720 and 1920x1080 nothing scrolls and no tile is cut off;
   screenshots of both are saved.
 
+- with CHECKS=replay, against `rackpong replay RUN_DIR` (RUN_DIR instead of
+  RUN_DIR_PARENT): the recorded run plays to its end, every fault card shows
+  the total report.json records, the header says REPLAY, node tiles draw
+  LEDs and the ball counter ends at rack.jsonl's last totals.
+
 Usage: dashboard_cdp.py URL RUN_DIR_PARENT OUT_DIR  (chromium on PATH)
 Prints a JSON summary on stdout; exits 1 on any failed check.
 """
@@ -139,6 +144,9 @@ def main():
         set_size(cdp, *SIZES[0])
         cdp.call("Page.navigate", url=url)
         wait_loaded(cdp)
+        if mode == "replay":
+            replay_checks(cdp, runs_parent, out, tag, deadline, summary, failures)
+            return report(proc, prof, cdp, summary, failures)
         if mode == "fit":
             want_workers = int(os.environ.get("FIT_WORKERS", "20"))
             for _ in range(1200):
@@ -227,6 +235,9 @@ def story_checks(final, running_seen, runs_parent, want_faults, summary, failure
     if len(injected) < want_faults:
         failures.append(f"only {len(injected)} faults injected, wanted {want_faults}")
     # 4. Timers ran, and stopped at the report's totals.
+    if not os.path.exists(os.path.join(run_dir, "report.json")):
+        failures.append("no report.json: the run did not finish in time")
+        return
     report = json.load(open(os.path.join(run_dir, "report.json")))
     checked = 0
     for f in report["faults"]:
@@ -242,6 +253,57 @@ def story_checks(final, running_seen, runs_parent, want_faults, summary, failure
     summary["timers"] = {"totals_checked": checked, "pod_kills": len(kills), "seen_running": len(ran)}
     if kills and not ran:
         failures.append(f"no pod kill's timer was seen running: {running_seen}")
+
+
+def replay_checks(cdp, run_dir, out, tag, deadline, summary, failures):
+    """`rackpong replay RUN_DIR`: the recorded run plays to its end on the
+    page, every fault card closes at the total report.json records, the
+    header says REPLAY, the node tiles draw LEDs and the ball counter ends
+    at the record's last totals."""
+    t0 = time.time()
+    st = None
+    while time.time() < deadline:
+        st = cdp.js("""(() => { const out = {};
+          for (const el of document.querySelectorAll('.card[data-fault]')) {
+            const t = el.querySelector('.timer');
+            out[el.dataset.fault] = { outcome: el.dataset.outcome, timer: t ? t.textContent : null };
+          }
+          return { cards: out, conn: document.getElementById('conn').textContent,
+                   caught: document.getElementById('caught').textContent,
+                   leds: document.querySelectorAll('.node .led').length,
+                   done: !!(state && state.replay && state.replay.done) }; })()""")
+        if st and st["done"]:
+            break
+        time.sleep(0.2)
+    if not st or not st["done"]:
+        failures.append("the replay did not reach its end on the page in time")
+        st = st or {"cards": {}, "conn": "", "caught": "", "leds": 0}
+    time.sleep(0.5)  # the last snapshot's render
+    summary["replay"] = {"played_s": round(time.time() - t0, 1), "conn": st["conn"], "cards": len(st["cards"]), "leds": st["leds"]}
+    if not st["conn"].startswith("REPLAY"):
+        failures.append(f"the header says {st['conn']!r}, not REPLAY")
+    report = json.load(open(os.path.join(run_dir, "report.json")))
+    for f in report["faults"]:
+        fid, total = f["fault_id"], f.get("total_ms")
+        shown = st["cards"].get(fid, {}).get("timer")
+        if fid not in st["cards"]:
+            failures.append(f"replay: {fid} never reached the page")
+        elif total is not None and shown != f"{total / 1000:.3f} s":
+            failures.append(f"replay: {fid} shows {shown!r}, report.json total {total / 1000:.3f} s")
+    summary["replay"]["faults_checked"] = len(report["faults"])
+    totals = None
+    with open(os.path.join(run_dir, "rack.jsonl")) as f:
+        for line in f:
+            j = json.loads(line)
+            if j["type"] == "totals":
+                totals = j
+    if totals is None or st["caught"] != str(totals["caught"]):
+        failures.append(f"replay: caught shows {st['caught']!r}, rack.jsonl's last totals {totals and totals['caught']}")
+    if st["leds"] < 2:
+        failures.append("replay: no node tile draws LEDs")
+    shot = cdp.call("Page.captureScreenshot", format="png")
+    with open(os.path.join(out, f"dashboard-1280x720-replay{tag}.png"), "wb") as f:
+        f.write(base64.b64decode(shot["data"]))
 
 
 def fit_checks(cdp, url, out, tag, summary, failures):

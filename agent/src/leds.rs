@@ -1,5 +1,5 @@
-//! Status LEDs: green = publishing (connected to the broker), red = broker
-//! unreachable. Behind a small trait with a no-op backend, a simulated backend
+//! Status LED backends (what the LEDs show, [`crate::proto::LedPattern`], is
+//! decided by the node role's driver, `node::lights`). Behind a small trait with a no-op backend, a simulated backend
 //! whose state `/healthz` and `/metrics` show, and real GPIO through `rpi-pal`,
 //! compiled only for Linux aarch64 with the `gpio` feature. A Pi with no LEDs
 //! wired, or any other machine, runs with the simulated backend.
@@ -61,7 +61,7 @@ impl Leds for SimulatedLeds {
     }
 }
 
-/// Sets both LEDs from the broker connection state.
+/// Sets both LEDs from the broker connection state alone (green on, or red on).
 pub fn show_connected(leds: &dyn Leds, connected: bool) {
     leds.set(Led::Green, connected);
     leds.set(Led::Red, !connected);

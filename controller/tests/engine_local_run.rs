@@ -68,6 +68,28 @@ async fn a_short_local_run_has_complete_timelines_and_leaves_nothing_running() {
         summary.table()
     );
 
+    // The run recorded the rack beside its journal, for `rackpong replay`:
+    // births, a sample of the balls and their totals.
+    let rack = rackpong_controller::journal::rack::read_rack(
+        &summary
+            .run_dir
+            .join(rackpong_controller::journal::rack::RACK_FILE),
+    )
+    .unwrap();
+    use rackpong_controller::journal::rack::RackLine;
+    let topic_seen = |suffix: &str| {
+        rack.iter()
+            .any(|l| matches!(l, RackLine::Mqtt { topic, .. } if topic.ends_with(suffix)))
+    };
+    assert!(
+        topic_seen("/status") && topic_seen("balls/caught"),
+        "{rack:?}"
+    );
+    assert!(
+        rack.iter()
+            .any(|l| matches!(l, RackLine::Totals { caught, .. } if *caught > 0))
+    );
+
     let lines = read_journal(&summary.run_dir.join(JOURNAL_FILE))
         .unwrap()
         .lines;

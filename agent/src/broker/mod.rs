@@ -26,6 +26,16 @@ use crate::mqtt::{BrokerUrl, LinkConfig, MqttLink};
 /// In-process links made when the broker starts (one per in-process client).
 pub const IN_PROCESS_LINKS: usize = 4;
 
+/// rumqttd keeps every message of a subscription filter in memory segments
+/// of this size and drops the oldest segment only past [`SEGMENTS`]; a
+/// subscriber further behind than that skips to the oldest kept message.
+/// At 200 balls/s (~100 KB/s on `balls/caught`) 1 MiB × 4 is ~40 s of
+/// backlog. rumqttd's customary 100 MiB × 10 kept growing the demo's
+/// controller by ~12 MiB a minute (docs/PERFORMANCE.md).
+pub const SEGMENT_BYTES: usize = 1024 * 1024;
+/// Memory segments kept per filter besides the one being filled.
+pub const SEGMENTS: usize = 4;
+
 /// Why the embedded broker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -192,8 +202,8 @@ fn config(listen: SocketAddr, auth: Option<HashMap<String, String>>) -> Config {
         router: RouterConfig {
             max_connections: 10_010,
             max_outgoing_packet_count: 1_000,
-            max_segment_size: 100 * 1024 * 1024,
-            max_segment_count: 10,
+            max_segment_size: SEGMENT_BYTES,
+            max_segment_count: SEGMENTS,
             custom_segment: None,
             initialized_filters: None,
             shared_subscriptions_strategy: Default::default(),

@@ -1,11 +1,12 @@
 //! The `node` role: samples this node's health every interval and publishes
 //! it (retained) over the MQTT link, serves `/healthz` and `/metrics`, drives
-//! the status LEDs, optionally announces itself to Home Assistant, and runs
+//! the status LEDs (and reports them on `nodes/<node>/leds`), optionally announces itself to Home Assistant, and runs
 //! extra tasks on the same link (the chaos command handler plugs in through
 //! [`run_with`]). On cancel (SIGTERM) it publishes `offline` and returns.
 
 pub mod ha;
 pub mod http;
+pub mod lights;
 pub mod metrics;
 
 use std::net::SocketAddr;
@@ -60,14 +61,21 @@ pub struct NodeArgs {
     #[arg(long, env = "RACKPONG_HA_PREFIX", default_value = "homeassistant", value_parser = topic_segment)]
     pub ha_prefix: String,
 
-    /// BCM GPIO pin of the green LED (on while publishing). Needs a build with
+    /// BCM GPIO pin of the green LED (on while publishing). The LEDs' state
+    /// is published on `nodes/<node>/leds`. Needs a build with
     /// the `gpio` feature on Linux aarch64; otherwise the LEDs are simulated.
     #[arg(long, env = "RACKPONG_LED_GREEN_PIN")]
     pub led_green_pin: Option<u8>,
 
-    /// BCM GPIO pin of the red LED (on while the broker is unreachable).
+    /// BCM GPIO pin of the red LED (on while the broker is unreachable,
+    /// blinking while a chaos fault is in force, fast during an emergency stop).
     #[arg(long, env = "RACKPONG_LED_RED_PIN")]
     pub led_red_pin: Option<u8>,
+
+    /// Blip the green LED for every ball caught on this node (reads the
+    /// rack's `balls/caught`); `false` leaves that subscription out.
+    #[arg(long, env = "RACKPONG_LED_CATCH_FLASH", default_value_t = true, action = clap::ArgAction::Set)]
+    pub led_catch_flash: bool,
 
     /// Once the HTTP server is bound, write its address `ip:port` to this file (atomically).
     #[arg(long, env = "RACKPONG_ANNOUNCE_FILE")]
@@ -204,13 +212,17 @@ fn node_name(args: &NodeArgs) -> Result<String, NodeError> {
     }
 }
 
-/// The LED driver and, if asked for, Home Assistant discovery.
+/// The LED driver ([`lights`]) and, if asked for, Home Assistant discovery.
 fn spawn_helpers(args: &NodeArgs, ctx: &NodeContext, leds: Arc<dyn Leds>) -> Vec<JoinHandle<()>> {
-    let mut helpers = vec![tokio::spawn(drive_leds(
-        ctx.link.clone(),
+    let lights = lights::LightsConfig {
+        link: ctx.link.clone(),
+        topics: ctx.topics.clone(),
+        node: ctx.node.clone(),
         leds,
-        ctx.cancel.clone(),
-    ))];
+        chaos: ctx.chaos_stats.clone(),
+        catch_flash: args.led_catch_flash,
+    };
+    let mut helpers = vec![tokio::spawn(lights::drive(lights, ctx.cancel.clone()))];
     if args.ha_discovery {
         helpers.push(tokio::spawn(ha::run(
             ctx.link.clone(),
@@ -265,18 +277,5 @@ async fn sample_loop(
             Err(e) => tracing::error!(error = %e, "cannot encode a health sample"),
         }
         tracing::debug!(seq = sample.seq, "health sample taken");
-    }
-}
-
-/// Green while connected (publishing), red while the broker is unreachable.
-async fn drive_leds(link: MqttLink, leds: Arc<dyn Leds>, cancel: CancellationToken) {
-    let mut connected = link.connected();
-    loop {
-        let now = *connected.borrow_and_update();
-        leds::show_connected(leds.as_ref(), now);
-        tokio::select! {
-            changed = connected.changed() => if changed.is_err() { return },
-            _ = cancel.cancelled() => return,
-        }
     }
 }

@@ -8,7 +8,9 @@
 use serde::de::DeserializeOwned;
 
 use super::topics::TopicKind;
-use super::{BallCaught, BallDropped, HealthSample, STATUS_OFFLINE, STATUS_ONLINE, Topics};
+use super::{
+    BallCaught, BallDropped, HealthSample, LedReport, STATUS_OFFLINE, STATUS_ONLINE, Topics,
+};
 
 /// One decoded message of the rack.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +22,8 @@ pub enum RackMessage {
         node: String,
         sample: Box<HealthSample>,
     },
+    /// `nodes/<node>/leds`: what the node's status LEDs show (`node` is the topic's).
+    NodeLeds { node: String, report: LedReport },
     /// `workers/<worker>/status`: birth or Last Will.
     WorkerStatus { worker: String, online: bool },
     /// `balls/caught`.
@@ -33,7 +37,7 @@ pub enum RackMessage {
 pub enum DecodeError {
     #[error("status {0:?} is neither online nor offline")]
     Status(String),
-    /// The JSON payload of `what` (`health`, `caught ball`, `dropped ball`).
+    /// The JSON payload of `what` (`health`, `leds`, `caught ball`, `dropped ball`).
     #[error("{what}: {source}")]
     Json {
         what: &'static str,
@@ -66,6 +70,10 @@ impl RackMessage {
                 node: node.to_string(),
                 sample: Box::new(json("health", payload)?),
             },
+            TopicKind::NodeLeds(node) => RackMessage::NodeLeds {
+                node: node.to_string(),
+                report: json("leds", payload)?,
+            },
             TopicKind::BallCaught => RackMessage::BallCaught(Box::new(caught(payload)?)),
             TopicKind::BallDropped => RackMessage::BallDropped(Box::new(dropped(payload)?)),
             TopicKind::NodeCmd(_)
@@ -81,6 +89,21 @@ impl RackMessage {
 /// The payload of `balls/caught` (for a subscriber of that topic alone).
 pub fn caught(payload: &[u8]) -> Result<BallCaught, DecodeError> {
     json("caught ball", payload)
+}
+
+/// The node that caught the ball of a `balls/caught` payload, read without
+/// building the ball (the node agent's catch flash reads every catch).
+pub fn caught_on(payload: &[u8]) -> Result<String, DecodeError> {
+    #[derive(serde::Deserialize)]
+    struct On<'a> {
+        #[serde(borrow)]
+        node: std::borrow::Cow<'a, str>,
+    }
+    let on: On<'_> = serde_json::from_slice(payload).map_err(|source| DecodeError::Json {
+        what: "caught ball",
+        source,
+    })?;
+    Ok(on.node.into_owned())
 }
 
 /// The payload of `balls/dropped` (for a subscriber of that topic alone).
@@ -138,6 +161,24 @@ mod tests {
         assert!(std::error::Error::source(&e).is_some());
         let e = RackMessage::decode(&t, &t.balls_dropped(), b"[]").unwrap_err();
         assert!(e.to_string().starts_with("dropped ball: "), "{e}");
+    }
+
+    #[test]
+    fn led_reports_decode_and_the_catching_node_is_read_alone() {
+        let t = Topics::new("lab");
+        let json = br#"{"v":1,"node":"n1","seq":4,"ts_ms":9,"pattern":"chaos","green":"on","red":"blink","catches":3}"#;
+        let Some(RackMessage::NodeLeds { node, report }) =
+            RackMessage::decode(&t, &t.node_leds("n1"), json).unwrap()
+        else {
+            panic!("not an LED report")
+        };
+        assert_eq!((node.as_str(), report.catches), ("n1", 3));
+        assert_eq!(report.pattern, super::super::LedPattern::Chaos);
+        let e = RackMessage::decode(&t, &t.node_leds("n1"), b"{}").unwrap_err();
+        assert!(e.to_string().starts_with("leds: "), "{e}");
+        let caught = br#"{"v":1,"ball":{"id":"b","target":"w2","ttl":3,"born_ms":1,"hops":[]},"worker":"w2","node":"n2","caught_ms":3}"#;
+        assert_eq!(caught_on(caught).unwrap(), "n2");
+        assert!(caught_on(b"[]").is_err());
     }
 
     #[test]

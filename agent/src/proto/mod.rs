@@ -1,5 +1,5 @@
 //! Wire types shared by the agent and the controller: the MQTT topic layout,
-//! health samples, balls, node-chaos commands and the rack's emergency stop. Every JSON payload carries
+//! health samples, LED reports, balls, node-chaos commands and the rack's emergency stop. Every JSON payload carries
 //! `"v": 1`; unknown fields are ignored on decode so newer agents and older
 //! controllers (and the reverse) keep talking.
 
@@ -8,6 +8,7 @@ pub mod command;
 pub mod dedup;
 pub mod estop;
 pub mod health;
+pub mod leds;
 pub mod message;
 pub mod topics;
 
@@ -16,6 +17,7 @@ pub use command::{ChaosAction, CommandAck, NodeCommand, SignedCommand};
 pub use dedup::SeqFilter;
 pub use estop::{Estop, SignedEstop};
 pub use health::{HealthSample, Throttle};
+pub use leds::{LedMode, LedPattern, LedReport};
 pub use message::{DecodeError, RackMessage};
 pub use topics::Topics;
 

@@ -27,6 +27,11 @@ impl Topics {
         format!("{}/nodes/{node}/health", self.root)
     }
 
+    /// The node's LED report (retained): `nodes/<node>/leds`.
+    pub fn node_leds(&self, node: &str) -> String {
+        format!("{}/nodes/{node}/leds", self.root)
+    }
+
     pub fn node_cmd(&self, node: &str) -> String {
         format!("{}/nodes/{node}/cmd", self.root)
     }
@@ -70,6 +75,7 @@ impl Topics {
         Some(match parts.as_slice() {
             ["nodes", n, "status"] => TopicKind::NodeStatus(n),
             ["nodes", n, "health"] => TopicKind::NodeHealth(n),
+            ["nodes", n, "leds"] => TopicKind::NodeLeds(n),
             ["nodes", n, "cmd"] => TopicKind::NodeCmd(n),
             ["nodes", n, "cmd", "ack"] => TopicKind::NodeCmdAck(n),
             ["balls", "caught"] => TopicKind::BallCaught,
@@ -92,6 +98,7 @@ impl Default for Topics {
 pub enum TopicKind<'a> {
     NodeStatus(&'a str),
     NodeHealth(&'a str),
+    NodeLeds(&'a str),
     NodeCmd(&'a str),
     NodeCmdAck(&'a str),
     BallCaught,
@@ -122,6 +129,11 @@ mod tests {
             Some(TopicKind::WorkerStatus("w-1"))
         );
         assert_eq!(t.parse(&t.balls_caught()), Some(TopicKind::BallCaught));
+        assert_eq!(t.node_leds("pi1"), "rackpong/lab/nodes/pi1/leds");
+        assert_eq!(
+            t.parse(&t.node_leds("pi1")),
+            Some(TopicKind::NodeLeds("pi1"))
+        );
         assert_eq!(t.estop(), "rackpong/lab/estop");
         assert_eq!(t.parse(&t.estop()), Some(TopicKind::Estop));
         assert_eq!(t.rack(), "lab");

@@ -7,6 +7,7 @@ pub(crate) mod crd;
 pub(crate) mod demo;
 pub(crate) mod estop;
 pub(crate) mod operator;
+pub(crate) mod replay;
 pub(crate) mod report;
 pub mod run;
 pub(crate) mod watch;
@@ -59,6 +60,9 @@ pub enum Command {
     Compare(compare::CompareArgs),
     /// The live dashboard over a rack's MQTT broker, without any chaos.
     Watch(watch::WatchArgs),
+    /// A recorded run (RUN_DIR) on the live dashboard, as it looked live,
+    /// at --speed N: for when the venue's network or the rack fails.
+    Replay(replay::ReplayArgs),
     /// Emergency stop for the whole rack: publish a signed, retained stop
     /// (or --clear it). Every chaos-enabled agent restores its fault at once
     /// and refuses commands until cleared. Needs no running controller.
@@ -124,6 +128,7 @@ pub async fn run(command: Command, cancel: CancellationToken) -> Result<(), CliE
         Command::Report(args) => report::run(&args)?,
         Command::Compare(args) => compare::run(&args)?,
         Command::Watch(args) => watch::run(args, cancel).await?,
+        Command::Replay(args) => replay::run(args, cancel).await?,
         Command::Estop(args) => estop::run(args).await?,
     }
     Ok(())

@@ -5,11 +5,14 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use rackpong_agent::proto::{DecodeError, HealthSample, RackMessage, Throttle, Topics};
-use serde::Serialize;
+use rackpong_agent::proto::{DecodeError, HealthSample, LedReport, RackMessage, Topics};
 use tokio::time::Instant;
 
-use super::timeline::{RunStory, StoryView};
+use super::timeline::RunStory;
+pub use super::view::{
+    BallView, LedView, NodeView, ProgressView, ReplayView, Snapshot, WorkerView, badges,
+};
+use super::view::{ms, online_word};
 use crate::journal::event::JournalLine;
 use crate::model::Progress;
 use crate::report::Verdict;
@@ -41,6 +44,9 @@ pub struct Board {
     open_since: Option<Instant>,
     mqtt_connected: Option<bool>,
     run: RunStory,
+    /// Recorded time per wall time: stale and forget thresholds shrink by it.
+    speed: f64,
+    replay: Option<ReplayView>,
 }
 
 #[derive(Debug, Default)]
@@ -49,6 +55,7 @@ struct NodeEntry {
     health: Option<HealthSample>,
     health_at: Option<Instant>,
     interval: Option<Duration>,
+    leds: Option<LedReport>,
 }
 
 #[derive(Debug, Default)]
@@ -56,85 +63,6 @@ struct WorkerEntry {
     online: Option<bool>,
     offline_at: Option<Instant>,
     node: Option<String>,
-}
-
-/// One finished ball, for the flying-ball lane.
-#[derive(Debug, Clone, Serialize)]
-pub struct BallView {
-    /// Increases per ball seen, so the page animates each ball once.
-    pub seq: u64,
-    pub id: String,
-    pub target: String,
-    pub caught: bool,
-    /// Drop reason, for dropped balls.
-    pub reason: Option<String>,
-    /// Workers in order, the catching (or dropping) one last.
-    pub hops: Vec<String>,
-    /// Wall-clock flight time (born → caught/dropped), when it makes sense.
-    pub flight_ms: Option<u64>,
-}
-
-/// The JSON the page renders (`GET /api/state`, every SSE `state` event).
-#[derive(Debug, Clone, Serialize)]
-pub struct Snapshot {
-    pub nodes: Vec<NodeView>,
-    /// Workers whose node is not known yet.
-    pub unplaced_workers: Vec<WorkerView>,
-    pub balls: Vec<BallView>,
-    pub caught: u64,
-    pub dropped: u64,
-    pub dropped_by_reason: BTreeMap<String, u64>,
-    /// Payloads that did not decode (counted, logged, ignored).
-    pub malformed: u64,
-    /// Health samples received again (QoS 1 re-sends, retained
-    /// re-deliveries), counted once and ignored.
-    pub health_duplicates: u64,
-    pub progress: Option<ProgressView>,
-    pub mqtt_connected: Option<bool>,
-    /// The run's faults, service series and verdict, from its journal.
-    pub story: Option<StoryView>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct NodeView {
-    pub name: String,
-    /// `online`, `offline`, `stale` or `unknown`.
-    pub status: &'static str,
-    pub health_age_ms: Option<u64>,
-    pub stale_after_ms: u64,
-    pub temp_c: Option<f32>,
-    pub cpu_pct: Option<f32>,
-    pub mem_used_bytes: Option<u64>,
-    pub mem_total_bytes: Option<u64>,
-    pub throttle: Vec<Badge>,
-    pub workers: Vec<WorkerView>,
-}
-
-/// A throttle flag that is set: `now` (red) or only since boot (amber).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Badge {
-    pub label: &'static str,
-    pub now: bool,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct WorkerView {
-    pub name: String,
-    /// `online`, `offline` or `unknown`.
-    pub status: &'static str,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ProgressView {
-    pub phase: &'static str,
-    pub elapsed_ms: u64,
-    pub duration_ms: u64,
-    pub injected: u32,
-    pub refused: u32,
-    pub open: usize,
-    /// How long faults have been open without a break (the running recovery timer).
-    pub open_for_ms: Option<u64>,
-    pub last: String,
 }
 
 impl Board {
@@ -156,23 +84,27 @@ impl Board {
             open_since: None,
             mqtt_connected: None,
             run: RunStory::default(),
+            speed: 1.0,
+            replay: None,
         }
     }
 
     /// Applies one MQTT message; `Err` names what did not decode (the
     /// caller counts it with [`Board::count_malformed`]). Foreign topics are ignored.
     pub fn apply(&mut self, topic: &str, payload: &[u8], at: Instant) -> Result<(), DecodeError> {
-        let Some(message) = RackMessage::decode(&self.topics, topic, payload)? else {
-            return Ok(());
-        };
+        if let Some(message) = RackMessage::decode(&self.topics, topic, payload)? {
+            self.apply_message(message, at);
+        }
+        Ok(())
+    }
+
+    /// Applies one decoded message of the rack (live, or replayed).
+    pub fn apply_message(&mut self, message: RackMessage, at: Instant) {
         match message {
             RackMessage::NodeStatus { node, online } => self.node(&node).online = Some(online),
-            RackMessage::WorkerStatus { worker, online } => {
-                let e = self.worker(&worker);
-                e.online = Some(online);
-                e.offline_at = (!online).then_some(at);
-            }
+            RackMessage::WorkerStatus { worker, online } => self.worker_status(&worker, online, at),
             RackMessage::NodeHealth { node, sample } => self.health(&node, *sample, at),
+            RackMessage::NodeLeds { node, report } => self.leds(&node, report),
             RackMessage::BallCaught(c) => {
                 self.caught += 1;
                 let flight = c.caught_ms.checked_sub(c.ball.born_ms);
@@ -185,7 +117,23 @@ impl Board {
                 self.ball(d.ball, (d.worker, d.node), false, reason, flight);
             }
         }
-        Ok(())
+    }
+
+    /// The recorded totals (a replay records a sample of the balls, and
+    /// every ball in these counts).
+    pub fn set_totals(&mut self, caught: u64, dropped: BTreeMap<String, u64>) {
+        self.caught = caught;
+        self.dropped = dropped;
+    }
+
+    /// The page shows a recorded run.
+    pub fn set_replay(&mut self, replay: ReplayView) {
+        self.replay = Some(replay);
+    }
+
+    /// Workers the board remembers (shown or waiting to be forgotten).
+    pub fn worker_entries(&self) -> usize {
+        self.workers.len()
     }
 
     pub fn count_malformed(&mut self) {
@@ -209,6 +157,37 @@ impl Board {
     /// Journal time runs `speed` times faster than the wall (replay).
     pub fn set_speed(&mut self, speed: f64) {
         self.run = RunStory::with_speed(speed);
+        self.speed = if speed > 0.0 { speed } else { 1.0 };
+    }
+
+    fn forget_after(&self) -> Duration {
+        FORGET_OFFLINE_WORKER.div_f64(self.speed)
+    }
+
+    /// A worker's birth or Last Will; workers gone longer than
+    /// [`FORGET_OFFLINE_WORKER`] are dropped here, so a long run with many
+    /// pod kills keeps only the live ones.
+    fn worker_status(&mut self, worker: &str, online: bool, at: Instant) {
+        let forget = self.forget_after();
+        self.workers.retain(|_, w| {
+            w.offline_at
+                .is_none_or(|t| at.saturating_duration_since(t) < forget)
+        });
+        let e = self.worker(worker);
+        e.online = Some(online);
+        e.offline_at = (!online).then_some(at);
+    }
+
+    /// A newer LED report (by seq, or a later timestamp after a restart).
+    fn leds(&mut self, node: &str, report: LedReport) {
+        let e = self.node(node);
+        let newer = e
+            .leds
+            .as_ref()
+            .is_none_or(|old| report.seq > old.seq || report.ts_ms > old.ts_ms);
+        if newer {
+            e.leds = Some(report);
+        }
     }
 
     /// The run is over: its verdict (`None` when the report failed).
@@ -280,9 +259,10 @@ impl Board {
     pub fn snapshot(&self, now: Instant) -> Snapshot {
         let mut by_node: BTreeMap<&str, Vec<WorkerView>> = BTreeMap::new();
         let mut unplaced = Vec::new();
+        let forget = self.forget_after();
         let live = |w: &&WorkerEntry| {
             w.offline_at
-                .is_none_or(|t| now.saturating_duration_since(t) < FORGET_OFFLINE_WORKER)
+                .is_none_or(|t| now.saturating_duration_since(t) < forget)
         };
         for (name, w) in self.workers.iter().filter(|(_, w)| live(w)) {
             let view = WorkerView {
@@ -320,6 +300,7 @@ impl Board {
             }),
             mqtt_connected: self.mqtt_connected,
             story: self.run.view(now),
+            replay: self.replay.clone(),
         }
     }
 
@@ -333,7 +314,8 @@ impl Board {
         let stale_after = self
             .stale_after
             .or(e.interval.map(|i| i * STALE_INTERVALS))
-            .unwrap_or(DEFAULT_STALE);
+            .unwrap_or(DEFAULT_STALE)
+            .div_f64(self.speed);
         let age = e.health_at.map(|t| now.saturating_duration_since(t));
         let status = match (e.online, age) {
             (Some(false), _) => "offline",
@@ -354,46 +336,13 @@ impl Board {
             mem_used_bytes: h.and_then(|h| h.memory.map(|m| m.used_bytes)),
             mem_total_bytes: h.and_then(|h| h.memory.map(|m| m.total_bytes)),
             throttle: h.and_then(|h| h.throttle).map(badges).unwrap_or_default(),
+            leds: e.leds.as_ref().map(|l| LedView {
+                pattern: l.pattern.as_str(),
+                green: l.green,
+                red: l.red,
+                catches: l.catches,
+            }),
             workers: workers.unwrap_or_default(),
         }
     }
-}
-
-fn ms(d: Duration) -> u64 {
-    d.as_millis() as u64
-}
-
-fn online_word(online: Option<bool>) -> &'static str {
-    match online {
-        Some(true) => "online",
-        Some(false) => "offline",
-        None => "unknown",
-    }
-}
-
-/// The set throttle flags: "now" ones, then "since boot" ones not also set now.
-pub fn badges(t: Throttle) -> Vec<Badge> {
-    let pairs = [
-        (
-            "UNDER-VOLTAGE",
-            t.under_voltage_now,
-            t.under_voltage_occurred,
-        ),
-        ("FREQ CAPPED", t.freq_capped_now, t.freq_capped_occurred),
-        ("THROTTLED", t.throttled_now, t.throttled_occurred),
-        (
-            "TEMP LIMIT",
-            t.soft_temp_limit_now,
-            t.soft_temp_limit_occurred,
-        ),
-    ];
-    let mut out = Vec::new();
-    for (label, now, ever) in pairs {
-        if now == Some(true) {
-            out.push(Badge { label, now: true });
-        } else if ever == Some(true) {
-            out.push(Badge { label, now: false });
-        }
-    }
-    out
 }

@@ -6,16 +6,19 @@
 //! rack's emergency stop. State comes from the rack's MQTT topics and,
 //! during a run, the engine's progress and the journal lines as they are
 //! written (the recovery story, [`crate::story`]).
-//! `rackpong watch` runs it without any chaos.
+//! `rackpong watch` runs it without any chaos, `rackpong replay` on a
+//! recorded run ([`replay`]).
 
 pub(crate) mod board;
 mod estop;
 mod feed;
 mod http;
+pub mod replay;
 mod run;
 #[cfg(test)]
 mod tests;
 pub(crate) mod timeline;
+mod view;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -78,6 +81,8 @@ pub enum DashboardError {
     Mqtt(#[from] MqttError),
     #[error("emergency stop: {0}")]
     Estop(String),
+    #[error("replay: {0}")]
+    Replay(#[from] replay::ReplayError),
 }
 
 /// The board behind a lock, plus a version the SSE streams wait on.

@@ -3,7 +3,8 @@ use std::time::Duration;
 use rackpong_agent::proto::{Throttle, Topics};
 use tokio::time::Instant;
 
-use super::board::{Badge, Board, badges};
+use super::board::{Board, badges};
+use super::view::Badge;
 use crate::model::Progress;
 
 fn progress(open: usize) -> Progress {
@@ -151,4 +152,68 @@ fn the_story_runs_on_the_journal_clock_and_fault_events_are_urgent() {
     assert_eq!(st.now_ms, 3000, "the clock stops when the run ends");
     assert_eq!(st.story.run_outcome.as_deref(), Some("aborted"));
     assert!(!st.finished && st.verdict.is_none());
+}
+
+#[test]
+fn killed_workers_are_forgotten_so_a_long_run_stays_bounded() {
+    let topics = Topics::default();
+    let mut b = Board::new(topics.clone(), None, 4);
+    let t0 = Instant::now();
+    // A pod kill every second for ten minutes: each replacement has a new name.
+    for i in 0..600u64 {
+        let at = t0 + Duration::from_secs(i);
+        b.apply(&topics.worker_status(&format!("w-{i}")), b"online", at)
+            .unwrap();
+        if i > 0 {
+            let old = format!("w-{}", i - 1);
+            b.apply(&topics.worker_status(&old), b"offline", at)
+                .unwrap();
+        }
+    }
+    let forget = super::board::FORGET_OFFLINE_WORKER.as_secs() as usize;
+    assert!(b.worker_entries() <= forget + 2, "{}", b.worker_entries());
+}
+
+#[test]
+fn led_reports_reach_the_node_tile_newest_first() {
+    let topics = Topics::default();
+    let mut b = Board::new(topics.clone(), None, 4);
+    let t0 = Instant::now();
+    let report = |seq: u64, pattern: &str, red: &str| {
+        format!(
+            r#"{{"v":1,"node":"n1","seq":{seq},"ts_ms":100,"pattern":"{pattern}","green":"on","red":"{red}","catches":{seq}}}"#
+        )
+    };
+    b.apply(
+        &topics.node_leds("n1"),
+        report(5, "chaos", "blink").as_bytes(),
+        t0,
+    )
+    .unwrap();
+    // An older one (a QoS 1 re-send) does not win.
+    b.apply(
+        &topics.node_leds("n1"),
+        report(4, "ok", "off").as_bytes(),
+        t0,
+    )
+    .unwrap();
+    let leds = b.snapshot(t0).nodes[0].leds.clone().unwrap();
+    assert_eq!((leds.pattern, leds.catches), ("chaos", 5));
+    assert_eq!(leds.red, rackpong_agent::proto::LedMode::Blink);
+    let e = b.apply(&topics.node_leds("n1"), b"{", t0).unwrap_err();
+    assert!(e.to_string().starts_with("leds: "), "{e}");
+}
+
+#[test]
+fn a_replay_shrinks_the_stale_threshold_by_its_speed() {
+    let topics = Topics::default();
+    let mut b = Board::new(topics.clone(), Some(Duration::from_secs(6)), 4);
+    b.set_speed(10.0);
+    let t0 = Instant::now();
+    b.apply(&topics.node_status("n1"), b"online", t0).unwrap();
+    let h = br#"{"v":1,"node":"n1","seq":1,"ts_ms":1,"cpu_pct":null,"load":null,"memory":null,
+        "swap":null,"disk":null,"net":null,"temp_c":40.0,"throttle":null,"uptime_s":1,"agent_version":"x"}"#;
+    b.apply(&topics.node_health("n1"), h, t0).unwrap();
+    let n = &b.snapshot(t0 + Duration::from_millis(700)).nodes[0];
+    assert_eq!((n.status, n.stale_after_ms), ("stale", 600));
 }

@@ -45,7 +45,7 @@ pub fn classify(
             }
             Input::Observation(Observation::BallCaught { hops })
         }
-        RackMessage::BallDropped(_) => return Ok(None),
+        RackMessage::BallDropped(_) | RackMessage::NodeLeds { .. } => return Ok(None),
     }))
 }
 

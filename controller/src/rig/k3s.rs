@@ -161,6 +161,8 @@ impl K3sRig {
             .as_ref()
             .map(pdb);
         let stop = CancellationToken::new();
+        let dir = super::run_dir(&mut cfg, &plan)?;
+        super::record_rack(&dir, &self.topics, &self.link, &stop);
         let (tx, inputs) = mpsc::channel(4096);
         let sub = self.link.subscribe(self.topics.all());
         let malformed = Arc::new(AtomicU64::new(0));

@@ -195,6 +195,7 @@ async fn run_on(
     cancel: CancellationToken,
 ) -> Result<RunSummary, RigError> {
     let parts = Parts::start(rack, link, run.topics, &plan);
+    super::record_rack(run.run_dir, run.topics, link, &parts.stop);
     let mut cfg = EngineConfig::new(&setup.runs_dir);
     cfg.stale_after = run.health_interval * 3;
     cfg.progress = setup.observe.take();

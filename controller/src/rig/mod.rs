@@ -8,9 +8,12 @@ mod k3s;
 mod local;
 mod watching;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rackpong_agent::broker::BrokerError;
+use rackpong_agent::mqtt::MqttLink;
+use rackpong_agent::proto::Topics;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -104,12 +107,7 @@ pub async fn drive<C: Cluster, S: ServiceProbe>(
     show_progress: bool,
     cancel: CancellationToken,
 ) -> Result<RunSummary, RigError> {
-    if cfg.run_id.is_none() {
-        let dir =
-            reserve_run_dir(&cfg.runs_dir, &new_run_id(&plan.name)).map_err(EngineError::from)?;
-        attach_log(&dir);
-        cfg.run_id = dir.file_name().map(|n| n.to_string_lossy().into_owned());
-    }
+    run_dir(&mut cfg, &plan)?;
     let rx = match &cfg.progress {
         Some(tx) => tx.subscribe(),
         None => {
@@ -132,6 +130,26 @@ pub async fn drive<C: Cluster, S: ServiceProbe>(
         let _ = c.await;
     }
     Ok(result?)
+}
+
+/// The run directory: the one the caller reserved (`cfg.run_id`), or a new
+/// one, reserved here with the run's `controller.log` attached.
+pub(crate) fn run_dir(cfg: &mut EngineConfig, plan: &Plan) -> Result<PathBuf, RigError> {
+    if let Some(id) = &cfg.run_id {
+        return Ok(cfg.runs_dir.join(id));
+    }
+    let dir = reserve_run_dir(&cfg.runs_dir, &new_run_id(&plan.name)).map_err(EngineError::from)?;
+    attach_log(&dir);
+    cfg.run_id = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+    Ok(dir)
+}
+
+/// Records the rack's MQTT traffic the dashboard shows (sampled) into
+/// `dir/rack.jsonl` until `stop`, for `rackpong replay`.
+pub(crate) fn record_rack(dir: &Path, topics: &Topics, link: &MqttLink, stop: &CancellationToken) {
+    let rx = link.subscribe(topics.all());
+    let task = crate::journal::rack::record(dir.to_path_buf(), topics.clone(), rx, stop.clone());
+    tokio::spawn(task);
 }
 
 /// Sends the controller's log to `dir/controller.log` from now on.

@@ -26,6 +26,9 @@ pub struct ChaosStats {
     active: Mutex<Option<(ChaosAction, u64)>>,
     /// The last emergency stop or clear honoured.
     estop: Mutex<Option<EstopRecord>>,
+    /// Woken when a fault comes into force or ends and when the stop is
+    /// engaged or cleared (the node's LED driver waits on it).
+    lights_changed: tokio::sync::Notify,
 }
 
 impl ChaosStats {
@@ -45,8 +48,24 @@ impl ChaosStats {
         self.estop.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// (a fault in force, the stop engaged): what the status LEDs show.
+    pub fn lights(&self) -> (bool, bool) {
+        let estop = self.estop().is_some_and(|r| r.engaged);
+        (self.active().is_some(), estop)
+    }
+
+    /// Resolves once [`ChaosStats::lights`] may have changed since the last call.
+    pub async fn lights_changed(&self) {
+        self.lights_changed.notified().await;
+    }
+
     pub(super) fn set_estop(&self, record: Option<&EstopRecord>) {
-        *self.estop.lock().unwrap_or_else(|p| p.into_inner()) = record.cloned();
+        let mut e = self.estop.lock().unwrap_or_else(|p| p.into_inner());
+        let was = e.as_ref().is_some_and(|r| r.engaged);
+        *e = record.cloned();
+        if was != e.as_ref().is_some_and(|r| r.engaged) {
+            self.lights_changed.notify_one();
+        }
     }
 
     pub(super) fn count(&self, result: &'static str, reason: &'static str) {
@@ -55,7 +74,11 @@ impl ChaosStats {
     }
 
     pub(super) fn set_active(&self, fault: Option<&ActiveFault>) {
-        *self.active.lock().unwrap_or_else(|p| p.into_inner()) =
-            fault.map(|f| (f.action, f.restore_at_ms));
+        let mut a = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        let was = a.is_some();
+        *a = fault.map(|f| (f.action, f.restore_at_ms));
+        if was != a.is_some() {
+            self.lights_changed.notify_one();
+        }
     }
 }

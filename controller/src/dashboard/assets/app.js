@@ -21,6 +21,7 @@ let flying = 0;
 let stationKey = "";
 const stationX = new Map();
 const cards = new Map();   // fault id -> its element, kept so it is created once
+const catches = new Map(); // node -> its LED report's catch count, to flash green once per rise
 let events = null;
 
 function esc(s) {
@@ -50,7 +51,8 @@ function pretty(name) {
 
 function setLive(live) {
   document.body.classList.toggle("nodata", !live);
-  $("conn").textContent = live ? "LIVE" : "STALE";
+  const r = state && state.replay;
+  $("conn").textContent = !live ? "STALE" : r ? "REPLAY ×" + r.speed + (r.done ? " · END" : "") : "LIVE";
 }
 
 function connect() {
@@ -331,6 +333,21 @@ function shortener(names) {
   return cut > 0 ? (n) => n.slice(cut) : (n) => n;
 }
 
+// The node's two LEDs as its agent drives them; a word too when red is lit
+// (the pattern must not be told by colour alone). Not drawn when the node
+// is not online: the retained report is the last one it sent, not what its
+// LEDs show now (and the tile's title row needs the room for the state).
+function ledsOf(n) {
+  const l = n.leds;
+  if (!l) return "";
+  const before = catches.get(n.name);
+  catches.set(n.name, l.catches);
+  const flash = before != null && l.catches > before && l.green === "on" ? " flash" : "";
+  const word = l.pattern === "ok" ? "" : `<span class="ledword">${esc(l.pattern)}</span>`;
+  return `<span class="leds${n.status === "online" ? "" : " dim"}" title="LEDs: ${esc(l.pattern)}, ${l.catches} caught">${word}` +
+    `<span class="led green ${l.green}${flash}"></span><span class="led red ${l.red}"></span></span>`;
+}
+
 function nodeCard(n, short) {
   const t = n.temp_c == null ? "–" : n.temp_c.toFixed(0) + "°C";
   const c = n.cpu_pct == null ? "–" : n.cpu_pct.toFixed(0) + "%";
@@ -339,7 +356,7 @@ function nodeCard(n, short) {
   const workers = n.workers.map((w) => `<span class="worker ${w.status}" title="${esc(w.name)}">${w.status === "offline" ? "✗ " : ""}${esc(short(w.name))}</span>`).join("");
   const word = n.status === "online" ? "" : n.status === "offline" ? "✗ offline" : n.status === "stale" ? "⚠ stale " + secs(n.health_age_ms) : n.status;
   return `<div class="node ${n.status}">
-  <h2><span class="dot ${n.status}"></span><span class="nm">${esc(n.name)}</span><span class="state ${n.status}">${esc(word)}</span></h2>
+  <h2><span class="dot ${n.status}"></span><span class="nm">${esc(n.name)}</span>${ledsOf(n)}<span class="state ${n.status}">${esc(word)}</span></h2>
   <div class="metrics"><span>temp <b>${t}</b></span><span>cpu <b>${c}</b></span><span>mem <b>${mem}</b></span></div>
   <div class="badges">${badges}</div>
   <div class="workers">${workers || '<span class="label">no workers</span>'}</div></div>`;
