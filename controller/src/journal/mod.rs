@@ -1,7 +1,7 @@
 //! The run journal: `runs/<run-id>/journal.jsonl`, append-only, one flushed
 //! line per event, so a crash loses nothing already observed. [`event`] fixes
-//! the line format (public: it is the contract other tools read); `writer` appends (with seq numbering and the
-//! `unfinished` marker); `recover` finds runs left unfinished by a crashed
+//! the line format (public: it is the contract other tools read); `writer`
+//! appends (with seq numbering and the `unfinished` marker); `recover` finds runs left unfinished by a crashed
 //! controller and tells what they changed, so the next start can roll back.
 //! [`rack`] keeps, beside it, the sampled MQTT traffic `rackpong replay` shows.
 
