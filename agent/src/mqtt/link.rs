@@ -351,31 +351,30 @@ impl Inner {
     }
 
     pub(super) fn route(&self, publish: Publish) {
-        self.prune();
-        let subs = lock(&self.subs);
+        let mut subs = lock(&self.subs);
+        let mut closed = false;
         for sub in subs
             .iter()
             .filter(|s| rumqttc::matches(&publish.topic, &s.filter))
         {
-            if sub.tx.try_send(publish.clone()).is_err() {
-                self.inbound_dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(topic = %publish.topic, filter = %sub.filter, "subscriber queue full, message dropped");
+            match sub.tx.try_send(publish.clone()) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Closed(_)) => closed = true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.inbound_dropped.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(topic = %publish.topic, filter = %sub.filter, "subscriber queue full, message dropped");
+                }
             }
         }
-    }
-
-    /// Forgets subscribers that went away; a filter they covered for
-    /// others is subscribed at the broker again.
-    fn prune(&self) {
-        let (before, after) = {
-            let mut subs = lock(&self.subs);
-            if !subs.iter().any(|s| s.tx.is_closed()) {
-                return;
-            }
-            let before = at_broker(&subs);
-            subs.retain(|s| !s.tx.is_closed());
-            (before, at_broker(&subs))
-        };
+        if !closed {
+            return;
+        }
+        // A subscriber went away: forget it, and subscribe again at the
+        // broker any filter it covered for the others.
+        let before = at_broker(&subs);
+        subs.retain(|s| !s.tx.is_closed());
+        let after = at_broker(&subs);
+        drop(subs);
         if let Some(client) = &lock(&self.state).client {
             client.resubscribe(&before, &after);
         }
