@@ -130,14 +130,14 @@ impl Lights {
     }
 
     fn caught(&mut self, payload: &[u8]) {
-        match message::caught_on(payload) {
-            Ok(node) if node == self.cfg.node => {
+        match message::caught_on(payload, &self.cfg.node) {
+            Ok(true) => {
                 self.catches += 1;
                 if self.flash_until.is_none() {
                     self.flash_until = Some(Instant::now() + FLASH);
                 }
             }
-            Ok(_) => {}
+            Ok(false) => {}
             Err(e) => tracing::debug!(error = %e, "catch flash: payload ignored"),
         }
     }

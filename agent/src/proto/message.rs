@@ -91,9 +91,10 @@ pub fn caught(payload: &[u8]) -> Result<BallCaught, DecodeError> {
     json("caught ball", payload)
 }
 
-/// The node that caught the ball of a `balls/caught` payload, read without
-/// building the ball (the node agent's catch flash reads every catch).
-pub fn caught_on(payload: &[u8]) -> Result<String, DecodeError> {
+/// Whether the ball of a `balls/caught` payload was caught on `node`, read
+/// without building the ball or copying the name (every node agent's catch
+/// flash reads every catch of the rack).
+pub fn caught_on(payload: &[u8], node: &str) -> Result<bool, DecodeError> {
     #[derive(serde::Deserialize)]
     struct On<'a> {
         #[serde(borrow)]
@@ -103,7 +104,7 @@ pub fn caught_on(payload: &[u8]) -> Result<String, DecodeError> {
         what: "caught ball",
         source,
     })?;
-    Ok(on.node.into_owned())
+    Ok(on.node == node)
 }
 
 /// The payload of `balls/dropped` (for a subscriber of that topic alone).
@@ -177,8 +178,9 @@ mod tests {
         let e = RackMessage::decode(&t, &t.node_leds("n1"), b"{}").unwrap_err();
         assert!(e.to_string().starts_with("leds: "), "{e}");
         let caught = br#"{"v":1,"ball":{"id":"b","target":"w2","ttl":3,"born_ms":1,"hops":[]},"worker":"w2","node":"n2","caught_ms":3}"#;
-        assert_eq!(caught_on(caught).unwrap(), "n2");
-        assert!(caught_on(b"[]").is_err());
+        assert!(caught_on(caught, "n2").unwrap());
+        assert!(!caught_on(caught, "n1").unwrap());
+        assert!(caught_on(b"[]", "n2").is_err());
     }
 
     #[test]
