@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::IsolationArg;
 use crate::cluster::local::Isolation;
 use crate::dashboard::DashboardArgs;
 use crate::engine::RunSummary;
@@ -37,17 +38,8 @@ pub struct DemoArgs {
     /// Directory the run directory is written under.
     #[arg(long, env = "RACKPONG_RUNS_DIR", default_value = "runs")]
     pub runs_dir: PathBuf,
-    /// How the nodes are separated: `loopback` (127.0.1.x, no root needed;
-    /// net-drop freezes a node), `netns` (root: one network namespace per
-    /// node on a rack bridge; net-drop and partition are real cuts) or
-    /// `auto` (netns where it can be used, and says which it chose).
-    #[arg(
-        long,
-        env = "RACKPONG_ISOLATION",
-        value_enum,
-        default_value = "loopback"
-    )]
-    pub isolation: Isolation,
+    #[command(flatten)]
+    pub isolation: IsolationArg,
     #[command(flatten)]
     pub dashboard: DashboardArgs,
 }
@@ -105,24 +97,9 @@ fn with_net_drop(mut p: Plan) -> Plan {
     p
 }
 
-/// The isolation `requested` resolves to; `auto` says on stderr which it chose and why.
-pub fn chosen_isolation(requested: Isolation) -> Isolation {
-    let (chosen, why) = requested.resolve();
-    if requested == Isolation::Auto {
-        match why {
-            Some(why) => eprintln!("isolation: {} (auto: {why})", chosen.as_str()),
-            None => eprintln!(
-                "isolation: {} (auto: network namespaces available)",
-                chosen.as_str()
-            ),
-        }
-    }
-    chosen
-}
-
 /// `rackpong demo`: the run, its report, and the dashboard's verdict.
 pub async fn run(args: DemoArgs, cancel: CancellationToken) -> Result<(), super::CliError> {
-    let isolation = chosen_isolation(args.isolation);
+    let isolation = args.isolation.chosen();
     let plan = demo_plan(&args, isolation == Isolation::Netns).map_err(RigError::from)?;
     let setup = LocalSetup {
         nodes: args.nodes,
@@ -166,7 +143,7 @@ mod tests {
             workers,
             plan: None,
             runs_dir: "runs".into(),
-            isolation: Isolation::Loopback,
+            isolation: IsolationArg::default(),
             dashboard: DashboardArgs::default(),
         }
     }

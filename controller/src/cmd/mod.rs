@@ -14,8 +14,39 @@ pub(crate) mod watch;
 
 use clap::{Parser, Subcommand};
 
+use crate::cluster::local::Isolation;
+
 use crate::console::logs::DEFAULT_FILTER;
 use tokio_util::sync::CancellationToken;
+
+/// `--isolation`, shared by `demo` and `run --local`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct IsolationArg {
+    /// How the local rack's nodes are separated: `loopback` (127.0.1.x, no
+    /// root needed; net-drop freezes a node), `netns` (root: one network
+    /// namespace per node on a rack bridge; net-drop and partition are real
+    /// cuts) or `auto` (netns where it can be used, and says which it chose).
+    #[arg(
+        long = "isolation",
+        value_name = "ISOLATION",
+        env = "RACKPONG_ISOLATION",
+        value_enum,
+        default_value = "loopback"
+    )]
+    pub requested: Isolation,
+}
+
+impl IsolationArg {
+    /// The isolation in effect; `auto` says on stderr which it chose and why.
+    pub fn chosen(&self) -> Isolation {
+        let (chosen, why) = self.requested.resolve();
+        if self.requested == Isolation::Auto {
+            let why = why.as_deref().unwrap_or("network namespaces available");
+            eprintln!("isolation: {} (auto: {why})", chosen.as_str());
+        }
+        chosen
+    }
+}
 
 /// rackpong: a measurable chaos-engineering demo for a Raspberry Pi k3s rack.
 #[derive(Debug, Parser)]

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::local::Isolation;
 use crate::engine::{EngineConfig, EngineError, RunSummary, dry_run_text};
 use crate::plan::{self, PlanError};
 use crate::rig::{K3sRig, K3sRunArgs, LocalSetup, RigError, WireError};
@@ -34,16 +33,9 @@ pub struct RunArgs {
     /// Worker replicas of the local rack at start (with --local).
     #[arg(long, env = "RACKPONG_LOCAL_WORKERS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     pub workers: u32,
-    /// How the local rack's nodes are separated (with --local): `loopback`,
-    /// `netns` (root: one network namespace per node; needed by `partition`
-    /// faults) or `auto`. See `rackpong demo --help`.
-    #[arg(
-        long,
-        env = "RACKPONG_ISOLATION",
-        value_enum,
-        default_value = "loopback"
-    )]
-    pub isolation: Isolation,
+    /// With --local: how the rack's nodes are separated.
+    #[command(flatten)]
+    pub isolation: super::IsolationArg,
     /// The k3s backend (without --local or --dry-run): API server, MQTT
     /// broker, node-command secret and the workers' ingress.
     #[command(flatten)]
@@ -94,7 +86,7 @@ pub async fn run_with(
             progress: true,
             exe: None,
             observe: None,
-            isolation: super::demo::chosen_isolation(args.isolation),
+            isolation: args.isolation.chosen(),
         };
         return Ok(RunResult::Ran(
             crate::rig::run_local(setup, plan, cancel).await?,

@@ -64,10 +64,11 @@ pub struct LocalRackConfig {
 }
 
 /// How the local rack's nodes are separated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Isolation {
     /// Every node on its own 127.0.1.x address of the shared loopback (no root
     /// needed); `net-drop` freezes the node.
+    #[default]
     Loopback,
     /// Every node a network namespace with one veth into a rack bridge
     /// (root); `net-drop` and `partition` are real cuts.
