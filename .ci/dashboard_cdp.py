@@ -260,6 +260,25 @@ def replay_checks(cdp, run_dir, out, tag, deadline, summary, failures):
     page, every fault card closes at the total report.json records, the
     header says REPLAY, the node tiles draw LEDs and the ball counter ends
     at the record's last totals."""
+    report = json.load(open(os.path.join(run_dir, "report.json")))
+    want_cards = {f["fault_id"]: (None if f.get("total_ms") is None else f"{f['total_ms'] / 1000:.3f} s")
+                  for f in report["faults"]}
+    totals = None
+    with open(os.path.join(run_dir, "rack.jsonl")) as f:
+        for line in f:
+            j = json.loads(line)
+            if j["type"] == "totals":
+                totals = j
+    want_caught = None if totals is None else str(totals["caught"])
+
+    def settled(st):
+        # The replay's end and its last snapshot rendered: every card at its
+        # recorded total, the counter at the record's last totals.
+        if not (st and st["done"]) or st["caught"] != want_caught:
+            return False
+        return all(fid in st["cards"] and (want is None or st["cards"][fid]["timer"] == want)
+                   for fid, want in want_cards.items())
+
     t0 = time.time()
     st = None
     while time.time() < deadline:
@@ -272,33 +291,24 @@ def replay_checks(cdp, run_dir, out, tag, deadline, summary, failures):
                    caught: document.getElementById('caught').textContent,
                    leds: document.querySelectorAll('.node .led').length,
                    done: !!(state && state.replay && state.replay.done) }; })()""")
-        if st and st["done"]:
+        if settled(st):
             break
-        time.sleep(0.2)
+        time.sleep(0.2)  # poll interval of the condition above
     if not st or not st["done"]:
         failures.append("the replay did not reach its end on the page in time")
         st = st or {"cards": {}, "conn": "", "caught": "", "leds": 0}
-    time.sleep(0.5)  # the last snapshot's render
     summary["replay"] = {"played_s": round(time.time() - t0, 1), "conn": st["conn"], "cards": len(st["cards"]), "leds": st["leds"]}
     if not st["conn"].startswith("REPLAY"):
         failures.append(f"the header says {st['conn']!r}, not REPLAY")
-    report = json.load(open(os.path.join(run_dir, "report.json")))
-    for f in report["faults"]:
-        fid, total = f["fault_id"], f.get("total_ms")
+    for fid, want in want_cards.items():
         shown = st["cards"].get(fid, {}).get("timer")
         if fid not in st["cards"]:
             failures.append(f"replay: {fid} never reached the page")
-        elif total is not None and shown != f"{total / 1000:.3f} s":
-            failures.append(f"replay: {fid} shows {shown!r}, report.json total {total / 1000:.3f} s")
+        elif want is not None and shown != want:
+            failures.append(f"replay: {fid} shows {shown!r}, report.json total {want}")
     summary["replay"]["faults_checked"] = len(report["faults"])
-    totals = None
-    with open(os.path.join(run_dir, "rack.jsonl")) as f:
-        for line in f:
-            j = json.loads(line)
-            if j["type"] == "totals":
-                totals = j
-    if totals is None or st["caught"] != str(totals["caught"]):
-        failures.append(f"replay: caught shows {st['caught']!r}, rack.jsonl's last totals {totals and totals['caught']}")
+    if want_caught is None or st["caught"] != want_caught:
+        failures.append(f"replay: caught shows {st['caught']!r}, rack.jsonl's last totals {want_caught}")
     if st["leds"] < 2:
         failures.append("replay: no node tile draws LEDs")
     shot = cdp.call("Page.captureScreenshot", format="png")
