@@ -87,8 +87,11 @@ for arch in arm64 amd64; do
   for image in agent controller; do
     ctr_ images import --all-platforms "$dist/rackpong-$image-$version-$arch.oci.tar"
     ref="docker.io/rackpong/$image:$version"
-    ctr_ images ls | grep -q "^$ref " || { echo "import did not name $ref" >&2; ctr_ images ls >&2; exit 1; }
-    ctr_ images ls | grep "^$ref " | grep -q "linux/$arch" || { echo "$ref is not linux/$arch" >&2; exit 1; }
+    # The list is read first: `producer | grep -q` under pipefail fails when
+    # grep exits at its match and the producer's next write gets SIGPIPE.
+    listed=$(ctr_ images ls)
+    grep -q "^$ref " <<<"$listed" || { echo "import did not name $ref" >&2; echo "$listed" >&2; exit 1; }
+    grep "^$ref " <<<"$listed" | grep -q "linux/$arch" || { echo "$ref is not linux/$arch" >&2; exit 1; }
     [ "$arch" = arm64 ] && ctr_ images rm "$ref" >/dev/null
   done
 done
@@ -141,7 +144,7 @@ jq -s -e 'map(select(.ball.id=="ci-in" and .worker=="inside" and .node=="ci-cont
   || { echo "ball ci-in was not caught in the container:" >&2; cat "$work/balls.json" >&2; exit 1; }
 echo "the containerised worker caught and forwarded balls (uid $uid, no capabilities, read-only root)"
 ctr_ tasks kill -s TERM ctr-worker
-for _ in $(seq 1 50); do ctr_ tasks ls | grep -q '^ctr-worker .*RUNNING' || break; sleep 0.1; done
+for _ in $(seq 1 50); do tasks=$(ctr_ tasks ls); grep -q '^ctr-worker .*RUNNING' <<<"$tasks" || break; sleep 0.1; done
 ctr_ tasks rm -f ctr-worker >/dev/null 2>&1 || true
 ctr_ containers rm ctr-worker
 
