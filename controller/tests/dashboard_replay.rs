@@ -178,6 +178,32 @@ fn bad_run_directories_fail_naming_the_file_and_line() {
     assert!(replay::check_speed(f64::NAN).is_err());
 }
 
+/// The replay reads a run as `rackpong report` does: a line of an event
+/// kind this version does not know (a newer controller) is skipped, and so
+/// is a last line cut off mid-write (the controller was killed).
+#[test]
+fn a_newer_or_crashed_run_still_replays() {
+    let dir = run_dir(&[]);
+    let journal = dir.path().join("journal.jsonl");
+    let whole = Recording::load(dir.path()).unwrap();
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let last: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    let (seq, t_ms) = (
+        last["seq"].as_u64().unwrap(),
+        last["t_ms"].as_u64().unwrap(),
+    );
+    lines.push(json!({"v":1,"seq":seq + 1,"t_ms":t_ms,"type":"from-the-future"}).to_string());
+    std::fs::write(
+        &journal,
+        lines.join("\n") + "\n" + r#"{"v":1,"seq":99999,"t_ms":1,"type":"fault-inj"#,
+    )
+    .unwrap();
+    let read = Recording::load(dir.path()).expect("the unknown and the cut-off line are skipped");
+    assert_eq!(read.end_ms, whole.end_ms);
+    assert_eq!(read.run_id, whole.run_id);
+}
+
 #[test]
 fn the_command_reports_a_bad_run_dir_and_exits_non_zero() {
     let empty = tempfile::tempdir().unwrap();

@@ -18,9 +18,9 @@ use super::Hub;
 use super::board::{Board, ReplayView};
 use crate::journal::event::{Event, JournalLine};
 use crate::journal::rack::{RACK_FILE, RackLine, payload_bytes, read_rack};
-use crate::journal::{JOURNAL_FILE, JournalError, read_journal};
+use crate::journal::{JOURNAL_FILE, JournalError};
 use crate::model::Progress;
-use crate::report::Verdict;
+use crate::report::{ReportError, Verdict};
 
 /// Why a run cannot be replayed.
 #[derive(Debug, thiserror::Error)]
@@ -29,8 +29,8 @@ pub enum ReplayError {
     NotARun(PathBuf),
     #[error(transparent)]
     Journal(#[from] JournalError),
-    #[error("{}:1: the first line is not run-started", .0.display())]
-    NoStart(PathBuf),
+    #[error(transparent)]
+    Report(#[from] ReportError),
     #[error("--speed must be a positive number, not {0}")]
     Speed(f64),
 }
@@ -67,7 +67,7 @@ pub struct Recording {
     /// Lines of `rack.jsonl` (0 when the run has none).
     pub rack_lines: usize,
     steps: Vec<Step>,
-    verdict: Option<Verdict>,
+    verdict: Verdict,
 }
 
 impl Recording {
@@ -77,13 +77,18 @@ impl Recording {
         if !journal.is_file() {
             return Err(ReplayError::NotARun(dir.to_path_buf()));
         }
-        let lines = read_journal(&journal)?.lines;
-        let Some(Event::RunStarted(start)) = lines.first().map(|l| &l.event) else {
-            return Err(ReplayError::NoStart(journal));
+        // The report's reader: the same checks and the same tolerance of a
+        // line cut off mid-write (a crashed run replays too), read once for
+        // both the steps and the verdict.
+        let read = crate::report::parse::read_journal(&journal)?;
+        let verdict = crate::report::from_journal(&read).verdict;
+        let Some(Event::RunStarted(start)) = read.lines.first().map(|l| &l.event) else {
+            unreachable!("the report's reader guarantees the first line is run-started")
         };
         let (run_id, started) = (start.run_id.clone(), start.started_unix_ms);
-        let end_ms = lines.last().map_or(0, |l| l.t_ms);
-        let mut steps: Vec<Step> = lines
+        let end_ms = read.lines.last().map_or(0, |l| l.t_ms);
+        let mut steps: Vec<Step> = read
+            .lines
             .into_iter()
             .map(|l| Step {
                 t_ms: l.t_ms as i64,
@@ -102,7 +107,6 @@ impl Recording {
         let name = rack_steps(rack, started, &mut steps);
         // Stable: at the same time the journal's line comes first.
         steps.sort_by_key(|s| s.t_ms);
-        let verdict = crate::report::load(&journal).ok().map(|r| r.verdict);
         Ok(Recording {
             run_dir: dir.to_path_buf(),
             run_id,
@@ -196,7 +200,7 @@ pub async fn play(hub: Hub, rec: Recording, speed: f64, stop: CancellationToken)
     }
     let verdict = rec.verdict.clone();
     hub.update_now(|b| {
-        b.set_verdict(verdict);
+        b.set_verdict(Some(verdict));
         b.set_replay(view(true));
     });
     tracing::info!(run = %rec.run_id, "replay finished; the page stays up");

@@ -73,8 +73,12 @@ impl Rendered {
 
 /// Reads a journal file and builds its report.
 pub fn load(journal: &Path) -> Result<Report, ReportError> {
-    let read = parse::read_journal(journal)?;
-    Ok(build::build(&read))
+    Ok(from_journal(&parse::read_journal(journal)?))
+}
+
+/// Builds the report of a journal already read by [`parse::read_journal`].
+pub fn from_journal(read: &parse::ReadJournal) -> Report {
+    build::build(read)
 }
 
 /// Renders every output of a report to strings.
