@@ -50,15 +50,16 @@ pub struct DemoArgs {
 pub fn demo_plan(args: &DemoArgs, isolated: bool) -> Result<Plan, PlanError> {
     let mut p = match &args.plan {
         Some(path) => plan::load(path)?,
-        None => {
-            let p = fit_to_workers(plan::default_demo(), args.workers);
-            if isolated { with_net_drop(p) } else { p }
-        }
+        None => fit_to_workers(plan::default_demo(), args.workers),
     };
     if let Some(d) = args.duration {
         p.duration = d;
     }
-    Ok(p)
+    Ok(if isolated && args.plan.is_none() {
+        with_net_drop(p)
+    } else {
+        p
+    })
 }
 
 /// The built-in plan is written for 8 workers: keep its proportions for
@@ -77,20 +78,26 @@ fn fit_to_workers(mut p: Plan, workers: u32) -> Plan {
 
 /// On an isolated rack the demo also cuts a node's network near the end:
 /// its workers keep running unseen while they are replaced, so the report
-/// shows the overlap of old and new workers a real cut produces. The
-/// link comes back after 8 s, before the run's closing check ends.
+/// shows the overlap of old and new workers a real cut produces. Placed
+/// from the run's length (50 s and 8 s down in the default 60 s), so the
+/// link comes back before the window ends whatever `--duration` says.
 fn with_net_drop(mut p: Plan) -> Plan {
+    let at = p
+        .duration
+        .saturating_sub(Duration::from_secs(10))
+        .max(p.duration / 2);
+    let down_for = Duration::from_secs(8).min(p.duration / 4);
     p.faults.push(plan::FaultSpec {
         name: "cut-a-node".into(),
         schedule: plan::Schedule {
-            at: Duration::from_secs(50),
+            at,
             every: None,
             times: 1,
             jitter: Duration::ZERO,
         },
         action: FaultAction::NodeKill {
             action: plan::NodeAction::NetDrop,
-            down_for: Duration::from_secs(8),
+            down_for,
             node: None,
         },
     });
@@ -178,16 +185,29 @@ mod tests {
                 })
                 .count()
         };
+        let cut_of = |p: &Plan| match p.faults.last().map(|f| (f.schedule.at, &f.action)) {
+            Some((at, FaultAction::NodeKill { down_for, .. })) => (at, *down_for),
+            other => panic!("the last fault is not the cut: {other:?}"),
+        };
         let mut a = args(8);
         a.duration = None;
         let isolated = demo_plan(&a, true).unwrap();
         assert_eq!(net_drops(&isolated), 1);
-        let cut = isolated.faults.last().unwrap();
-        assert!(
-            cut.schedule.at < isolated.duration,
-            "fires inside the window"
+        assert_eq!(
+            cut_of(&isolated),
+            (Duration::from_secs(50), Duration::from_secs(8))
         );
         assert_eq!(net_drops(&demo_plan(&a, false).unwrap()), 0);
+        // A shorter run keeps the cut, and its end, inside the window.
+        for secs in [12, 20, 30] {
+            a.duration = Some(Duration::from_secs(secs));
+            let p = demo_plan(&a, true).unwrap();
+            let (at, down_for) = cut_of(&p);
+            assert!(
+                at + down_for < p.duration,
+                "{secs} s: {at:?} + {down_for:?}"
+            );
+        }
     }
 
     #[test]
