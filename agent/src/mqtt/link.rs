@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rumqttc::{ConnectionError, Publish, QoS};
+use rumqttc::{ConnectionError, Publish};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -345,7 +345,7 @@ impl Inner {
             tracing::warn!("in-process message with a non-UTF-8 topic ignored");
             return;
         };
-        let mut publish = Publish::new(topic, QoS::AtMostOnce, p.payload.to_vec());
+        let mut publish = Publish::new(topic, rumqttc::QoS::AtMostOnce, p.payload.to_vec());
         publish.retain = p.retain;
         self.route(publish);
     }
