@@ -1,7 +1,8 @@
 //! The node role's LED patterns reach MQTT: a real node role (chaos enabled,
 //! dry run) on an embedded broker publishes `nodes/<node>/leds` — `ok` once
-//! connected, the catch count rising with balls caught on its node (and not
-//! with other nodes' catches), `chaos` with red blinking while an accepted
+//! connected, the catch count rising with its workers' catch reports on
+//! `nodes/n1/catches` (and not with another node's, nor with the rack's
+//! `balls/caught`), `chaos` with red blinking while an accepted
 //! node-chaos command is in force, `ok` again after `restore`.
 
 mod chaos_support;
@@ -35,6 +36,10 @@ async fn report(rx: &mut mpsc::Receiver<Publish>, ok: impl Fn(&LedReport) -> boo
     })
     .await
     .expect("the LED report did not come")
+}
+
+fn catches(caught: u64) -> Vec<u8> {
+    format!(r#"{{"v":1,"worker":"w","caught":{caught}}}"#).into_bytes()
 }
 
 fn ball(node: &str) -> Vec<u8> {
@@ -76,15 +81,23 @@ async fn status_catches_and_chaos_show_in_the_led_report() {
 
     let mut ctl = Controller::new(&broker, "n1").await;
     wait_until_listening(&mut ctl).await;
-    // Catches on n1 count, one on n2 does not; the count is reported within 500 ms.
-    for node in ["n1", "n2", "n1", "n1"] {
-        ctl.client()
-            .publish(topics.balls_caught(), QoS::AtLeastOnce, false, ball(node))
+    // n1's reports count (2 + 2), n2's, a bad one and the rack's catch
+    // stream do not (any of them counted would make the first count >= 4
+    // odd or larger than 4); the count is reported within 500 ms.
+    let c = ctl.client();
+    for (topic, payload) in [
+        (topics.node_catches("n2"), catches(5)),
+        (topics.balls_caught(), ball("n1")),
+        (topics.node_catches("n1"), catches(2)),
+        (topics.node_catches("n1"), b"not json".to_vec()),
+        (topics.node_catches("n1"), catches(2)),
+    ] {
+        c.publish(topic, QoS::AtLeastOnce, false, payload)
             .await
             .unwrap();
     }
-    let counted = report(&mut leds, |r| r.catches >= 3).await;
-    assert_eq!(counted.catches, 3);
+    let counted = report(&mut leds, |r| r.catches >= 4).await;
+    assert_eq!(counted.catches, 4);
     assert_eq!(counted.pattern, LedPattern::Ok);
 
     let cmd = ctl.command(ChaosAction::StopK3s, 60);

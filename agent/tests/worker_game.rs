@@ -300,3 +300,33 @@ async fn start_delay_holds_the_bind_and_cancel_ends_it() {
     );
     assert!(!never.exists());
 }
+
+/// Each catch is reported once, by the catching worker, on its own node's
+/// `nodes/<node>/catches` (the node agent's catch flash reads only that).
+#[tokio::test]
+async fn catches_are_reported_on_the_catching_workers_node_topic() {
+    let broker = broker();
+    let dir = tempdir();
+    let rack = spawn_rack(2, &broker, "g6", dir.path()).await;
+    let (_s, mut rx) = subscriber(&broker, "g6", &["rackpong/g6/nodes/+/catches".into()]).await;
+    let mut rx = rx.remove(0);
+    for (i, target) in ["w2", "w2", "w1", "w2"].into_iter().enumerate() {
+        throw(&rack[0].url, &ball(&format!("c{i}"), target, 3)).await;
+    }
+    let mut per_node = std::collections::BTreeMap::<String, u64>::new();
+    while per_node.values().sum::<u64>() < 4 {
+        let p = next(&mut rx).await;
+        let r = rackpong_agent::proto::message::catches(&p.payload).unwrap();
+        let node = p.topic.split('/').nth(3).unwrap().to_string();
+        assert_eq!(
+            format!("node-{}", r.worker),
+            node,
+            "reported on its own node"
+        );
+        assert!(r.caught >= 1, "{r:?}");
+        *per_node.entry(node).or_default() += r.caught;
+    }
+    let want: std::collections::BTreeMap<String, u64> =
+        [("node-w1".to_string(), 1), ("node-w2".to_string(), 3)].into();
+    assert_eq!(per_node, want);
+}

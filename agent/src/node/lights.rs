@@ -1,7 +1,7 @@
 //! The node role's LED driver: the status pattern (broker link, a chaos
 //! fault in force, the rack's emergency stop), the catch flash (the green
-//! LED blips off for each ball caught on this node, read from
-//! `balls/caught`), the blinking, and the LED report on `nodes/<node>/leds`
+//! LED blips off for each catch report of this node's workers, read from
+//! `nodes/<node>/catches`), the blinking, and the LED report on `nodes/<node>/leds`
 //! that lets the dashboard draw the same LEDs. Reports are published only
 //! while connected, so they never take a health sample's place in the
 //! store-and-forward buffer.
@@ -32,7 +32,7 @@ pub struct LightsConfig {
     pub node: String,
     pub leds: Arc<dyn Leds>,
     pub chaos: Arc<ChaosStats>,
-    /// Read `balls/caught` and blip the green LED per catch on this node.
+    /// Read `nodes/<node>/catches` and blip the green LED per report.
     pub catch_flash: bool,
 }
 
@@ -55,7 +55,11 @@ pub async fn drive(cfg: LightsConfig, cancel: CancellationToken) {
     let mut connected = cfg.link.connected();
     let mut catch_open = cfg.catch_flash;
     let mut caught = match cfg.catch_flash {
-        true => cfg.link.subscribe(cfg.topics.balls_caught()),
+        // The node's own topic, not the rack's `balls/caught`: every node
+        // reading every catch multiplied the stream by the node count, and
+        // a frozen node's backlog of them kept the embedded broker's
+        // keepalive timer from running out (its Last Will came ~4 s late).
+        true => cfg.link.subscribe(cfg.topics.node_catches(&cfg.node)),
         false => mpsc::channel(1).1,
     };
     let chaos = cfg.chaos.clone();
@@ -130,14 +134,13 @@ impl Lights {
     }
 
     fn caught(&mut self, payload: &[u8]) {
-        match message::caught_on(payload, &self.cfg.node) {
-            Ok(true) => {
-                self.catches += 1;
+        match message::catches(payload) {
+            Ok(report) => {
+                self.catches += report.caught;
                 if self.flash_until.is_none() {
                     self.flash_until = Some(Instant::now() + FLASH);
                 }
             }
-            Ok(false) => {}
             Err(e) => tracing::debug!(error = %e, "catch flash: payload ignored"),
         }
     }

@@ -72,8 +72,9 @@ pub struct NodeArgs {
     #[arg(long, env = "RACKPONG_LED_RED_PIN")]
     pub led_red_pin: Option<u8>,
 
-    /// Blip the green LED for every ball caught on this node (reads the
-    /// rack's `balls/caught`); `false` leaves that subscription out.
+    /// Blip the green LED for the balls caught on this node (reads its
+    /// workers' reports on `nodes/<node>/catches`); `false` leaves that
+    /// subscription out.
     #[arg(long, env = "RACKPONG_LED_CATCH_FLASH", default_value_t = true, action = clap::ArgAction::Set)]
     pub led_catch_flash: bool,
 

@@ -4,6 +4,9 @@
 //! ones on a laptop rack, the GPIO ones on a Pi). Published on every
 //! pattern change and, while balls are caught on the node, at most every
 //! 500 ms with the running catch count (each catch blips the green LED).
+//! The catches themselves reach the node agent from its own workers on
+//! `nodes/<node>/catches` ([`CatchReport`]), not from the rack's whole
+//! `balls/caught` stream.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +26,19 @@ pub struct LedReport {
     /// Balls caught on this node since the agent started; each blips the
     /// green LED off for a moment ("catch flash").
     pub catches: u64,
+}
+
+/// A worker's catches since its previous report, on its node's
+/// `nodes/<node>/catches` (volatile, at most every 100 ms and only when
+/// there were catches): the node agent blips the green LED for each report
+/// and adds `caught` to its count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatchReport {
+    #[serde(default = "super::default_version")]
+    pub v: u32,
+    pub worker: String,
+    /// Balls caught since the worker's previous report (at least 1).
+    pub caught: u64,
 }
 
 /// What the two LEDs say, most important first.

@@ -78,6 +78,7 @@ impl RackMessage {
             TopicKind::BallDropped => RackMessage::BallDropped(Box::new(dropped(payload)?)),
             TopicKind::NodeCmd(_)
             | TopicKind::NodeCmdAck(_)
+            | TopicKind::NodeCatches(_)
             | TopicKind::Estop
             | TopicKind::Other(_) => {
                 return Ok(None);
@@ -91,20 +92,9 @@ pub fn caught(payload: &[u8]) -> Result<BallCaught, DecodeError> {
     json("caught ball", payload)
 }
 
-/// Whether the ball of a `balls/caught` payload was caught on `node`, read
-/// without building the ball or copying the name (every node agent's catch
-/// flash reads every catch of the rack).
-pub fn caught_on(payload: &[u8], node: &str) -> Result<bool, DecodeError> {
-    #[derive(serde::Deserialize)]
-    struct On<'a> {
-        #[serde(borrow)]
-        node: std::borrow::Cow<'a, str>,
-    }
-    let on: On<'_> = serde_json::from_slice(payload).map_err(|source| DecodeError::Json {
-        what: "caught ball",
-        source,
-    })?;
-    Ok(on.node == node)
+/// The payload of `nodes/<node>/catches` (the node's LED driver reads it).
+pub fn catches(payload: &[u8]) -> Result<super::CatchReport, DecodeError> {
+    json("catches", payload)
 }
 
 /// The payload of `balls/dropped` (for a subscriber of that topic alone).
@@ -177,10 +167,20 @@ mod tests {
         assert_eq!(report.pattern, super::super::LedPattern::Chaos);
         let e = RackMessage::decode(&t, &t.node_leds("n1"), b"{}").unwrap_err();
         assert!(e.to_string().starts_with("leds: "), "{e}");
-        let caught = br#"{"v":1,"ball":{"id":"b","target":"w2","ttl":3,"born_ms":1,"hops":[]},"worker":"w2","node":"n2","caught_ms":3}"#;
-        assert!(caught_on(caught, "n2").unwrap());
-        assert!(!caught_on(caught, "n1").unwrap());
-        assert!(caught_on(b"[]", "n2").is_err());
+        let c = catches(br#"{"v":1,"worker":"w2","caught":4}"#).unwrap();
+        assert_eq!((c.worker.as_str(), c.caught), ("w2", 4));
+        assert!(
+            catches(b"[]")
+                .unwrap_err()
+                .to_string()
+                .starts_with("catches: ")
+        );
+        // Not a rack message: only the node's own LED driver reads it.
+        assert!(
+            RackMessage::decode(&t, &t.node_catches("n1"), b"{")
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

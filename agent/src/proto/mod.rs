@@ -17,7 +17,7 @@ pub use command::{ChaosAction, CommandAck, NodeCommand, SignedCommand};
 pub use dedup::SeqFilter;
 pub use estop::{Estop, SignedEstop};
 pub use health::{HealthSample, Throttle};
-pub use leds::{LedMode, LedPattern, LedReport};
+pub use leds::{CatchReport, LedMode, LedPattern, LedReport};
 pub use message::{DecodeError, RackMessage};
 pub use topics::Topics;
 

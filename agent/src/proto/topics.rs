@@ -32,6 +32,11 @@ impl Topics {
         format!("{}/nodes/{node}/leds", self.root)
     }
 
+    /// Catches on the node, for its LEDs: `nodes/<node>/catches`.
+    pub fn node_catches(&self, node: &str) -> String {
+        format!("{}/nodes/{node}/catches", self.root)
+    }
+
     pub fn node_cmd(&self, node: &str) -> String {
         format!("{}/nodes/{node}/cmd", self.root)
     }
@@ -76,6 +81,7 @@ impl Topics {
             ["nodes", n, "status"] => TopicKind::NodeStatus(n),
             ["nodes", n, "health"] => TopicKind::NodeHealth(n),
             ["nodes", n, "leds"] => TopicKind::NodeLeds(n),
+            ["nodes", n, "catches"] => TopicKind::NodeCatches(n),
             ["nodes", n, "cmd"] => TopicKind::NodeCmd(n),
             ["nodes", n, "cmd", "ack"] => TopicKind::NodeCmdAck(n),
             ["balls", "caught"] => TopicKind::BallCaught,
@@ -99,6 +105,7 @@ pub enum TopicKind<'a> {
     NodeStatus(&'a str),
     NodeHealth(&'a str),
     NodeLeds(&'a str),
+    NodeCatches(&'a str),
     NodeCmd(&'a str),
     NodeCmdAck(&'a str),
     BallCaught,
@@ -133,6 +140,11 @@ mod tests {
         assert_eq!(
             t.parse(&t.node_leds("pi1")),
             Some(TopicKind::NodeLeds("pi1"))
+        );
+        assert_eq!(t.node_catches("pi1"), "rackpong/lab/nodes/pi1/catches");
+        assert_eq!(
+            t.parse(&t.node_catches("pi1")),
+            Some(TopicKind::NodeCatches("pi1"))
         );
         assert_eq!(t.estop(), "rackpong/lab/estop");
         assert_eq!(t.parse(&t.estop()), Some(TopicKind::Estop));

@@ -2,9 +2,11 @@
 //! (identity, MQTT link, HTTP listener, announce file, peer refresh) and its
 //! graceful shutdown (stop accepting, finish or drop in-flight balls, flush
 //! MQTT, publish `offline`). The game itself is in [`game`], the HTTP surface
-//! in [`http`], the forward client in [`client`], peer discovery in [`peers`].
+//! in [`http`], the forward client in [`client`], peer discovery in [`peers`],
+//! the catch reports for the node's LEDs in [`catches`].
 
 pub mod ball;
+pub mod catches;
 pub mod client;
 pub mod game;
 pub mod http;
@@ -145,6 +147,7 @@ pub fn identity(args: &WorkerArgs) -> Result<Identity, WorkerError> {
 pub struct Worker {
     listener: TcpListener,
     game: Arc<Game>,
+    catches_topic: String,
     refresher: Refresher,
     peer_refresh: Duration,
     max_body_bytes: usize,
@@ -173,6 +176,7 @@ impl Worker {
         }
         tracing::info!(worker = %id.name, node = %id.node, addr = %local, "worker listening");
         let refresher = refresher(&args, &id.name, client);
+        let catches_topic = topics.node_catches(&id.node);
         let game = Arc::new(Game {
             id,
             limits: ball::Limits {
@@ -196,6 +200,7 @@ impl Worker {
         Ok(Worker {
             listener,
             game,
+            catches_topic,
             refresher,
             peer_refresh: args.peer_refresh,
             max_body_bytes: args.max_body_bytes,
@@ -218,6 +223,11 @@ impl Worker {
             self.peer_refresh,
             cancel.clone(),
         ));
+        let catches = tokio::spawn(catches::report(
+            game.clone(),
+            self.catches_topic,
+            cancel.clone(),
+        ));
         let app = http::router(game.clone(), self.max_body_bytes);
         // Without TCP_NODELAY, back-to-back 202s on a kept-alive connection
         // wait for the peer's delayed ACK (tens of ms per hop).
@@ -232,6 +242,7 @@ impl Worker {
         game.tasks.close();
         game.tasks.wait().await;
         let _ = refresh.await;
+        let _ = catches.await;
         tracing::info!(worker = %game.id.name, "in-flight balls settled, flushing MQTT");
         game.link.shutdown(Duration::from_secs(5)).await;
         served.map_err(WorkerError::Serve)
