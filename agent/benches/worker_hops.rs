@@ -15,7 +15,13 @@
 //! `valgrind --tool=callgrind` run one rate twice with different SECONDS:
 //! the difference of the instruction counts over the difference of the
 //! forwarded hops is the instructions per hop, free of the setup.
+//!
+//! `BENCH_THREADS=N` sets the runtime's worker threads (default: one per
+//! core). With `STALL_PROBE=1` every row is followed by what a 1 ms sleeper on an
+//! OS thread and one on the runtime saw (`support/stall.rs`): who stalls.
 
+#[path = "support/stall.rs"]
+mod stall;
 #[path = "../tests/worker_support/mod.rs"]
 #[allow(dead_code, clippy::all)]
 mod worker_support;
@@ -199,6 +205,7 @@ struct Row {
     p999: String,
     outcomes: String,
     load: String,
+    stalls: Option<String>,
 }
 
 /// The workers under test and how to read them.
@@ -228,6 +235,7 @@ impl Game<'_> {
         let fwd_before = forwarded(&self.urls).await;
         let cpu_before = cpu_seconds(&self.pids);
         let started = Instant::now();
+        let probe = stall::start();
         // Outcomes the driver's subscription queue dropped count as seen
         // (they were published; the driver was just slow to read them).
         let driver = link.clone();
@@ -250,6 +258,7 @@ impl Game<'_> {
         throw_all(self.endpoints, rate, balls, run).await;
         let (seen, caught) = outcomes.await.unwrap();
         let elapsed = started.elapsed().as_secs_f64();
+        let stalls = probe.map(|p| p.report());
         let (user, sys) = cpu_seconds(&self.pids);
         let (user, sys) = (user - cpu_before.0, sys - cpu_before.1);
         let cpu = user + sys;
@@ -277,6 +286,7 @@ impl Game<'_> {
                 .take(3)
                 .collect::<Vec<_>>()
                 .join(" "),
+            stalls,
         }
     }
 }
@@ -301,10 +311,15 @@ fn main() {
     let rates = rates();
     let secs = arg(1, 4.0);
     let n = arg(2, 8.0) as usize;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    // BENCH_THREADS: the runtime's worker threads (default: one per core).
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(t) = std::env::var("BENCH_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+    {
+        rt.worker_threads(t);
+    }
+    let rt = rt.enable_all().build().unwrap();
     rt.block_on(async move {
         let broker = broker();
         let dir = tempdir();
@@ -348,6 +363,9 @@ fn main() {
                 "| {} | {:.0} | {cpu} | {:.0} % | {tail} | {} | {} |",
                 r.rate, r.forwarded_per_s, r.cpu_share, r.outcomes, r.load
             );
+            if let Some(s) = r.stalls {
+                println!("{s}");
+            }
         }
     });
 }
