@@ -55,6 +55,7 @@ async fn cancelling_mid_run_rolls_back_and_stops_everything() {
         exe: Some(env!("CARGO_BIN_EXE_rackpong").into()),
         observe: Some(tx),
         isolation: rackpong_controller::cluster::local::Isolation::Loopback,
+        led_catch_flash: true,
     };
     let cancel = CancellationToken::new();
     let run = tokio::spawn(run_local(setup, plan, cancel.clone()));

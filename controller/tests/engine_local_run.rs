@@ -54,6 +54,7 @@ async fn a_short_local_run_has_complete_timelines_and_leaves_nothing_running() {
         exe: Some(env!("CARGO_BIN_EXE_rackpong").into()),
         observe: None,
         isolation: rackpong_controller::cluster::local::Isolation::Loopback,
+        led_catch_flash: true,
     };
     let run = run_local(setup, plan, CancellationToken::new());
     let summary = tokio::time::timeout(Duration::from_secs(120), run)

@@ -41,6 +41,7 @@ async fn a_local_cold_start_is_measured_from_zero_to_service_restored() {
         exe: Some(env!("CARGO_BIN_EXE_rackpong").into()),
         observe: None,
         isolation: rackpong_controller::cluster::local::Isolation::Loopback,
+        led_catch_flash: true,
     };
     let run = run_local(setup, plan, CancellationToken::new());
     let summary = tokio::time::timeout(Duration::from_secs(120), run)

@@ -40,6 +40,11 @@ pub struct DemoArgs {
     pub runs_dir: PathBuf,
     #[command(flatten)]
     pub isolation: IsolationArg,
+    /// The node agents' catch flash: every node agent reads the rack-wide
+    /// `balls/caught` to blip its green LED; `false` leaves those N
+    /// subscriptions out.
+    #[arg(long, env = "RACKPONG_DEMO_LED_CATCH_FLASH", default_value_t = true, action = clap::ArgAction::Set)]
+    pub led_catch_flash: bool,
     #[command(flatten)]
     pub dashboard: DashboardArgs,
 }
@@ -116,6 +121,7 @@ pub async fn run(args: DemoArgs, cancel: CancellationToken) -> Result<(), super:
         exe: None,
         observe: None,
         isolation,
+        led_catch_flash: args.led_catch_flash,
     };
     // The dashboard's stop ends the run; only Ctrl-C ends the lingering page.
     let run = cancel.child_token();
@@ -151,6 +157,7 @@ mod tests {
             plan: None,
             runs_dir: "runs".into(),
             isolation: IsolationArg::default(),
+            led_catch_flash: true,
             dashboard: DashboardArgs::default(),
         }
     }

@@ -87,6 +87,7 @@ pub async fn run_with(
             exe: None,
             observe: None,
             isolation: args.isolation.chosen(),
+            led_catch_flash: true,
         };
         return Ok(RunResult::Ran(
             crate::rig::run_local(setup, plan, cancel).await?,

@@ -49,6 +49,8 @@ pub struct LocalSetup {
     /// How the nodes are separated: `Loopback`, or `Netns` (root); `Auto`
     /// is resolved by the caller ([`Isolation::resolve`]) and runs as loopback here.
     pub isolation: Isolation,
+    /// The node agents' catch flash ([`LocalRackConfig::led_catch_flash`]).
+    pub led_catch_flash: bool,
 }
 
 /// Runs `plan` on a fresh local rack with an embedded broker and the ball
@@ -125,6 +127,7 @@ async fn start_and_run(
     let mut rack_cfg = LocalRackConfig::new(exe, broker.addr(), setup.nodes, setup.workers);
     rack_cfg.log_dir = rack_log_dir(&run_dir);
     rack_cfg.net = net.clone();
+    rack_cfg.led_catch_flash = setup.led_catch_flash;
     let health_interval = rack_cfg.node_interval;
     let topics = Topics::new(&rack_cfg.rack);
     // The controller's own link is in-process: no socket delay in its clock.

@@ -61,6 +61,9 @@ pub struct LocalRackConfig {
     /// own namespace on `net`'s subnet, `broker` on its control address.
     /// `None`: the loopback rack (`base_ip`).
     pub net: Option<Arc<RackNet>>,
+    /// The node agents' catch flash (`--led-catch-flash`): each node agent
+    /// subscribes to the rack-wide `balls/caught`; default on.
+    pub led_catch_flash: bool,
 }
 
 /// How the local rack's nodes are separated.
@@ -121,6 +124,7 @@ impl LocalRackConfig {
             child_log: "info".into(),
             link: None,
             net: None,
+            led_catch_flash: true,
         }
     }
 

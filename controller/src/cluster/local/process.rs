@@ -41,6 +41,9 @@ pub fn node_args(cfg: &LocalRackConfig, index: u8, announce: &Path) -> Vec<Strin
         "--interval".into(),
         humantime::format_duration(cfg.node_interval).to_string(),
     ]);
+    if !cfg.led_catch_flash {
+        args.extend(["--led-catch-flash".into(), "false".into()]);
+    }
     args
 }
 
@@ -225,6 +228,13 @@ mod tests {
             args,
             "--log info agent node --broker mqtt://127.0.0.1:1883 --rack rack --mqtt-keepalive 2s \
              --node-name node2 --http-addr 127.0.1.2:0 --announce-file /tmp/n2.addr --interval 500ms"
+        );
+        let mut dark = cfg();
+        dark.led_catch_flash = false;
+        let args = node_args(&dark, 2, Path::new("/tmp/n2.addr")).join(" ");
+        assert!(
+            args.ends_with("--interval 500ms --led-catch-flash false"),
+            "{args}"
         );
     }
 
