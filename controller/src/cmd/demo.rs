@@ -40,9 +40,9 @@ pub struct DemoArgs {
     pub runs_dir: PathBuf,
     #[command(flatten)]
     pub isolation: IsolationArg,
-    /// The node agents' catch flash: every node agent reads the rack-wide
-    /// `balls/caught` to blip its green LED; `false` leaves those N
-    /// subscriptions out.
+    /// The node agents' catch flash: every node agent reads its workers'
+    /// catch reports (`nodes/<node>/catches`) to blip its green LED; `false`
+    /// leaves those subscriptions out.
     #[arg(long, env = "RACKPONG_DEMO_LED_CATCH_FLASH", default_value_t = true, action = clap::ArgAction::Set)]
     pub led_catch_flash: bool,
     #[command(flatten)]

@@ -62,7 +62,7 @@ pub struct LocalRackConfig {
     /// `None`: the loopback rack (`base_ip`).
     pub net: Option<Arc<RackNet>>,
     /// The node agents' catch flash (`--led-catch-flash`): each node agent
-    /// subscribes to the rack-wide `balls/caught`; default on.
+    /// reads its workers' catch reports on `nodes/<node>/catches`; default on.
     pub led_catch_flash: bool,
 }
 
