@@ -35,17 +35,6 @@ pub const IN_PROCESS_LINKS: usize = 4;
 pub const SEGMENT_BYTES: usize = 1024 * 1024;
 /// Memory segments kept per filter besides the one being filled.
 pub const SEGMENTS: usize = 4;
-/// The node topics' filters (`nodes/+/health`, `nodes/+/status`, commands)
-/// carry a few KB/s: with the default bound their logs took ~20 min to
-/// fill, each kept message holding on to the read buffer it was parsed
-/// from, so the broker's memory kept growing for that long. 16 KiB × 2 is
-/// still ~10 s of health from 4 nodes at 500 ms.
-pub const NODE_SEGMENT_BYTES: usize = 16 * 1024;
-/// Segments kept per node-topic filter besides the one being filled.
-pub const NODE_SEGMENTS: usize = 2;
-/// The filters [`NODE_SEGMENT_BYTES`] applies to (rumqttd matches each
-/// subscription filter against it; `rackpong/<rack>/#` does not match).
-const NODE_FILTERS: &str = "rackpong/+/nodes/#";
 
 /// Why the embedded broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -215,43 +204,11 @@ fn config(listen: SocketAddr, auth: Option<HashMap<String, String>>) -> Config {
             max_outgoing_packet_count: 1_000,
             max_segment_size: SEGMENT_BYTES,
             max_segment_count: SEGMENTS,
-            custom_segment: Some(HashMap::from([(
-                NODE_FILTERS.to_string(),
-                rumqttd::SegmentConfig {
-                    max_segment_size: NODE_SEGMENT_BYTES,
-                    max_segment_count: NODE_SEGMENTS,
-                },
-            )])),
+            custom_segment: None,
             initialized_filters: None,
             shared_subscriptions_strategy: Default::default(),
         },
         v4: Some([("v4".to_string(), server)].into_iter().collect()),
         ..Default::default()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::proto::Topics;
-    use rumqttd::protocol::matches;
-
-    #[test]
-    fn only_the_node_topics_get_the_small_logs() {
-        let t = Topics::new("rack");
-        for quiet in [
-            format!("{}/nodes/+/health", t.root()),
-            format!("{}/nodes/+/status", t.root()),
-            t.node_cmd("node1"),
-        ] {
-            assert!(matches(&quiet, NODE_FILTERS), "{quiet}");
-        }
-        for busy in [t.all(), t.balls_caught(), t.balls_dropped()] {
-            assert!(!matches(&busy, NODE_FILTERS), "{busy}");
-        }
-        let cfg = config("127.0.0.1:1883".parse().unwrap(), None);
-        let custom = cfg.router.custom_segment.unwrap();
-        assert_eq!(custom[NODE_FILTERS].max_segment_size, NODE_SEGMENT_BYTES);
-        assert_eq!(cfg.router.max_segment_size, SEGMENT_BYTES);
     }
 }
